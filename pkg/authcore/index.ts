@@ -1,0 +1,76 @@
+export {
+  REASON_CODES,
+  REASON_CODE_LIST,
+  isReasonCode,
+  statusForReason,
+  type ReasonCode,
+  type ReasonCodeInfo,
+} from './reason-codes.js';
+export {
+  TrustplaneError,
+  PassportError,
+  ProofError,
+  PolicyError,
+  RequestError,
+  BundleError,
+  ReplayError,
+  KeyError,
+  SIGNATURE_FAILURE_MESSAGE,
+} from './errors.js';
+export {
+  SIGNER_CLASSES,
+  KEY_BINDINGS,
+  isKeyBinding,
+  keyBindingRank,
+  meetsKeyBinding,
+  minKeyBinding,
+  maxKeyBinding,
+  type KeyBinding,
+} from './signer-taxonomy.js';
+export {
+  parsePrivateKey,
+  parsePublicKey,
+  importRawPublicKey,
+  generateSigningKey,
+  fingerprintPublicKey,
+  toPublicJwk,
+  jwkThumbprint,
+  verifyEd25519,
+  type SigningKey,
+  type VerifyKey,
+  type Ed25519PublicJwk,
+} from './keys.js';
+export {
+  passportClaimsSchema,
+  passportCnfSchema,
+  passportContextSchema,
+  passportProvenanceSchema,
+  REQUIRED_PASSPORT_CLAIMS,
+  type PassportClaims,
+  type PassportCnf,
+  type PassportContext,
+  type PassportProvenance,
+} from './claims.js';
+export {
+  decodePassportUnverified,
+  MAX_PASSPORT_LENGTH,
+  PASSPORT_ALGORITHMS,
+  type PassportHeader,
+  type UnverifiedPassport,
+} from './passport-format.js';
+export { issuePassport, type IssuePassportClaims, type IssuePassportOptions } from './issue-passport.js';
+export {
+  verifyPassport,
+  DEFAULT_SKEW_SECONDS,
+  DEFAULT_MAX_LIFETIME_SECONDS,
+  type VerifyPassportOptions,
+  type VerifiedPassport,
+} from './verify-passport.js';
+export {
+  createIssuerRegistry,
+  type IssuerRegistry,
+  type TrustedIssuer,
+  type TrustedKey,
+} from './issuer-registry.js';
+export { MemoryReplayStore, type ReplayStore, type MemoryReplayStoreOptions } from './replay-store.js';
+export { keyBindingSchema } from './claims.js';
