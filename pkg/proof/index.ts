@@ -1,0 +1,33 @@
+export {
+  WIRE_HEADERS,
+  IDENTITY_HEADERS,
+  TRANSCRIPT_VERSION,
+  QUERY_NORMALIZATION,
+  TIME_BUCKET_SECONDS,
+  MAX_NONCE_LENGTH,
+  MAX_QUERY_LENGTH,
+} from './wire.js';
+export { normalizeQuery } from './normalize-query.js';
+export {
+  normalizeCoveredHeaders,
+  parseCoveredHeadersHeader,
+  requiredCoveredHeaders,
+  DEFAULT_COVERED_HEADERS,
+  MAX_COVERED_HEADERS,
+} from './covered-headers.js';
+export {
+  buildTranscript,
+  bodySha256,
+  type Transcript,
+  type TranscriptInput,
+  type HeaderSource,
+} from './transcript.js';
+export { signProof, verifyProof } from './request-proof.js';
+export { pathSafetyProblem, assertSafePath, MAX_PATH_LENGTH } from './path-safety.js';
+export {
+  signRequest,
+  parseRequestTarget,
+  type SignRequestOptions,
+  type SignedRequest,
+  type RequestTarget,
+} from './sign-request.js';

@@ -1,0 +1,131 @@
+import { RequestError } from '../authcore/errors.js';
+import { utf8 } from '../internal/bytes.js';
+import { sha256, sha256Hex } from '../internal/sha256.js';
+import { toHex } from '../internal/bytes.js';
+import { normalizeCoveredHeaders } from './covered-headers.js';
+import { normalizeQuery } from './normalize-query.js';
+import { QUERY_NORMALIZATION, TIME_BUCKET_SECONDS, TRANSCRIPT_VERSION } from './wire.js';
+
+/** Anything that can answer a header lookup by lowercase name. */
+export type HeaderSource =
+  | Headers
+  | ReadonlyMap<string, string>
+  | Readonly<Record<string, string | undefined>>
+  | ((name: string) => string | null | undefined);
+
+/** The request facts a transcript-v1 covers. */
+export interface TranscriptInput {
+  readonly method: string;
+  readonly scheme: string;
+  readonly authority: string;
+  /** The raw path as sent (no query). */
+  readonly path: string;
+  /** The raw query as sent, without `?` ('' when none). */
+  readonly query: string;
+  readonly audience: string;
+  readonly routeId: string;
+  /** `Content-Encoding` of the body as sent (default `identity`). */
+  readonly contentEncoding?: string;
+  /** The covered-header allow list (normalized here: lowercase, sorted, unique). */
+  readonly coveredHeaders: readonly string[];
+  /** Header values; a covered header absent from the request is left out of `headers.selected`. */
+  readonly headers: HeaderSource;
+  /** Lowercase hex SHA-256 of the exact body bytes. */
+  readonly bodySha256: string;
+  readonly passportJti: string;
+  readonly nonce: string;
+  /** Passport `iat`, epoch seconds. */
+  readonly issuedAt: number;
+  /** Passport `cnf.key_binding`. */
+  readonly keyBinding: string;
+}
+
+/** A built transcript. */
+export interface Transcript {
+  /** The 20 canonical lines. */
+  readonly lines: readonly string[];
+  /** Lines joined by LF, no trailing newline. */
+  readonly canonical: string;
+  /** Lowercase hex SHA-256 of the canonical bytes. */
+  readonly sha256: string;
+  /** The 32 raw digest bytes (what the proof signs). */
+  readonly digest: Uint8Array;
+  readonly normalizedQuery: string;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function lookup(source: HeaderSource, name: string): string | undefined {
+  if (typeof source === 'function') return source(name) ?? undefined;
+  if (source instanceof Headers) return source.get(name) ?? undefined;
+  if (source instanceof Map) return source.get(name);
+  const rec = source as Readonly<Record<string, string | undefined>>;
+  return Object.hasOwn(rec, name) ? rec[name] : undefined;
+}
+
+function field(name: string, value: string): string {
+  // A CR/LF in any value would forge extra transcript lines; control characters are refused.
+  if (CONTROL.test(value)) throw new RequestError('malformed_request', `invalid characters in ${name}`);
+  return value;
+}
+
+/**
+ * Build the transcript-v1 canonical lines and digest for a request.
+ *
+ * @throws RequestError `malformed_request` for control characters in any field, a malformed
+ *   query, an invalid covered header name or a body digest that is not 64 lowercase hex
+ * @example
+ * const t = await buildTranscript({ method: 'GET', scheme: 'https', authority: 'orders.example', ... })
+ * t.sha256 // '2e8a6583…'
+ */
+export async function buildTranscript(input: TranscriptInput): Promise<Transcript> {
+  if (!HEX64.test(input.bodySha256))
+    throw new RequestError('malformed_request', 'body digest must be hex SHA-256');
+  if (!Number.isSafeInteger(input.issuedAt) || input.issuedAt < 0) {
+    throw new RequestError('malformed_request', 'issued_at must be epoch seconds');
+  }
+  const normalizedQuery = normalizeQuery(input.query);
+  const allowList = normalizeCoveredHeaders(input.coveredHeaders);
+  const present: { name: string; value: string }[] = [];
+  for (const name of allowList) {
+    const value = lookup(input.headers, name);
+    if (value !== undefined) present.push({ name, value: value.trim() });
+  }
+  const [queryHash, ...headerHashes] = await Promise.all([
+    sha256Hex(normalizedQuery),
+    ...present.map((h) => sha256Hex(h.value)),
+  ]);
+  const selected = present.map((h, i) => `${h.name}:${headerHashes[i]!}`).join(',');
+  const lines = [
+    `version=${TRANSCRIPT_VERSION}`,
+    `method=${field('method', input.method)}`,
+    `scheme=${field('scheme', input.scheme)}`,
+    `authority=${field('authority', input.authority)}`,
+    `path=${field('path', input.path)}`,
+    `audience=${field('audience', input.audience)}`,
+    `route_id=${field('route_id', input.routeId)}`,
+    `content_encoding=${field('content_encoding', input.contentEncoding ?? 'identity')}`,
+    `query_normalization.algorithm=${QUERY_NORMALIZATION}`,
+    `query_normalization.normalized=${normalizedQuery}`,
+    `query_normalization.sha256=${queryHash!}`,
+    `query_sha256=${queryHash!}`,
+    `headers.allow_list=${allowList.join(',')}`,
+    `headers.selected=${selected}`,
+    `body_sha256=${input.bodySha256}`,
+    `passport_jti=${field('passport_jti', input.passportJti)}`,
+    `nonce=${field('nonce', input.nonce)}`,
+    `issued_at=${input.issuedAt}`,
+    `time_bucket=${Math.floor(input.issuedAt / TIME_BUCKET_SECONDS)}`,
+    `key_binding=${field('key_binding', input.keyBinding)}`,
+  ];
+  const canonical = lines.join('\n');
+  const digest = await sha256(utf8(canonical));
+  return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery };
+}
+
+/** Lowercase hex SHA-256 of exact body bytes (body-sha256-v1). */
+export async function bodySha256(body: Uint8Array | string): Promise<string> {
+  return sha256Hex(body);
+}
