@@ -1,0 +1,88 @@
+/**
+ * RFC 8785 JSON Canonicalization Scheme (JCS).
+ *
+ * Accepts only I-JSON values built from plain data: `null`, booleans, finite numbers, well-formed
+ * strings, arrays and plain objects (prototype `Object.prototype` or `null`). Anything else throws
+ * `TypeError` instead of being silently coerced, because the output is what gets signed.
+ */
+
+/** Deeper nesting is refused (RangeError) so hostile input cannot exhaust the stack. */
+export const MAX_JCS_DEPTH = 256;
+
+// With the `u` flag a surrogate class only matches surrogates that are not part of a pair.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+function serializeString(text: string, what: string): string {
+  if (LONE_SURROGATE.test(text)) throw new TypeError(`canonicalizeJson: lone surrogate in ${what}`);
+  // RFC 8785 section 3.2.2.2 adopts ECMAScript JSON.stringify string escaping verbatim.
+  return JSON.stringify(text);
+}
+
+function serializeNumber(value: number): string {
+  if (!Number.isFinite(value)) throw new TypeError('canonicalizeJson: NaN and Infinity are not JSON');
+  // RFC 8785 section 3.2.2.3: ECMAScript Number::toString; JSON.stringify(-0) is already "0".
+  return JSON.stringify(value);
+}
+
+function isPlainObject(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function serialize(value: unknown, depth: number, seen: Set<object>): string {
+  switch (typeof value) {
+    case 'string':
+      return serializeString(value, 'string');
+    case 'number':
+      return serializeNumber(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      throw new TypeError(`canonicalizeJson: ${typeof value} is not a JSON value`);
+  }
+  if (value === null) return 'null';
+  if (depth >= MAX_JCS_DEPTH) throw new RangeError('canonicalizeJson: nesting too deep');
+  if (seen.has(value)) throw new TypeError('canonicalizeJson: cyclic structure');
+  seen.add(value);
+  let out: string;
+  if (Array.isArray(value)) {
+    const parts: string[] = [];
+    // Indexed loop, not for-of/map: holes must be seen (as undefined) and refused.
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined) throw new TypeError('canonicalizeJson: undefined array element');
+      parts.push(serialize(item, depth + 1, seen));
+    }
+    out = `[${parts.join(',')}]`;
+  } else {
+    if (!isPlainObject(value)) throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
+    const record = value as Record<string, unknown>;
+    // RFC 8785 section 3.2.3: sort by UTF-16 code units, which is the default Array sort order.
+    const keys = Object.keys(record).sort();
+    const parts: string[] = [];
+    for (const key of keys) {
+      const member = record[key];
+      // Like JSON.stringify, an undefined member is absent, so the signed bytes equal what a
+      // JSON.stringify round trip of the same object would carry.
+      if (member === undefined) continue;
+      parts.push(`${serializeString(key, 'member name')}:${serialize(member, depth + 1, seen)}`);
+    }
+    out = `{${parts.join(',')}}`;
+  }
+  seen.delete(value);
+  return out;
+}
+
+/**
+ * Canonical JSON text (RFC 8785) of a plain JSON value.
+ *
+ * @throws TypeError for NaN/Infinity, lone surrogates in strings or member names, bigint, symbol,
+ *   function, `undefined` (top level or array element), non-plain objects (Date, Map, class
+ *   instances) and cycles; RangeError for nesting deeper than {@link MAX_JCS_DEPTH}.
+ * @example canonicalizeJson({ b: 1, a: [true, null] }) // '{"a":[true,null],"b":1}'
+ */
+export function canonicalizeJson(value: unknown): string {
+  return serialize(value, 0, new Set());
+}
