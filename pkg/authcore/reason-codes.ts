@@ -173,6 +173,11 @@ const table = {
     layer: 'dependency',
     summary: 'A durable audit write required by the route failed; the request is denied.',
   },
+  internal_error: {
+    status: 500,
+    layer: 'dependency',
+    summary: 'An unexpected verifier failure; the request is denied (fail closed).',
+  },
   policy_unavailable: {
     status: 503,
     layer: 'dependency',

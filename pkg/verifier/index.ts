@@ -1,0 +1,31 @@
+export {
+  verifyRequest,
+  type VerifierContext,
+  type VerifierPolicy,
+  type ResolvedRoute,
+  type PolicyApi,
+} from './verify-request.js';
+export {
+  denyBody,
+  denyHeaders,
+  denyResponse,
+  type Decision,
+  type AllowDecision,
+  type DenyDecision,
+  type VerificationStage,
+} from './decision.js';
+export {
+  normalizeWebRequest,
+  getHeader,
+  DEFAULT_MAX_BODY_BYTES,
+  type NormalizedRequest,
+} from './normalized-request.js';
+export {
+  evaluateSourcePolicy,
+  compareDecimal,
+  type SourceRule,
+  type RouteRules,
+  type BundleRules,
+  type ContextPolicy,
+  type ProvenancePolicy,
+} from './evaluate-policy.js';

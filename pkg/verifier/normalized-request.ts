@@ -1,0 +1,94 @@
+import { RequestError } from '../authcore/errors.js';
+import { sha256Hex } from '../internal/sha256.js';
+import { parseRequestTarget } from '../proof/sign-request.js';
+import type { HeaderSource } from '../proof/transcript.js';
+
+/** Default largest request body the verifier reads to bind, bytes (1 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * A request as an enforcement point saw it, with the body already digested. Enforcement points
+ * that see the raw request target (Node middleware, the adapter) build this directly so that path
+ * safety applies to the path exactly as sent.
+ */
+export interface NormalizedRequest {
+  /** Method as sent (case-sensitive). */
+  readonly method: string;
+  /** Scheme the caller used (`https` behind TLS termination: the enforcement point decides). */
+  readonly scheme: string;
+  /** Host[:port] the caller addressed, lowercase. */
+  readonly authority: string;
+  /** The raw path as sent, without query. */
+  readonly path: string;
+  /** The raw query as sent, without `?` ('' when none). */
+  readonly query: string;
+  /** Header lookup by lowercase name. */
+  readonly headers: HeaderSource;
+  /** Lowercase hex SHA-256 of the exact body bytes. */
+  readonly bodySha256: string;
+  /** Body length in bytes. */
+  readonly bodyLength: number;
+}
+
+/** Read a header from any {@link HeaderSource}. */
+export function getHeader(source: HeaderSource, name: string): string | undefined {
+  if (typeof source === 'function') return source(name) ?? undefined;
+  if (source instanceof Headers) return source.get(name) ?? undefined;
+  if (source instanceof Map) return source.get(name);
+  const rec = source as Readonly<Record<string, string | undefined>>;
+  return Object.hasOwn(rec, name) ? rec[name] : undefined;
+}
+
+/**
+ * Normalize a Web `Request`: reads (a clone of) the body up to `maxBodyBytes` and digests it.
+ * The WHATWG URL parser has already resolved dot segments in `request.url`; enforcement points
+ * that can see the raw target should build a {@link NormalizedRequest} themselves.
+ * @throws RequestError `body_too_large`, `malformed_request`
+ */
+export async function normalizeWebRequest(
+  request: Request,
+  options: { readonly maxBodyBytes?: number } = {},
+): Promise<NormalizedRequest> {
+  const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  let target;
+  try {
+    target = parseRequestTarget(request.url);
+  } catch {
+    throw new RequestError('malformed_request', 'request URL is not absolute http(s)');
+  }
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > max)
+    throw new RequestError('body_too_large', 'request body too large');
+  let body = new Uint8Array(0);
+  if (request.body !== null) {
+    const reader = request.clone().body!.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > max) {
+        await reader.cancel();
+        throw new RequestError('body_too_large', 'request body too large');
+      }
+      chunks.push(value);
+    }
+    body = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      body.set(c, off);
+      off += c.length;
+    }
+  }
+  return {
+    method: request.method,
+    scheme: target.scheme,
+    authority: target.authority,
+    path: target.path,
+    query: target.query,
+    headers: request.headers,
+    bodySha256: await sha256Hex(body),
+    bodyLength: body.length,
+  };
+}

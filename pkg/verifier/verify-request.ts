@@ -1,0 +1,296 @@
+import { RequestError, TrustplaneError, ProofError, PolicyError, ReplayError } from '../authcore/errors.js';
+import type { IssuerRegistry } from '../authcore/issuer-registry.js';
+import type { ReplayStore } from '../authcore/replay-store.js';
+import { verifyPassport, type VerifiedPassport } from '../authcore/verify-passport.js';
+import type { KeyBinding } from '../authcore/signer-taxonomy.js';
+import { timingSafeEqualString } from '../internal/bytes.js';
+import { sha256Hex } from '../internal/sha256.js';
+import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
+import { assertSafePath } from '../proof/path-safety.js';
+import { verifyProof } from '../proof/request-proof.js';
+import { buildTranscript } from '../proof/transcript.js';
+import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
+import type { AllowDecision, Decision, DenyDecision, VerificationStage } from './decision.js';
+import { evaluateSourcePolicy, type BundleRules, type RouteRules } from './evaluate-policy.js';
+import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
+
+/** The API a route belongs to. */
+export interface PolicyApi {
+  readonly api_id: string;
+  readonly audience: string;
+  readonly base_url?: string | undefined;
+}
+
+/** A route the policy resolved, with its API. */
+export interface ResolvedRoute {
+  readonly route: RouteRules & { readonly covered_headers?: readonly string[] | undefined };
+  readonly api: PolicyApi;
+}
+
+/** What the verifier needs from a loaded policy bundle (implemented by `LoadedPolicy`). */
+export interface VerifierPolicy {
+  readonly rules: BundleRules;
+  resolveRoute(method: string, path: string): ResolvedRoute | undefined;
+  routeById(routeId: string): ResolvedRoute | undefined;
+  isRevoked(query: { iss: string; sub: string; jti: string; kid: string }): boolean;
+  /** Throws PolicyError `stale_bundle_fail_closed` when the bundle is too old for the route. */
+  checkFreshness(route: ResolvedRoute['route'], now: number): void;
+}
+
+/** Everything a decision is made from. */
+export interface VerifierContext {
+  /** Loaded trust material (issuers and keys). */
+  readonly trust: IssuerRegistry;
+  /** Loaded policy bundle. */
+  readonly policy: VerifierPolicy;
+  /** One-time jti store. */
+  readonly replayStore: ReplayStore;
+  /** Injected clock, epoch seconds (default: system clock). */
+  readonly clock?: () => number;
+  /** Clock skew tolerance, seconds (default 30). */
+  readonly skewSeconds?: number;
+  /** Maximum passport lifetime, seconds (default 600). */
+  readonly maxLifetimeSeconds?: number;
+  /** Fixed route id instead of method + path resolution. */
+  readonly routeId?: string;
+  /**
+   * Public origin the callers address (`https://orders.example`), used for the transcript's scheme
+   * and authority. Default: the matched API's `base_url`, else the request's own.
+   */
+  readonly publicOrigin?: string;
+  /** Largest body read from a Web Request, bytes (default 1 MiB). */
+  readonly maxBodyBytes?: number;
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-_.]+)$/i;
+const PROOF_FORMAT = /^[A-Za-z0-9\-_]{86}$/;
+const NONCE_FORMAT = /^[\x21-\x7e]+$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+class StageError {
+  constructor(
+    readonly stage: VerificationStage,
+    readonly error: TrustplaneError,
+  ) {}
+}
+
+function originOf(url: string): { scheme: string; authority: string } | undefined {
+  const m = /^(https?):\/\/([^/?#]+)/i.exec(url);
+  return m ? { scheme: m[1]!.toLowerCase(), authority: m[2]!.toLowerCase() } : undefined;
+}
+
+async function run<T>(stage: VerificationStage, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof TrustplaneError) throw new StageError(stage, e);
+    throw e;
+  }
+}
+
+/**
+ * Verify one request: the single pipeline every enforcement point calls. Stages, in order (a
+ * security property): parse → path safety → route → passport signature and claims → source,
+ * key-binding, context and provenance policy → freshness → transcript rebuild and proof → atomic
+ * jti consume → allow. Nothing that fails before the proof check consumes the jti.
+ *
+ * Never throws for untrusted input: every failure is a deny decision with a reason code and HTTP
+ * status. Unexpected internal errors deny with `internal_error` (fail closed).
+ *
+ * @param request a Web Request (its body is read from a clone) or a {@link NormalizedRequest}
+ * @param context trust material, policy, replay store and clock
+ * @example
+ * const decision = await verifyRequest(request, { trust, policy, replayStore })
+ * if (!decision.allowed) return denyResponse(decision)
+ */
+export async function verifyRequest(
+  request: Request | NormalizedRequest,
+  context: VerifierContext,
+): Promise<Decision> {
+  const partial: { routeId?: string; issuer?: string; subject?: string; jti?: string } = {};
+  try {
+    return await pipeline(request, context, partial);
+  } catch (e) {
+    const stageError =
+      e instanceof StageError
+        ? e
+        : new StageError('parse', new TrustplaneError('internal_error', 'unexpected verifier failure'));
+    const err = stageError.error;
+    const deny: DenyDecision = {
+      allowed: false,
+      status: err.status,
+      reason: err.reason,
+      stage: stageError.stage,
+      message: err.message,
+      details: err.details,
+      ...partial,
+    };
+    return deny;
+  }
+}
+
+async function pipeline(
+  request: Request | NormalizedRequest,
+  context: VerifierContext,
+  partial: { routeId?: string; issuer?: string; subject?: string; jti?: string },
+): Promise<AllowDecision> {
+  const now = Math.floor(context.clock ? context.clock() : Date.now() / 1000);
+
+  // 1. parse
+  const req = await run('parse', () =>
+    request instanceof Request
+      ? normalizeWebRequest(
+          request,
+          context.maxBodyBytes !== undefined ? { maxBodyBytes: context.maxBodyBytes } : {},
+        )
+      : request,
+  );
+  const { token, proof, nonce } = await run('parse', () => {
+    const auth = getHeader(req.headers, WIRE_HEADERS.authorization);
+    if (auth === undefined || auth.trim() === '')
+      throw new RequestError('missing_passport', 'missing passport');
+    const m = BEARER.exec(auth.trim());
+    if (!m) throw new RequestError('malformed_passport', 'authorization is not a Bearer passport');
+    const proofValue = getHeader(req.headers, WIRE_HEADERS.proof)?.trim();
+    const nonceValue = getHeader(req.headers, WIRE_HEADERS.nonce)?.trim();
+    if (proofValue === undefined || !PROOF_FORMAT.test(proofValue)) {
+      throw new ProofError('missing_proof', 'missing or malformed request proof');
+    }
+    if (nonceValue === undefined || nonceValue.length > MAX_NONCE_LENGTH || !NONCE_FORMAT.test(nonceValue)) {
+      throw new ProofError('missing_proof', 'missing or malformed nonce');
+    }
+    if (!HEX64.test(req.bodySha256)) throw new RequestError('malformed_request', 'invalid body digest');
+    return { token: m[1]!, proof: proofValue, nonce: nonceValue };
+  });
+
+  // 2. path safety: the raw path as sent, before routing.
+  await run('path', () => assertSafePath(req.path));
+
+  // 3. route
+  const resolved = await run('route', () => {
+    const r =
+      context.routeId !== undefined
+        ? context.policy.routeById(context.routeId)
+        : context.policy.resolveRoute(req.method, req.path);
+    if (!r) throw new PolicyError('bundle_route_missing', 'no route for request');
+    return r;
+  });
+  const { route, api } = resolved;
+  partial.routeId = route.route_id;
+
+  // 4. passport signature and claims
+  const passport: VerifiedPassport = await run('passport', () =>
+    verifyPassport(token, {
+      issuers: context.trust,
+      audience: api.audience,
+      now,
+      ...(context.skewSeconds !== undefined ? { skewSeconds: context.skewSeconds } : {}),
+      ...(context.maxLifetimeSeconds !== undefined ? { maxLifetimeSeconds: context.maxLifetimeSeconds } : {}),
+    }),
+  );
+  const { claims } = passport;
+  partial.issuer = claims.iss;
+  partial.subject = claims.sub;
+  partial.jti = claims.jti;
+
+  // 5. policy: revocations, sources, key binding, context, provenance
+  const source = await run('policy', () => {
+    if (
+      context.policy.isRevoked({
+        iss: claims.iss,
+        sub: claims.sub,
+        jti: claims.jti,
+        kid: passport.header.kid,
+      })
+    ) {
+      throw new PolicyError('revoked', 'passport revoked');
+    }
+    return evaluateSourcePolicy(route, context.policy.rules, passport);
+  });
+
+  // 6. freshness of the policy bundle for this route
+  await run('freshness', () => context.policy.checkFreshness(route, now));
+
+  // 7. transcript rebuild and proof
+  const transcriptSha256 = await run('proof', async () => {
+    const required = requiredCoveredHeaders(route.covered_headers, req.bodyLength > 0);
+    const declaredHeader = getHeader(req.headers, WIRE_HEADERS.coveredHeaders);
+    const covered = declaredHeader === undefined ? required : parseCoveredHeadersHeader(declaredHeader);
+    for (const name of required) {
+      if (!covered.includes(name)) {
+        throw new ProofError('insufficient_covered_headers', 'covered headers omit a required header', {
+          header: name,
+        });
+      }
+    }
+    const origin = (context.publicOrigin !== undefined ? originOf(context.publicOrigin) : undefined) ??
+      (api.base_url !== undefined ? originOf(api.base_url) : undefined) ?? {
+        scheme: req.scheme,
+        authority: req.authority,
+      };
+    const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
+    const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
+    if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, req.bodySha256)) {
+      throw new ProofError('request_binding_mismatch', 'body digest mismatch');
+    }
+    const transcript = await buildTranscript({
+      method: req.method,
+      scheme: origin.scheme,
+      authority: origin.authority,
+      path: req.path,
+      query: req.query,
+      audience: api.audience,
+      routeId: route.route_id,
+      contentEncoding,
+      coveredHeaders: covered,
+      headers: req.headers,
+      bodySha256: req.bodySha256,
+      passportJti: claims.jti,
+      nonce,
+      issuedAt: claims.iat,
+      keyBinding: claims.cnf.key_binding,
+    });
+    const claimedTranscript = getHeader(req.headers, WIRE_HEADERS.transcriptSha256)?.trim().toLowerCase();
+    if (claimedTranscript !== undefined && !timingSafeEqualString(claimedTranscript, transcript.sha256)) {
+      throw new ProofError('request_binding_mismatch', 'request differs from the signed transcript');
+    }
+    if (!(await verifyProof(transcript.digest, proof, passport.cnfKey))) {
+      throw new ProofError('invalid_request_proof', 'request proof verification failed');
+    }
+    return transcript.sha256;
+  });
+
+  // 8. atomic one-time jti consume: only now, after every other check passed.
+  await run('replay', async () => {
+    const key = await sha256Hex(`${claims.iss}\n${claims.jti}`);
+    const skew = context.skewSeconds ?? 30;
+    let first: boolean;
+    try {
+      first = await context.replayStore.consume(key, claims.exp + skew, now);
+    } catch (e) {
+      if (e instanceof ReplayError) throw e;
+      throw new ReplayError('replay_store_unavailable', 'replay store unavailable');
+    }
+    if (!first) throw new ReplayError('jti_replay', 'passport jti already used');
+  });
+
+  const keyBinding: KeyBinding = passport.effectiveKeyBinding;
+  return {
+    allowed: true,
+    status: 200,
+    routeId: route.route_id,
+    apiId: api.api_id,
+    audience: api.audience,
+    subject: claims.sub,
+    issuer: claims.iss,
+    trustDomain: claims.trust_domain,
+    jti: claims.jti,
+    keyBinding,
+    sourceType: source.source_type,
+    issuedAt: claims.iat,
+    expiresAt: claims.exp,
+    transcriptSha256,
+    ...(claims.ctx ? { ctx: claims.ctx } : {}),
+    ...(claims.provenance ? { provenance: claims.provenance } : {}),
+  };
+}
