@@ -1,0 +1,48 @@
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import {
+  generateSigningKey,
+  parsePrivateKey,
+  toPublicJwk,
+  type SigningKey,
+} from '../../../pkg/authcore/index.js';
+import { CliError, readValue, writeJson } from '../io.js';
+
+/** Load `--private-key` (value, `@file`, or the TRUSTPLANE_PRIVATE_KEY environment variable). */
+export async function loadPrivateKey(value: string | undefined): Promise<SigningKey> {
+  const text = value ?? process.env.TRUSTPLANE_PRIVATE_KEY;
+  if (text === undefined || text === '') {
+    throw new CliError('--private-key (or TRUSTPLANE_PRIVATE_KEY) is required', 'usage', 2);
+  }
+  return parsePrivateKey(readValue(text));
+}
+
+/** `trustplane gen-key` */
+export function registerGenKey(program: Command): void {
+  program
+    .command('gen-key')
+    .description('Generate an Ed25519 key pair (CLI key text = base64url(seed || public key)).')
+    .option('--out <file>', 'write the private key text to this file (mode 0600) instead of stdout')
+    .option('--kid <kid>', 'key id to put in the printed public JWK')
+    .option('--force', 'overwrite --out if it exists')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  trustplane gen-key --out caller.key --kid caller-2026-01\n  trustplane gen-key > key.json',
+    )
+    .action(async (opts: { out?: string; kid?: string; force?: boolean }) => {
+      const key = await generateSigningKey();
+      const pub = {
+        public_key: key.publicKey.x,
+        fingerprint: key.publicKey.fingerprint,
+        jwk: toPublicJwk(key.publicKey, opts.kid),
+      };
+      if (opts.out !== undefined) {
+        if (existsSync(opts.out) && !opts.force) throw new CliError(`${opts.out} exists (use --force)`, 'io');
+        writeFileSync(opts.out, `${key.exportKeyText()}\n`, { mode: 0o600 });
+        chmodSync(opts.out, 0o600);
+        writeJson({ private_key_file: opts.out, ...pub });
+      } else {
+        writeJson({ private_key: key.exportKeyText(), ...pub });
+      }
+    });
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { registerBundle, loadTrustRegistry } from './commands/bundle.js';
+import { registerGenKey } from './commands/keys.js';
+import { registerIssue, registerVerify } from './commands/passport.js';
+import { registerSign } from './commands/sign.js';
+import { formatError } from './io.js';
+
+/** Build the `trustplane` program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('trustplane')
+    .description(
+      'Proof-bound machine authorization for HTTP APIs: passports, request proofs, signed policy bundles.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  program.configureOutput({ outputError: (str, write) => write(str) });
+  registerGenKey(program);
+  registerIssue(program);
+  registerVerify(program, loadTrustRegistry);
+  registerSign(program);
+  registerBundle(program);
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const { line, code } = formatError(e);
+    process.stderr.write(`${line}\n`);
+    return code;
+  }
+}
+
+process.exitCode = await main(process.argv);
