@@ -46,7 +46,8 @@ export const passportClaimsSchema = z.object({
   nbf: numericDate.optional(),
   jti: bounded(256),
   trust_domain: bounded(255),
-  cnf: z.unknown(),
+  // Optional here so that a missing cnf is reported as `invalid_cnf` (checked after the signature).
+  cnf: z.unknown().optional(),
   ctx: passportContextSchema.optional(),
   provenance: passportProvenanceSchema.optional(),
 });

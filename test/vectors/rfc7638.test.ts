@@ -32,7 +32,7 @@ describe('RFC 7638 JWK thumbprint', () => {
     it('optional members (kid) do not change the thumbprint', async () => {
       const key = await parsePublicKey({ ...v.jwk, kid: 'some-kid', alg: 'EdDSA', use: 'sig' });
       expect(await jwkThumbprint(key)).toBe(v.thumbprint);
-      expect(await jwkThumbprint(await parsePublicKey(toPublicJwk(key, 'other')))).toBe(v.thumbprint);
+      expect(await jwkThumbprint(await parsePublicKey({ ...toPublicJwk(key, 'other') }))).toBe(v.thumbprint);
     });
 
     it('the canonical input is the sorted required members', () => {
@@ -43,7 +43,10 @@ describe('RFC 7638 JWK thumbprint', () => {
 
   // jwkThumbprint covers Ed25519 only; for the RSA and EC vectors, check that our SHA-256 and
   // base64url helpers compose to the published value from the canonical input.
-  it.each(file.vectors.map((v) => [v.name, v] as const))('%s: sha256 + base64url of canonical input', async (_n, v) => {
-    expect(encodeBase64Url(await sha256(v.canonicalInput))).toBe(v.thumbprint);
-  });
+  it.each(file.vectors.map((v) => [v.name, v] as const))(
+    '%s: sha256 + base64url of canonical input',
+    async (_n, v) => {
+      expect(encodeBase64Url(await sha256(v.canonicalInput))).toBe(v.thumbprint);
+    },
+  );
 });

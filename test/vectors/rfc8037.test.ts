@@ -166,9 +166,9 @@ describe('RFC 8410 section 10 PEM import', () => {
     await expect(parsePrivateKey(pem('PUBLIC KEY', file.rfc8410.publicKeySpkiB64))).rejects.toMatchObject({
       reason: 'invalid_key',
     });
-    await expect(
-      parsePublicKey(pem('PRIVATE KEY', file.rfc8410.privateKeyPkcs8B64)),
-    ).rejects.toMatchObject({ reason: 'invalid_key' });
+    await expect(parsePublicKey(pem('PRIVATE KEY', file.rfc8410.privateKeyPkcs8B64))).rejects.toMatchObject({
+      reason: 'invalid_key',
+    });
     // Right label, wrong DER structure.
     await expect(parsePrivateKey(pem('PRIVATE KEY', file.rfc8410.publicKeySpkiB64))).rejects.toMatchObject({
       reason: 'invalid_key',
