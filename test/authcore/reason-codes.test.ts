@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BundleError,
+  KeyError,
+  PassportError,
+  PolicyError,
+  ProofError,
+  REASON_CODES,
+  REASON_CODE_LIST,
+  ReplayError,
+  RequestError,
+  TrustplaneError,
+  isReasonCode,
+  statusForReason,
+} from '../../pkg/authcore/index.js';
+
+const STATUSES = new Set([400, 401, 403, 413, 500, 503]);
+
+describe('reason codes', () => {
+  it('the list is non-empty, unique, snake_case and frozen', () => {
+    expect(REASON_CODE_LIST.length).toBeGreaterThan(20);
+    expect(new Set(REASON_CODE_LIST).size).toBe(REASON_CODE_LIST.length);
+    for (const code of REASON_CODE_LIST) expect(code).toMatch(/^[a-z][a-z0-9]*(_[a-z0-9]+)*$/);
+    expect(Object.isFrozen(REASON_CODE_LIST)).toBe(true);
+  });
+
+  it.each(REASON_CODE_LIST.map((c) => [c]))('%s has a status among 400/401/403/413/500/503', (code) => {
+    const info = REASON_CODES[code];
+    expect(STATUSES.has(info.status)).toBe(true);
+    expect(statusForReason(code)).toBe(info.status);
+    expect(info.summary.length).toBeGreaterThan(0);
+    expect(isReasonCode(code)).toBe(true);
+  });
+
+  it('the registry and the list hold the same codes', () => {
+    expect(Object.keys(REASON_CODES)).toEqual([...REASON_CODE_LIST]);
+  });
+
+  it('the registry has a null prototype and is frozen', () => {
+    expect(Object.getPrototypeOf(REASON_CODES)).toBeNull();
+    expect('toString' in REASON_CODES).toBe(false);
+    expect('constructor' in REASON_CODES).toBe(false);
+    expect(Object.isFrozen(REASON_CODES)).toBe(true);
+  });
+
+  it.each([
+    'constructor',
+    'toString',
+    '__proto__',
+    'hasOwnProperty',
+    'valueOf',
+    '',
+    'JTI_REPLAY',
+    'jti_replay ',
+  ])('isReasonCode(%j) is false', (value) => {
+    expect(isReasonCode(value)).toBe(false);
+  });
+
+  it.each([[undefined], [null], [42], [{}], [['jti_replay']]])('isReasonCode(%j) is false', (value) => {
+    expect(isReasonCode(value)).toBe(false);
+  });
+
+  it('the statuses the architecture fixes', () => {
+    expect(statusForReason('malformed_passport')).toBe(401);
+    expect(statusForReason('invalid_request_proof')).toBe(401);
+    expect(statusForReason('jti_replay')).toBe(401);
+    expect(statusForReason('audience_mismatch')).toBe(403);
+    expect(statusForReason('insufficient_key_binding')).toBe(403);
+    expect(statusForReason('stale_bundle_fail_closed')).toBe(403);
+    expect(statusForReason('body_too_large')).toBe(413);
+    expect(statusForReason('replay_store_unavailable')).toBe(503);
+    expect(statusForReason('audit_unavailable')).toBe(503);
+  });
+});
+
+describe('errors', () => {
+  it.each([
+    [PassportError, 'malformed_passport'],
+    [ProofError, 'invalid_request_proof'],
+    [PolicyError, 'audience_mismatch'],
+    [RequestError, 'body_too_large'],
+    [BundleError, 'invalid_bundle'],
+    [ReplayError, 'replay_store_unavailable'],
+    [KeyError, 'invalid_key'],
+  ] as const)('%o carries reason, status, name and details', (Ctor, reason) => {
+    const err = new Ctor(reason, 'fixed message', { field: 'x' });
+    expect(err).toBeInstanceOf(TrustplaneError);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.reason).toBe(reason);
+    expect(err.status).toBe(statusForReason(reason));
+    expect(err.name).toBe(Ctor.name);
+    expect(err.message).toBe('fixed message');
+    expect(err.details).toEqual({ field: 'x' });
+  });
+});

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryReplayStore, ReplayError, type ReplayStore } from '../../pkg/authcore/index.js';
+
+const NOW = 1_767_225_600;
+
+describe('MemoryReplayStore', () => {
+  it('first consume is true, second is false', async () => {
+    const store: ReplayStore = new MemoryReplayStore();
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW)).toBe(true);
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW)).toBe(false);
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW + 59)).toBe(false);
+  });
+
+  it('keys are independent', async () => {
+    const store = new MemoryReplayStore();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+    expect(await store.consume('b', NOW + 60, NOW)).toBe(true);
+    expect(await store.consume('A', NOW + 60, NOW)).toBe(true);
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+  });
+
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])(
+    'prototype-ish key %j behaves like any other',
+    async (key) => {
+      const store = new MemoryReplayStore();
+      expect(await store.consume(key, NOW + 60, NOW)).toBe(true);
+      expect(await store.consume(key, NOW + 60, NOW)).toBe(false);
+    },
+  );
+
+  it('after expiry the key is accepted again', async () => {
+    const store = new MemoryReplayStore();
+    expect(await store.consume('k', NOW + 10, NOW)).toBe(true);
+    expect(await store.consume('k', NOW + 10, NOW + 9)).toBe(false);
+    expect(await store.consume('k', NOW + 20, NOW + 10)).toBe(true);
+    expect(await store.consume('k', NOW + 20, NOW + 15)).toBe(false);
+  });
+
+  it('attack: replay race: 200 concurrent consumes of one key, exactly one wins', async () => {
+    const store = new MemoryReplayStore();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => store.consume('iss|race', NOW + 60, NOW)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(results.filter((r) => !r)).toHaveLength(199);
+  });
+
+  it('concurrent consumes of distinct keys all win', async () => {
+    const store = new MemoryReplayStore();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.consume(`k${i}`, NOW + 60, NOW)),
+    );
+    expect(results.every(Boolean)).toBe(true);
+    expect(store.size).toBe(200);
+  });
+
+  describe('bounded', () => {
+    it('full of live entries: a third distinct key fails closed with replay_store_unavailable', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 2 });
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+      expect(await store.consume('b', NOW + 60, NOW)).toBe(true);
+      const p = store.consume('c', NOW + 60, NOW + 1);
+      await expect(p).rejects.toMatchObject({ reason: 'replay_store_unavailable', status: 503 });
+      await expect(p).rejects.toBeInstanceOf(ReplayError);
+      // A live entry was not evicted to make room: replays of a and b are still refused.
+      expect(await store.consume('a', NOW + 60, NOW + 1)).toBe(false);
+      expect(await store.consume('b', NOW + 60, NOW + 1)).toBe(false);
+      expect(store.size).toBe(2);
+    });
+
+    it('the refused key was not recorded (it succeeds once there is room)', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 2 });
+      await store.consume('a', NOW + 10, NOW);
+      await store.consume('b', NOW + 60, NOW);
+      await expect(store.consume('c', NOW + 60, NOW + 1)).rejects.toMatchObject({
+        reason: 'replay_store_unavailable',
+      });
+      expect(await store.consume('c', NOW + 60, NOW + 10)).toBe(true);
+      expect(await store.consume('c', NOW + 60, NOW + 11)).toBe(false);
+    });
+
+    it('expired entries are swept to make room', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 2 });
+      expect(await store.consume('a', NOW + 5, NOW)).toBe(true);
+      expect(await store.consume('b', NOW + 6, NOW)).toBe(true);
+      expect(await store.consume('c', NOW + 60, NOW + 6)).toBe(true);
+      expect(await store.consume('d', NOW + 60, NOW + 6)).toBe(true);
+      expect(store.size).toBe(2);
+      await expect(store.consume('e', NOW + 60, NOW + 7)).rejects.toMatchObject({
+        reason: 'replay_store_unavailable',
+        status: 503,
+      });
+    });
+
+    it('a replay of a live key answers false even when full (not unavailable)', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 1 });
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+    });
+
+    it('a replay race against a full store: nobody gets true', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 1 });
+      await store.consume('live', NOW + 60, NOW);
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, () => store.consume('new', NOW + 60, NOW)),
+      );
+      expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    });
+  });
+
+  it('sweep and entries drop expired entries', async () => {
+    const store = new MemoryReplayStore();
+    await store.consume('a', NOW + 5, NOW);
+    await store.consume('b', NOW + 50, NOW);
+    expect([...store.entries(NOW + 5)]).toEqual([['b', NOW + 50]]);
+    store.sweep(NOW + 50);
+    expect(store.size).toBe(0);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+    'maxEntries %s is caller misuse (RangeError)',
+    (maxEntries) => {
+      expect(() => new MemoryReplayStore({ maxEntries })).toThrow(RangeError);
+    },
+  );
+
+  it('ping resolves', async () => {
+    await expect(new MemoryReplayStore().ping()).resolves.toBeUndefined();
+  });
+});
