@@ -1,0 +1,124 @@
+import type { z } from 'zod';
+import { BundleError } from '../authcore/errors.js';
+import { fromUtf8Strict } from '../internal/bytes.js';
+import { type PolicyBundle, policyBundleSchema, type TrustMaterial, trustMaterialSchema } from './schemas.js';
+
+/** Largest document text accepted by the `parse*Text` functions: 8 MiB of UTF-8. */
+export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+
+const MAX_MESSAGE = 240;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += `${out === '' ? '' : '.'}${truncate(String(key), 64)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/**
+ * Validate `value` with `schema`; on failure throw `invalid_bundle` naming the first issue's path
+ * (never the offending value or the payload). Internal to pkg/bundle.
+ */
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = formatPath(issue?.path ?? []);
+  // The message names the path and zod's reason, never the offending value or the payload.
+  throw new BundleError(
+    'invalid_bundle',
+    truncate(`invalid ${label} at ${path}: ${issue?.message ?? 'invalid'}`, MAX_MESSAGE),
+    { path: truncate(path, MAX_MESSAGE) },
+  );
+}
+
+function parseJsonText(text: string | Uint8Array, label: string): unknown {
+  let source: string;
+  if (typeof text === 'string') {
+    // UTF-8 never takes fewer bytes than UTF-16 code units, so this pre-check is exact-safe.
+    if (text.length > MAX_DOCUMENT_BYTES || utf8Length(text) > MAX_DOCUMENT_BYTES) throw tooLarge(label);
+    source = text;
+  } else {
+    if (text.length > MAX_DOCUMENT_BYTES) throw tooLarge(label);
+    try {
+      source = fromUtf8Strict(text);
+    } catch {
+      throw new BundleError('invalid_bundle', `${label} is not valid UTF-8`);
+    }
+  }
+  try {
+    return JSON.parse(source) as unknown;
+  } catch {
+    // The parser's message quotes the input; ours does not.
+    throw new BundleError('invalid_bundle', `${label} is not valid JSON`);
+  }
+}
+
+function tooLarge(label: string): BundleError {
+  return new BundleError('invalid_bundle', `${label} exceeds ${MAX_DOCUMENT_BYTES} bytes`);
+}
+
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Parse and schema-check policy-bundle JSON text (no signature check; see {@link loadPolicyBundle}).
+ *
+ * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
+ * @returns the validated document
+ * @throws BundleError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
+ * @example const doc = parsePolicyBundleText(await fs.readFile('bundle.json'))
+ */
+export function parsePolicyBundleText(text: string | Uint8Array): PolicyBundle {
+  return parseWith(policyBundleSchema, parseJsonText(text, 'policy bundle'), 'policy bundle');
+}
+
+/**
+ * Parse and schema-check trust-material JSON text (no signature check; see {@link loadTrustMaterial}).
+ *
+ * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
+ * @returns the validated document
+ * @throws BundleError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
+ * @example const doc = parseTrustMaterialText(await fs.readFile('trust.json', 'utf8'))
+ */
+export function parseTrustMaterialText(text: string | Uint8Array): TrustMaterial {
+  return parseWith(trustMaterialSchema, parseJsonText(text, 'trust material'), 'trust material');
+}
+
+/**
+ * Schema-check a policy bundle value without verifying its signature (used by editing tools).
+ * @throws BundleError `invalid_bundle`
+ * @example const doc = parsePolicyBundle(JSON.parse(text))
+ */
+export function parsePolicyBundle(value: unknown): PolicyBundle {
+  return parseWith(policyBundleSchema, value, 'policy bundle');
+}
+
+/**
+ * Schema-check a trust-material value without verifying its signature (used by editing tools).
+ * @throws BundleError `invalid_bundle`
+ * @example const doc = parseTrustMaterial(JSON.parse(text))
+ */
+export function parseTrustMaterial(value: unknown): TrustMaterial {
+  return parseWith(trustMaterialSchema, value, 'trust material');
+}
