@@ -48,12 +48,12 @@ export interface SigningKey {
 }
 
 /** Public JWK of a verify key, with optional kid. */
-export interface Ed25519PublicJwk {
+export type Ed25519PublicJwk = {
   kty: 'OKP';
   crv: 'Ed25519';
   x: string;
   kid?: string;
-}
+};
 
 function invalidKey(what: string): KeyError {
   return new KeyError('invalid_key', `invalid Ed25519 ${what}`);

@@ -1,10 +1,4 @@
-export {
-  verifyRequest,
-  type VerifierContext,
-  type VerifierPolicy,
-  type ResolvedRoute,
-  type PolicyApi,
-} from './verify-request.js';
+export { verifyRequest, type VerifierContext } from './verify-request.js';
 export {
   denyBody,
   denyHeaders,

@@ -69,7 +69,9 @@ export async function normalizeWebRequest(
       if (done) break;
       total += value.length;
       if (total > max) {
-        await reader.cancel();
+        // Cancelling a tee'd branch settles only when the other branch is cancelled too, so the
+        // cancel is not awaited; the enforcement point owns the original stream.
+        reader.cancel().catch(() => undefined);
         throw new RequestError('body_too_large', 'request body too large');
       }
       chunks.push(value);

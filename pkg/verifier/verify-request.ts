@@ -11,38 +11,17 @@ import { verifyProof } from '../proof/request-proof.js';
 import { buildTranscript } from '../proof/transcript.js';
 import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
 import type { AllowDecision, Decision, DenyDecision, VerificationStage } from './decision.js';
-import { evaluateSourcePolicy, type BundleRules, type RouteRules } from './evaluate-policy.js';
+import { evaluateSourcePolicy } from './evaluate-policy.js';
+import { checkFreshness } from '../bundle/freshness.js';
+import type { LoadedPolicy } from '../bundle/load.js';
 import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
-
-/** The API a route belongs to. */
-export interface PolicyApi {
-  readonly api_id: string;
-  readonly audience: string;
-  readonly base_url?: string | undefined;
-}
-
-/** A route the policy resolved, with its API. */
-export interface ResolvedRoute {
-  readonly route: RouteRules & { readonly covered_headers?: readonly string[] | undefined };
-  readonly api: PolicyApi;
-}
-
-/** What the verifier needs from a loaded policy bundle (implemented by `LoadedPolicy`). */
-export interface VerifierPolicy {
-  readonly rules: BundleRules;
-  resolveRoute(method: string, path: string): ResolvedRoute | undefined;
-  routeById(routeId: string): ResolvedRoute | undefined;
-  isRevoked(query: { iss: string; sub: string; jti: string; kid: string }): boolean;
-  /** Throws PolicyError `stale_bundle_fail_closed` when the bundle is too old for the route. */
-  checkFreshness(route: ResolvedRoute['route'], now: number): void;
-}
 
 /** Everything a decision is made from. */
 export interface VerifierContext {
   /** Loaded trust material (issuers and keys). */
   readonly trust: IssuerRegistry;
   /** Loaded policy bundle. */
-  readonly policy: VerifierPolicy;
+  readonly policy: LoadedPolicy;
   /** One-time jti store. */
   readonly replayStore: ReplayStore;
   /** Injected clock, epoch seconds (default: system clock). */
@@ -170,8 +149,8 @@ async function pipeline(
   const resolved = await run('route', () => {
     const r =
       context.routeId !== undefined
-        ? context.policy.routeById(context.routeId)
-        : context.policy.resolveRoute(req.method, req.path);
+        ? context.policy.routeTable.resolveById(context.routeId)
+        : context.policy.routeTable.resolve(req.method, req.path);
     if (!r) throw new PolicyError('bundle_route_missing', 'no route for request');
     return r;
   });
@@ -205,11 +184,11 @@ async function pipeline(
     ) {
       throw new PolicyError('revoked', 'passport revoked');
     }
-    return evaluateSourcePolicy(route, context.policy.rules, passport);
+    return evaluateSourcePolicy(route, context.policy.document, passport);
   });
 
   // 6. freshness of the policy bundle for this route
-  await run('freshness', () => context.policy.checkFreshness(route, now));
+  await run('freshness', () => checkFreshness(context.policy, route, now));
 
   // 7. transcript rebuild and proof
   const transcriptSha256 = await run('proof', async () => {
