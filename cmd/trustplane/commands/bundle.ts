@@ -1,13 +1,296 @@
 import type { Command } from 'commander';
-import type { IssuerRegistry } from '../../../pkg/authcore/index.js';
-import { CliError } from '../io.js';
+import { parsePublicKey, type IssuerRegistry } from '../../../pkg/authcore/index.js';
+import {
+  buildPolicyBundle,
+  buildTrustMaterial,
+  loadPolicyBundle,
+  loadTrustMaterial,
+  mergeSource,
+  parsePolicyBundle,
+  parseTrustMaterial,
+  removeSource,
+  signDocument,
+  type DocumentSigner,
+  type PolicyBundle,
+  type PolicySource,
+  type TrustMaterial,
+  type TrustMaterialIssuer,
+} from '../../../pkg/bundle/index.js';
+import { CliError, nowSeconds, parseIntOption, readJsonFile, readValue, writeJson } from '../io.js';
+import { loadPrivateKey } from './keys.js';
 
-/** Load trust material for `verify` (filled in with pkg/bundle). */
-export async function loadTrustRegistry(): Promise<IssuerRegistry> {
-  throw new CliError('not yet available', 'usage');
+type AnyDocument = PolicyBundle | TrustMaterial;
+
+function kindOf(doc: unknown): 'policy' | 'trust-material' {
+  const kind = typeof doc === 'object' && doc !== null ? (doc as { kind?: unknown }).kind : undefined;
+  if (kind === 'policy_runtime_bundle') return 'policy';
+  if (kind === 'trust_material') return 'trust-material';
+  throw new CliError('document kind must be policy_runtime_bundle or trust_material', 'invalid_bundle');
+}
+
+function parseDocument(doc: unknown): AnyDocument {
+  return kindOf(doc) === 'policy' ? parsePolicyBundle(doc) : parseTrustMaterial(doc);
+}
+
+function signedByKid(doc: unknown): string | undefined {
+  const signedBy = (doc as { signed_by?: { kid?: unknown } }).signed_by;
+  return typeof signedBy?.kid === 'string' ? signedBy.kid : undefined;
+}
+
+/** Build document signers from `--public-key` values; kid defaults to the document's `signed_by.kid`. */
+async function signersFrom(
+  keys: string[] | undefined,
+  kid: string | undefined,
+  doc: unknown,
+): Promise<DocumentSigner[]> {
+  const signerKid = kid ?? signedByKid(doc) ?? 'unsigned';
+  const out: DocumentSigner[] = [];
+  for (const [i, value] of (keys ?? []).entries()) {
+    out.push({ kid: i === 0 ? signerKid : `${signerKid}#${i}`, key: await parsePublicKey(readValue(value)) });
+  }
+  return out;
+}
+
+function warnUnsigned(what: string): void {
+  process.stderr.write(
+    `trustplane: WARNING: ${what} is UNSIGNED and was accepted only because of --dev-allow-unsigned\n`,
+  );
+}
+
+/** Load and verify trust material for `trustplane verify --trust-material`. */
+export async function loadTrustRegistry(
+  path: string,
+  opts: { trustMaterialPublicKey?: string[]; devAllowUnsigned?: boolean },
+): Promise<IssuerRegistry> {
+  const doc = readJsonFile(path);
+  const signers = await signersFrom(opts.trustMaterialPublicKey, undefined, doc);
+  if (signers.length === 0 && !opts.devAllowUnsigned) {
+    throw new CliError('--trust-material-public-key is required (or --dev-allow-unsigned)', 'usage', 2);
+  }
+  const loaded = await loadTrustMaterial(doc, {
+    signers,
+    allowUnsigned: opts.devAllowUnsigned === true,
+    now: nowSeconds(),
+  });
+  if (!loaded.signed) warnUnsigned(path);
+  return loaded;
+}
+
+function collectKeys(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }
 
 /** `trustplane bundle …` */
 export function registerBundle(program: Command): void {
-  program.command('bundle').description('Build, sign, verify and edit trust material and policy bundles.');
+  const bundle = program
+    .command('bundle')
+    .description('Build, sign, verify and edit trust material and policy bundles.')
+    .addHelpText(
+      'after',
+      '\nExample:\n  trustplane bundle build --config policy.config.json --out policy.json',
+    );
+
+  bundle
+    .command('build')
+    .description('Build an unsigned policy bundle or trust material from a config file.')
+    .requiredOption(
+      '--config <file>',
+      'config JSON (policy: trust_domain, apis, route_groups, defaults...; trust material: issuers...)',
+    )
+    .option('--kind <kind>', 'policy | trust-material', 'policy')
+    .option('--out <file>', 'output file (default stdout)')
+    .option('--now <epoch>', 'issued_at, epoch seconds (default now)', parseIntOption('--now'))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  trustplane bundle build --config policy.config.json --out policy.json\n  trustplane bundle build --kind trust-material --config trust.config.json --out trust.json',
+    )
+    .action((opts: { config: string; kind: string; out?: string; now?: number }) => {
+      const config = readJsonFile(opts.config) as never;
+      const now = opts.now ?? nowSeconds();
+      if (opts.kind === 'policy') writeJson(buildPolicyBundle(config, now), opts.out);
+      else if (opts.kind === 'trust-material') writeJson(buildTrustMaterial(config, now), opts.out);
+      else throw new CliError('--kind must be policy or trust-material', 'usage', 2);
+    });
+
+  bundle
+    .command('sign')
+    .description('Sign a policy bundle or trust material (Ed25519 over RFC 8785 canonical JSON).')
+    .requiredOption('--bundle <file>', 'document to sign')
+    .option('--private-key <key>', 'signer private key, or @file (env TRUSTPLANE_PRIVATE_KEY)')
+    .requiredOption('--issuer <iss>', 'signer identity (signed_by.issuer)')
+    .requiredOption('--kid <kid>', 'signer key id (signed_by.kid)')
+    .option('--out <file>', 'output file (default stdout; may equal --bundle)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  trustplane bundle sign --bundle policy.json --private-key @bundle-signer.key \\\n    --issuer https://bundles.example --kid bundle-2026-01 --out policy.signed.json',
+    )
+    .action(
+      async (opts: { bundle: string; privateKey?: string; issuer: string; kid: string; out?: string }) => {
+        const doc = parseDocument(readJsonFile(opts.bundle));
+        const key = await loadPrivateKey(opts.privateKey);
+        writeJson(await signDocument(doc, key, { issuer: opts.issuer, kid: opts.kid }), opts.out);
+      },
+    );
+
+  bundle
+    .command('verify')
+    .description('Verify a document: schema, signature, references; prints a summary.')
+    .requiredOption('--bundle <file>', 'policy bundle or trust material')
+    .option('--public-key <key>', 'signer public key (repeatable), or @file', collectKeys)
+    .option('--kid <kid>', 'expected signer kid (default: the document signed_by.kid)')
+    .option('--dev-allow-unsigned', 'accept an unsigned document (development only; loudly logged)')
+    .option('--now <epoch>', 'time for expiry checks, epoch seconds (default now)', parseIntOption('--now'))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  trustplane bundle verify --bundle policy.signed.json --public-key @bundle-signer.pub\n  trustplane bundle verify --bundle bundles/example.policy-bundle.json --dev-allow-unsigned',
+    )
+    .action(
+      async (opts: {
+        bundle: string;
+        publicKey?: string[];
+        kid?: string;
+        devAllowUnsigned?: boolean;
+        now?: number;
+      }) => {
+        const raw = readJsonFile(opts.bundle);
+        const signers = await signersFrom(opts.publicKey, opts.kid, raw);
+        if (signers.length === 0 && !opts.devAllowUnsigned) {
+          throw new CliError('--public-key is required (or --dev-allow-unsigned)', 'usage', 2);
+        }
+        const load = {
+          signers,
+          allowUnsigned: opts.devAllowUnsigned === true,
+          now: opts.now ?? nowSeconds(),
+        };
+        if (kindOf(raw) === 'policy') {
+          const p = await loadPolicyBundle(raw, load);
+          if (!p.signed) warnUnsigned(opts.bundle);
+          writeJson({
+            valid: true,
+            kind: 'policy_runtime_bundle',
+            signed: p.signed,
+            ...(p.signerKid !== undefined ? { signer_kid: p.signerKid } : {}),
+            trust_domain: p.trustDomain,
+            apis: p.apisById.size,
+            routes: p.routesById.size,
+            ...(p.issuedAt !== undefined ? { issued_at: p.issuedAt } : {}),
+          });
+        } else {
+          const t = await loadTrustMaterial(raw, load);
+          if (!t.signed) warnUnsigned(opts.bundle);
+          writeJson({
+            valid: true,
+            kind: 'trust_material',
+            signed: t.signed,
+            ...(t.signerKid !== undefined ? { signer_kid: t.signerKid } : {}),
+            issuers: [...t.issuers.keys()],
+            ...(t.issuedAt !== undefined ? { issued_at: t.issuedAt } : {}),
+          });
+        }
+      },
+    );
+
+  bundle
+    .command('merge-source')
+    .description(
+      'Add a source without touching the rest: an issuer (trust material) or an allowed source of a route (policy). The result is unsigned: sign it again.',
+    )
+    .requiredOption('--bundle <file>', 'document to edit')
+    .requiredOption('--source <json>', 'the issuer or source object as JSON, or @file')
+    .option('--route-id <id>', 'route to add the source to (policy bundles)')
+    .option('--replace-existing', 'replace an existing kid or source selector instead of refusing')
+    .option('--out <file>', 'output file (default stdout; may equal --bundle)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  trustplane bundle merge-source --bundle trust.json --source @new-issuer.json --out trust.json\n  trustplane bundle merge-source --bundle policy.json --route-id orders.search --source @source.json --out policy.json',
+    )
+    .action(
+      (opts: {
+        bundle: string;
+        source: string;
+        routeId?: string;
+        replaceExisting?: boolean;
+        out?: string;
+      }) => {
+        const doc = parseDocument(readJsonFile(opts.bundle));
+        let source: unknown;
+        try {
+          source = JSON.parse(readValue(opts.source));
+        } catch {
+          throw new CliError('--source is not valid JSON', 'invalid_json');
+        }
+        const options = { replace: opts.replaceExisting === true };
+        if (doc.kind === 'trust_material') {
+          writeJson(mergeSource(doc, source as TrustMaterialIssuer, options), opts.out);
+        } else {
+          if (opts.routeId === undefined)
+            throw new CliError('--route-id is required for a policy bundle', 'usage', 2);
+          writeJson(
+            mergeSource(doc, { routeId: opts.routeId, source: source as PolicySource }, options),
+            opts.out,
+          );
+        }
+      },
+    );
+
+  bundle
+    .command('remove-source')
+    .description(
+      'Remove an issuer or one of its kids (trust material), or a source of a route (policy). Needs --confirm-remove.',
+    )
+    .requiredOption('--bundle <file>', 'document to edit')
+    .option('--issuer <iss>', 'issuer to remove (trust material)')
+    .option('--kid <kid>', 'remove only this key of --issuer')
+    .option('--route-id <id>', 'route whose source to remove (policy bundles)')
+    .option(
+      '--source <json>',
+      'selector of the source to remove: source_type, issuer, trust_domain, subject_exact|subject_prefix',
+    )
+    .option('--confirm-remove', 'really remove (without it nothing is written)')
+    .option('--out <file>', 'output file (default stdout; may equal --bundle)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  trustplane bundle remove-source --bundle trust.json --issuer https://old.example --confirm-remove --out trust.json\n  trustplane bundle remove-source --bundle policy.json --route-id orders.search --source @selector.json --confirm-remove',
+    )
+    .action(
+      (opts: {
+        bundle: string;
+        issuer?: string;
+        kid?: string;
+        routeId?: string;
+        source?: string;
+        confirmRemove?: boolean;
+        out?: string;
+      }) => {
+        const doc = parseDocument(readJsonFile(opts.bundle));
+        let result: AnyDocument;
+        if (doc.kind === 'trust_material') {
+          if (opts.issuer === undefined)
+            throw new CliError('--issuer is required for trust material', 'usage', 2);
+          result = removeSource(doc, {
+            issuer: opts.issuer,
+            ...(opts.kid !== undefined ? { kid: opts.kid } : {}),
+          });
+        } else {
+          if (opts.routeId === undefined || opts.source === undefined) {
+            throw new CliError('--route-id and --source are required for a policy bundle', 'usage', 2);
+          }
+          let selector: unknown;
+          try {
+            selector = JSON.parse(readValue(opts.source));
+          } catch {
+            throw new CliError('--source is not valid JSON', 'invalid_json');
+          }
+          result = removeSource(doc, { routeId: opts.routeId, source: selector as PolicySource });
+        }
+        if (!opts.confirmRemove) {
+          throw new CliError(
+            'removal checked but not written: add --confirm-remove to apply it',
+            'confirmation_required',
+            2,
+          );
+        }
+        writeJson(result, opts.out);
+      },
+    );
 }

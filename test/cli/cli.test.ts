@@ -1,0 +1,455 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MemoryReplayStore } from '../../pkg/authcore/index.js';
+import {
+  loadPolicyBundle,
+  loadTrustMaterial,
+  type LoadedPolicy,
+  type LoadedTrustMaterial,
+} from '../../pkg/bundle/index.js';
+import { verifyRequest, type Decision } from '../../pkg/verifier/index.js';
+
+const BIN = path.resolve('dist/cmd/trustplane/main.js');
+const dir = mkdtempSync(path.join(tmpdir(), 'trustplane-cli-'));
+const f = (name: string) => path.join(dir, name);
+
+function cli(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', input, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+function ok(args: string[]): string {
+  const r = cli(args);
+  expect(r.stderr, r.stderr).not.toMatch(/trustplane: (?!WARNING)/);
+  expect(r.code).toBe(0);
+  return r.stdout;
+}
+
+const ISSUER = 'https://issuer.example/software-jwks';
+const passportFlags = [
+  '--private-key',
+  `@${f('caller.key')}`,
+  '--issuer',
+  ISSUER,
+  '--subject',
+  'service:orders-client',
+  '--audience',
+  'orders-api',
+  '--trust-domain',
+  'example.local',
+  '--kid',
+  'caller-1',
+];
+let callerPub: string;
+let signerPub: string;
+let trust: LoadedTrustMaterial;
+let policy: LoadedPolicy;
+const NOW = Math.floor(Date.now() / 1000);
+
+beforeAll(async () => {
+  const caller = JSON.parse(ok(['gen-key', '--out', f('caller.key'), '--kid', 'caller-1'])) as {
+    public_key: string;
+  };
+  callerPub = caller.public_key;
+  const signer = JSON.parse(ok(['gen-key', '--out', f('signer.key')])) as { public_key: string };
+  signerPub = signer.public_key;
+  writeFileSync(
+    f('trust.config.json'),
+    JSON.stringify({
+      trust_domain: 'example.local',
+      issuers: [
+        {
+          issuer: ISSUER,
+          trust_domain: 'example.local',
+          source_type: 'software_jwks',
+          keys: [{ kty: 'OKP', crv: 'Ed25519', x: callerPub, kid: 'caller-1' }],
+        },
+      ],
+    }),
+  );
+  const source = {
+    source_type: 'software_jwks',
+    issuer: ISSUER,
+    trust_domain: 'example.local',
+    subject_exact: 'service:orders-client',
+  };
+  writeFileSync(
+    f('policy.config.json'),
+    JSON.stringify({
+      trust_domain: 'example.local',
+      apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: 'https://orders.example' }],
+      route_groups: [
+        {
+          route_group_id: 'orders',
+          api_id: 'orders-api',
+          routes: [
+            {
+              route_id: 'orders.search',
+              method: 'GET',
+              path_template: '/v1/orders/search',
+              allowed_sources: [source],
+            },
+            {
+              route_id: 'orders.create',
+              method: 'POST',
+              path_template: '/v1/orders',
+              allowed_sources: [source],
+            },
+          ],
+        },
+      ],
+    }),
+  );
+  ok([
+    'bundle',
+    'build',
+    '--kind',
+    'trust-material',
+    '--config',
+    f('trust.config.json'),
+    '--out',
+    f('trust.json'),
+  ]);
+  ok(['bundle', 'build', '--config', f('policy.config.json'), '--out', f('policy.json')]);
+  const signFlags = [
+    '--private-key',
+    `@${f('signer.key')}`,
+    '--issuer',
+    'https://bundles.example',
+    '--kid',
+    'bundle-1',
+  ];
+  ok(['bundle', 'sign', '--bundle', f('trust.json'), ...signFlags, '--out', f('trust.signed.json')]);
+  ok(['bundle', 'sign', '--bundle', f('policy.json'), ...signFlags, '--out', f('policy.signed.json')]);
+  const signers = [
+    { kid: 'bundle-1', key: await (await import('../../pkg/authcore/index.js')).parsePublicKey(signerPub) },
+  ];
+  trust = await loadTrustMaterial(JSON.parse(readFileSync(f('trust.signed.json'), 'utf8')), { signers });
+  policy = await loadPolicyBundle(JSON.parse(readFileSync(f('policy.signed.json'), 'utf8')), { signers });
+});
+
+function signJson(extra: string[]): Record<string, string> {
+  return JSON.parse(ok(['sign', ...passportFlags, ...extra, '--json'])) as Record<string, string>;
+}
+
+async function verify(
+  headers: Record<string, string>,
+  req: { method?: string; url?: string; body?: string } = {},
+): Promise<Decision> {
+  const method = req.method ?? 'GET';
+  return verifyRequest(
+    new Request(req.url ?? 'https://orders.example/v1/orders/search', {
+      method,
+      headers,
+      ...(req.body !== undefined ? { body: req.body } : {}),
+    }),
+    { trust, policy, replayStore: new MemoryReplayStore() },
+  );
+}
+
+describe('trustplane CLI', () => {
+  it('gen-key writes an owner-only key file', () => {
+    expect(statSync(f('caller.key')).mode & 0o777).toBe(0o600);
+    expect(callerPub).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('bundle verify accepts the signed documents and reports a summary', () => {
+    const p = JSON.parse(
+      ok(['bundle', 'verify', '--bundle', f('policy.signed.json'), '--public-key', signerPub]),
+    );
+    expect(p).toMatchObject({
+      valid: true,
+      kind: 'policy_runtime_bundle',
+      signed: true,
+      signer_kid: 'bundle-1',
+      routes: 2,
+    });
+    const t = JSON.parse(
+      ok(['bundle', 'verify', '--bundle', f('trust.signed.json'), '--public-key', signerPub]),
+    );
+    expect(t).toMatchObject({ valid: true, kind: 'trust_material', issuers: [ISSUER] });
+  });
+
+  it('bundle verify refuses a tampered document, an unsigned one without the dev flag, and a wrong key', () => {
+    const doc = JSON.parse(readFileSync(f('policy.signed.json'), 'utf8'));
+    doc.route_groups[0].routes[0].path_template = '/v1/orders/everything';
+    writeFileSync(f('tampered.json'), JSON.stringify(doc));
+    const tampered = cli(['bundle', 'verify', '--bundle', f('tampered.json'), '--public-key', signerPub]);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr.trim().split('\n')).toEqual([
+      'trustplane: bundle_signature_invalid: signature verification failed',
+    ]);
+    const unsigned = cli(['bundle', 'verify', '--bundle', f('policy.json'), '--public-key', signerPub]);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toMatch(/^trustplane: unsigned_bundle_rejected: /);
+    const dev = cli(['bundle', 'verify', '--bundle', f('policy.json'), '--dev-allow-unsigned']);
+    expect(dev.code).toBe(0);
+    expect(dev.stderr).toMatch(/WARNING: .* is UNSIGNED/);
+    const wrong = cli(['bundle', 'verify', '--bundle', f('policy.signed.json'), '--public-key', callerPub]);
+    expect(wrong.stderr).toMatch(/^trustplane: bundle_signature_invalid: /);
+  });
+
+  it('issue + verify round trip (public key and trust material)', () => {
+    const token = ok(['issue', ...passportFlags, '--ttl', '120']).trim();
+    const byKey = JSON.parse(
+      ok([
+        'verify',
+        '--token',
+        token,
+        '--audience',
+        'orders-api',
+        '--public-key',
+        callerPub,
+        '--issuer',
+        ISSUER,
+        '--trust-domain',
+        'example.local',
+        '--kid',
+        'caller-1',
+      ]),
+    );
+    expect(byKey).toMatchObject({ valid: true, claims: { sub: 'service:orders-client', aud: 'orders-api' } });
+    const byTrust = JSON.parse(
+      ok([
+        'verify',
+        '--token',
+        token,
+        '--audience',
+        'orders-api',
+        '--trust-material',
+        f('trust.signed.json'),
+        '--trust-material-public-key',
+        signerPub,
+      ]),
+    );
+    expect(byTrust.claims.iss).toBe(ISSUER);
+    const wrongAud = cli([
+      'verify',
+      '--token',
+      token,
+      '--audience',
+      'payments-api',
+      '--trust-material',
+      f('trust.signed.json'),
+      '--trust-material-public-key',
+      signerPub,
+    ]);
+    expect(wrongAud.code).toBe(1);
+    expect(wrongAud.stderr).toBe('trustplane: audience_mismatch: passport audience mismatch\n');
+    const expired = ok(['issue', ...passportFlags, '--iat', String(NOW - 1000), '--ttl', '60']).trim();
+    const exp = cli([
+      'verify',
+      '--token',
+      expired,
+      '--audience',
+      'orders-api',
+      '--trust-material',
+      f('trust.signed.json'),
+      '--trust-material-public-key',
+      signerPub,
+    ]);
+    expect(exp.stderr).toMatch(/^trustplane: passport_expired: /);
+    expect(exp.stderr).not.toContain(expired.slice(0, 20));
+  });
+
+  it('sign is reproducible with --iat, --jti and --nonce', () => {
+    const fixed = [
+      '--url',
+      'https://orders.example/v1/orders/search?b=2&a=1',
+      '--route-id',
+      'orders.search',
+      '--iat',
+      String(NOW),
+      '--jti',
+      'jti-fixed',
+      '--nonce',
+      'nonce-fixed',
+    ];
+    expect(signJson(fixed)).toEqual(signJson(fixed));
+    const curl = ok(['sign', ...passportFlags, ...fixed, '--curl']);
+    expect(curl).toMatch(
+      /^curl -sS --path-as-is -X GET 'https:\/\/orders\.example\/v1\/orders\/search\?b=2&a=1' -H 'x-trustplane-nonce: nonce-fixed'/,
+    );
+  });
+
+  it('a request produced by trustplane sign is accepted by the verifier; a one-byte change of any covered part is denied', async () => {
+    const body = '{"order_id":"ord_123","amount":"42.00"}';
+    const target = { method: 'POST', url: 'https://orders.example/v1/orders?currency=USD', body };
+    const make = () =>
+      signJson([
+        '--method',
+        'POST',
+        '--path',
+        '/v1/orders?currency=USD',
+        '--base-url',
+        'https://orders.example',
+        '--route-id',
+        'orders.create',
+        '--header',
+        'Content-Type: application/json',
+        '--body',
+        body,
+      ]);
+    expect(await verify(make(), target)).toMatchObject({
+      allowed: true,
+      routeId: 'orders.create',
+      subject: 'service:orders-client',
+    });
+
+    const cases: [string, (h: Record<string, string>) => [Record<string, string>, typeof target]][] = [
+      ['body', (h) => [h, { ...target, body: body.replace('42', '43') }]],
+      ['query', (h) => [h, { ...target, url: 'https://orders.example/v1/orders?currency=USE' }]],
+      ['path', (h) => [h, { ...target, url: 'https://orders.example/v1/orderz?currency=USD' }]],
+      ['content-type', (h) => [{ ...h, 'content-type': 'application/jsoN' }, target]],
+      ['nonce', (h) => [{ ...h, 'x-trustplane-nonce': `${h['x-trustplane-nonce']!.slice(0, -1)}A` }, target]],
+    ];
+    const expected: Record<string, string> = {
+      body: 'request_binding_mismatch',
+      query: 'request_binding_mismatch',
+      path: 'bundle_route_missing',
+      'content-type': 'request_binding_mismatch',
+      nonce: 'request_binding_mismatch',
+    };
+    for (const [name, mutate] of cases) {
+      const [headers, req] = mutate(make());
+      const d = await verify(headers, req);
+      expect({ name, reason: d.allowed ? 'allowed' : d.reason }).toEqual({ name, reason: expected[name] });
+    }
+    // The same changes without the advisory digest headers are caught by the proof itself.
+    const strip = (h: Record<string, string>) => {
+      const { ['x-trustplane-transcript-sha256']: _t, ['x-trustplane-body-sha256']: _b, ...rest } = h;
+      return rest;
+    };
+    const d = await verify(strip(make()), { ...target, body: body.replace('42', '43') });
+    expect(d.allowed ? 'allowed' : d.reason).toBe('invalid_request_proof');
+    const passport = make();
+    const flipped = passport.authorization!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    const p = await verify({ ...passport, authorization: flipped }, target);
+    expect(p.allowed ? 'allowed' : p.reason).toMatch(/^(invalid_passport_signature|malformed_passport)$/);
+  });
+
+  it('merge-source and remove-source are non-destructive and guarded', () => {
+    const extra = {
+      source_type: 'software_jwks',
+      issuer: ISSUER,
+      trust_domain: 'example.local',
+      subject_prefix: 'service:batch-',
+    };
+    writeFileSync(f('source.json'), JSON.stringify(extra));
+    const merged = JSON.parse(
+      ok([
+        'bundle',
+        'merge-source',
+        '--bundle',
+        f('policy.signed.json'),
+        '--route-id',
+        'orders.search',
+        '--source',
+        `@${f('source.json')}`,
+      ]),
+    );
+    expect(merged.route_groups[0].routes[0].allowed_sources).toHaveLength(2);
+    expect(merged.signature).toBeUndefined();
+    writeFileSync(f('merged.json'), JSON.stringify(merged));
+    const dup = cli([
+      'bundle',
+      'merge-source',
+      '--bundle',
+      f('merged.json'),
+      '--route-id',
+      'orders.search',
+      '--source',
+      `@${f('source.json')}`,
+    ]);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toMatch(/^trustplane: bundle_conflict: /);
+    ok([
+      'bundle',
+      'merge-source',
+      '--bundle',
+      f('merged.json'),
+      '--route-id',
+      'orders.search',
+      '--source',
+      `@${f('source.json')}`,
+      '--replace-existing',
+    ]);
+    const unconfirmed = cli([
+      'bundle',
+      'remove-source',
+      '--bundle',
+      f('merged.json'),
+      '--route-id',
+      'orders.search',
+      '--source',
+      `@${f('source.json')}`,
+    ]);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stdout).toBe('');
+    const removed = JSON.parse(
+      ok([
+        'bundle',
+        'remove-source',
+        '--bundle',
+        f('merged.json'),
+        '--route-id',
+        'orders.search',
+        '--source',
+        `@${f('source.json')}`,
+        '--confirm-remove',
+      ]),
+    );
+    expect(removed.route_groups[0].routes[0].allowed_sources).toHaveLength(1);
+    const missing = cli([
+      'bundle',
+      'remove-source',
+      '--bundle',
+      f('trust.json'),
+      '--issuer',
+      'https://nobody.example',
+      '--confirm-remove',
+    ]);
+    expect(missing.stderr).toMatch(/^trustplane: bundle_source_not_found: /);
+  });
+
+  it('errors are one line with a reason code and a non-zero exit; secrets never echoed', () => {
+    const bad = cli(['issue', ...passportFlags.slice(2), '--private-key', 'not-a-key-SECRET']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('trustplane: invalid_key: invalid Ed25519 private key\n');
+    const usage = cli(['sign', ...passportFlags, '--route-id', 'x']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr.trim().split('\n')).toHaveLength(1);
+    const unsafe = cli([
+      'sign',
+      ...passportFlags,
+      '--route-id',
+      'x',
+      '--url',
+      'https://orders.example/v1/../admin',
+    ]);
+    expect(unsafe.stderr).toMatch(/^trustplane: unsafe_request_path: /);
+  });
+
+  it('--help on every verb, with an example', () => {
+    const verbs = [
+      ['gen-key'],
+      ['issue'],
+      ['verify'],
+      ['sign'],
+      ['bundle'],
+      ['bundle', 'build'],
+      ['bundle', 'sign'],
+      ['bundle', 'verify'],
+      ['bundle', 'merge-source'],
+      ['bundle', 'remove-source'],
+    ];
+    for (const verb of verbs) {
+      const r = cli([...verb, '--help']);
+      expect(r.code, verb.join(' ')).toBe(0);
+      expect(r.stdout, verb.join(' ')).toMatch(/Usage: trustplane/);
+      expect(r.stdout, verb.join(' ')).toMatch(/Example/);
+    }
+  });
+});
