@@ -62,8 +62,18 @@ export function testRoutes() {
     context_policy: { required_purpose: 'refund', max_txn_value: '500.00' },
   };
   return [
-    { route_id: 'orders.search', method: 'GET', path_template: '/v1/orders/search', allowed_sources: [software, other] },
-    { route_id: 'orders.get', method: 'GET', path_template: '/v1/orders/{order_id}', allowed_sources: [software] },
+    {
+      route_id: 'orders.search',
+      method: 'GET',
+      path_template: '/v1/orders/search',
+      allowed_sources: [software, other],
+    },
+    {
+      route_id: 'orders.get',
+      method: 'GET',
+      path_template: '/v1/orders/{order_id}',
+      allowed_sources: [software],
+    },
     {
       route_id: 'orders.create',
       method: 'POST',
@@ -125,7 +135,12 @@ export async function createWorld(
       trust_domain: TRUST_DOMAIN,
       issued_at: NOW - 60,
       issuers: [
-        { issuer: SOFTWARE_ISSUER, trust_domain: TRUST_DOMAIN, source_type: 'software_jwks', keys: [jwk(caller, 'caller-1')] },
+        {
+          issuer: SOFTWARE_ISSUER,
+          trust_domain: TRUST_DOMAIN,
+          source_type: 'software_jwks',
+          keys: [jwk(caller, 'caller-1')],
+        },
         {
           issuer: BROKER_ISSUER,
           trust_domain: TRUST_DOMAIN,
@@ -133,8 +148,18 @@ export async function createWorld(
           max_key_binding: 'attested_workload',
           keys: [jwk(broker, 'broker-1')],
         },
-        { issuer: OTHER_ISSUER, trust_domain: 'other.local', source_type: 'software_jwks', keys: [jwk(other, 'other-1')] },
-        { issuer: UNLISTED_ISSUER, trust_domain: TRUST_DOMAIN, source_type: 'software_jwks', keys: [jwk(unlisted, 'unlisted-1')] },
+        {
+          issuer: OTHER_ISSUER,
+          trust_domain: 'other.local',
+          source_type: 'software_jwks',
+          keys: [jwk(other, 'other-1')],
+        },
+        {
+          issuer: UNLISTED_ISSUER,
+          trust_domain: TRUST_DOMAIN,
+          source_type: 'software_jwks',
+          keys: [jwk(unlisted, 'unlisted-1')],
+        },
       ],
     },
     bundleSigner,
