@@ -1,51 +1,23 @@
 import { PolicyError } from '../authcore/errors.js';
 import type { VerifiedPassport } from '../authcore/verify-passport.js';
-import { type KeyBinding, maxKeyBinding, meetsKeyBinding } from '../authcore/signer-taxonomy.js';
+import { maxKeyBinding, meetsKeyBinding } from '../authcore/signer-taxonomy.js';
 import type { ReasonCode } from '../authcore/reason-codes.js';
-
-/** Context rules (source- or bundle-level). */
-export interface ContextPolicy {
-  readonly required_actor_type?: string | undefined;
-  readonly required_purpose?: string | undefined;
-  readonly required_tool_name?: string | undefined;
-  readonly required_workflow_id?: string | undefined;
-  /** The passport `ctx.max_txn_value` must be present and not above this decimal. */
-  readonly max_txn_value?: string | undefined;
-}
-
-/** Provenance rules (source- or bundle-level). */
-export interface ProvenancePolicy {
-  readonly profile?: string | undefined;
-  readonly required_spiffe_trust_domain?: string | undefined;
-  readonly required_posture?: string | undefined;
-  readonly required_signer?: string | undefined;
-}
-
-/** The fields of an allowed source the verifier reads. */
-export interface SourceRule {
-  readonly source_type: string;
-  readonly issuer: string;
-  readonly trust_domain: string;
-  readonly subject_exact?: string | undefined;
-  readonly subject_prefix?: string | undefined;
-  readonly required_key_binding?: KeyBinding | undefined;
-  readonly context_policy?: ContextPolicy | undefined;
-  readonly provenance_policy?: ProvenancePolicy | undefined;
-}
+import type {
+  ContextPolicy,
+  PolicyBundle,
+  PolicyRoute,
+  PolicySource,
+  ProvenancePolicy,
+} from '../bundle/schemas.js';
 
 /** Bundle-level defaults and rules that apply to every route. */
-export interface BundleRules {
-  readonly default_required_key_binding?: KeyBinding | undefined;
-  readonly context_policy?: ContextPolicy | undefined;
-  readonly provenance_policy?: ProvenancePolicy | undefined;
-}
+export type BundleRules = Pick<
+  PolicyBundle,
+  'default_required_key_binding' | 'context_policy' | 'provenance_policy'
+>;
 
 /** The fields of a route the policy step reads. */
-export interface RouteRules {
-  readonly route_id: string;
-  readonly required_key_binding?: KeyBinding | undefined;
-  readonly allowed_sources: readonly SourceRule[];
-}
+export type RouteRules = Pick<PolicyRoute, 'route_id' | 'required_key_binding' | 'allowed_sources'>;
 
 const DECIMAL = /^(\d{1,30})(?:\.(\d{1,18}))?$/;
 
@@ -102,7 +74,7 @@ function provenanceProblem(
   return undefined;
 }
 
-function subjectMatches(source: SourceRule, subject: string): boolean {
+function subjectMatches(source: PolicySource, subject: string): boolean {
   if (source.subject_exact !== undefined) return subject === source.subject_exact;
   if (source.subject_prefix !== undefined) {
     return subject.startsWith(source.subject_prefix) && subject.length > source.subject_prefix.length;
@@ -123,7 +95,7 @@ export function evaluateSourcePolicy(
   route: RouteRules,
   bundle: BundleRules,
   passport: VerifiedPassport,
-): SourceRule {
+): PolicySource {
   const { claims, issuer } = passport;
   let candidates = route.allowed_sources.filter((s) => s.issuer === claims.iss);
   if (candidates.length === 0)

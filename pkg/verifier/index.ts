@@ -17,9 +17,6 @@ export {
 export {
   evaluateSourcePolicy,
   compareDecimal,
-  type SourceRule,
   type RouteRules,
   type BundleRules,
-  type ContextPolicy,
-  type ProvenancePolicy,
 } from './evaluate-policy.js';
