@@ -177,7 +177,7 @@ describe('attack: tampered or mis-signed documents', () => {
   it('a flipped signature bit', async () => {
     const { signers, signed } = await setup();
     const bytes = decodeBase64Url(signed.signature.value)!;
-    bytes[10] ^= 1;
+    bytes[10] = bytes[10]! ^ 1;
     const tampered = { ...signed, signature: { ...signed.signature, value: encodeBase64Url(bytes) } };
     await expect(verifyDocument(tampered, { keys: signers })).rejects.toMatchObject({
       reason: 'bundle_signature_invalid',
