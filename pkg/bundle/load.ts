@@ -112,14 +112,16 @@ export function defaultMaxKeyBinding(sourceType: string): KeyBinding {
 
 async function importKey(x: string, path: string): Promise<VerifyKey> {
   const raw = decodeBase64Url(x);
-  try {
-    if (!raw) throw new TypeError('not base64url');
-    return await importRawPublicKey(raw);
-  } catch {
-    throw new BundleError('invalid_bundle', `invalid trust material at ${path}: not an Ed25519 public key`, {
-      path,
-    });
+  if (raw) {
+    try {
+      return await importRawPublicKey(raw);
+    } catch {
+      // reported below, as for a key that does not decode
+    }
   }
+  throw new BundleError('invalid_bundle', `invalid trust material at ${path}: not an Ed25519 public key`, {
+    path,
+  });
 }
 
 async function loadIssuer(issuer: TrustMaterialIssuer, index: number): Promise<TrustedIssuer> {
