@@ -102,12 +102,13 @@ function checkNotExpired(expiresAt: number | undefined, now: number | undefined,
 }
 
 /**
- * The highest key binding an issuer may vouch for when its entry does not say: `software` for
- * `software_jwks` issuers (a JWKS can only show a key, not where it lives), `attested_workload`
- * otherwise (brokers, SPIFFE/SPIRE and OIDC workload issuers attest the workload).
+ * The highest key binding an issuer may vouch for when its entry does not say. Fail closed:
+ * `attested_workload` only for `spiffe_spire` issuers (a broker that verified an SVID), `software`
+ * for every other source type, since a JWKS or OIDC issuer can show a key but not where it lives.
+ * Set `max_key_binding` explicitly to trust an issuer for more.
  */
 export function defaultMaxKeyBinding(sourceType: string): KeyBinding {
-  return sourceType === 'software_jwks' ? 'software' : 'attested_workload';
+  return sourceType === 'spiffe_spire' ? 'attested_workload' : 'software';
 }
 
 async function importKey(x: string, path: string): Promise<VerifyKey> {

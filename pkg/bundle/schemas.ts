@@ -287,7 +287,7 @@ export const issuerKeySchema = z
 
 /**
  * A trusted passport issuer. `max_key_binding` caps what it may vouch for; when absent the loader
- * uses `software` for `source_type: software_jwks` and `attested_workload` otherwise.
+ * uses `attested_workload` for `source_type: spiffe_spire` and `software` for every other type.
  */
 export const trustedIssuerSchema = z
   .strictObject({

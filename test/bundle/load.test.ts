@@ -70,6 +70,9 @@ describe('loadTrustMaterial', () => {
     expect(trust.getIssuer('https://issuer.example/spire')!.maxKeyBinding).toBe('remote_kms');
     expect(defaultMaxKeyBinding('software_jwks')).toBe('software');
     expect(defaultMaxKeyBinding('spiffe_spire')).toBe('attested_workload');
+    // Fail closed: OIDC and unknown source types vouch for software only unless they say more.
+    expect(defaultMaxKeyBinding('oidc_jwks')).toBe('software');
+    expect(defaultMaxKeyBinding('custom_source')).toBe('software');
   });
 
   it('freezes the result, its maps and its document', async () => {
