@@ -303,7 +303,16 @@ describe('trustplane CLI', () => {
       ['query', (h) => [h, { ...target, url: 'https://orders.example/v1/orders?currency=USE' }]],
       ['path', (h) => [h, { ...target, url: 'https://orders.example/v1/orderz?currency=USD' }]],
       ['content-type', (h) => [{ ...h, 'content-type': 'application/jsoN' }, target]],
-      ['nonce', (h) => [{ ...h, 'x-trustplane-nonce': `${h['x-trustplane-nonce']!.slice(0, -1)}A` }, target]],
+      [
+        'nonce',
+        (h) => [
+          {
+            ...h,
+            'x-trustplane-nonce': h['x-trustplane-nonce']!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
+          },
+          target,
+        ],
+      ],
     ];
     const expected: Record<string, string> = {
       body: 'request_binding_mismatch',
