@@ -13,8 +13,8 @@ describe('docs', () => {
     expect(missing).toEqual([]);
   });
   it('the README shows the two commands and .ci/run runs the test command', () => {
-    expect(readme).toContain('npm ci && npm run tour');
-    expect(readme).toContain('npm ci && npm test');
-    expect(readFileSync('.ci/run', 'utf8')).toMatch(/npm ci[^\n]*\nnpm test/);
+    expect(readme).toContain('npm install && npm run tour');
+    expect(readme).toContain('npm install && npm test');
+    expect(readFileSync('.ci/run', 'utf8')).toMatch(/npm install[^\n]*\nnpm test/);
   });
 });
