@@ -12,7 +12,8 @@ const BAD_PERCENT = /%(?![0-9a-fA-F]{2})/;
 
 /**
  * Why a raw request path is unsafe, or undefined when it is safe. A safe path starts with `/`,
- * uses only RFC 3986 path characters, has no `//`, no `.` or `..` segment, no backslash, no
+ * uses only RFC 3986 path characters, has no `//`, no `.` or `..` segment (also not before a `;`
+ * parameter, as in `..;x`), no segment that starts with `;`, no backslash, no
  * control character, and no percent-encoded `/`, `\`, `.`, `%` or control character, so no
  * upstream can normalize it into a different route than the one verified.
  */
@@ -25,7 +26,11 @@ export function pathSafetyProblem(path: string): string | undefined {
     return 'path has an encoded separator, dot, percent or control character';
   if (path.includes('//')) return 'path has an empty segment (//)';
   for (const segment of path.split('/')) {
-    if (segment === '.' || segment === '..') return 'path has a dot segment';
+    // Servlet containers (Tomcat, Jetty) drop `;` path parameters before resolving dot segments
+    // and empty segments: upstream, `..;x` is `..` and `/a/;/b` is `/a/b`.
+    const name = segment.split(';', 1)[0]!;
+    if (name === '.' || name === '..') return 'path has a dot segment';
+    if (name === '' && segment !== '') return 'path has an empty segment (;)';
   }
   return undefined;
 }
