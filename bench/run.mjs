@@ -1,0 +1,489 @@
+// Verifier hot-path benchmark: the crypto ceiling (two Ed25519 verifies per request) against
+// verifyRequest end to end and its parts, in one process and one run.
+//
+// Run: npm run bench   (builds, then `node bench/run.mjs`; imports the compiled dist/)
+// Every loop is bounded by an iteration count and a time budget; the whole run stays under ~60 s.
+
+import console from 'node:console';
+import { verify as nodeVerify, createHash, createPublicKey, webcrypto } from 'node:crypto';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { TextEncoder } from 'node:util';
+
+import {
+  MemoryReplayStore,
+  generateSigningKey,
+  importRawPublicKey,
+  issuePassport,
+  verifyPassport,
+} from '../dist/pkg/authcore/index.js';
+import {
+  buildRouteTable,
+  loadPolicyBundle,
+  loadTrustMaterial,
+  signDocument,
+} from '../dist/pkg/bundle/index.js';
+import { bodySha256, buildTranscript, normalizeQuery, signRequest } from '../dist/pkg/proof/index.js';
+import { verifyRequest } from '../dist/pkg/verifier/index.js';
+
+const subtle = webcrypto.subtle;
+const QUICK = process.env.BENCH_QUICK === '1';
+/** Time budget per measurement, ms. */
+const BUDGET_MS = QUICK ? 300 : 2000;
+/** Pre-signed requests per verifyRequest measurement (each jti is used once). */
+const SIGNED_N = QUICK ? 600 : 3000;
+const CONCURRENCY = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/**
+ * Run `fn` sequentially (one operation in flight) until `budgetMs` or `maxOps` is reached, after
+ * `warmup` untimed calls. `fn(i)` gets the iteration number; it may be sync or async.
+ */
+async function measure(fn, { budgetMs = BUDGET_MS, maxOps = 5_000_000, warmup = 200, batch = 1 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn(i);
+  let ops = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (ops < maxOps) {
+    for (let j = 0; j < batch; j++) await fn(warmup + ops + j);
+    ops += batch;
+    if ((ops & 63) === 0 || batch > 1) {
+      elapsed = performance.now() - start;
+      if (elapsed >= budgetMs) break;
+    }
+  }
+  elapsed = performance.now() - start;
+  return { ops, ms: elapsed };
+}
+
+/** Synchronous variant for sub-microsecond operations (no await per call). */
+function measureSync(fn, { budgetMs = BUDGET_MS, maxOps = 50_000_000, warmup = 100_000 } = {}) {
+  let sink = 0;
+  for (let i = 0; i < warmup; i++) sink ^= fn(i) ? 1 : 0;
+  let ops = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (ops < maxOps) {
+    for (let j = 0; j < 4096; j++) sink ^= fn(ops + j) ? 1 : 0;
+    ops += 4096;
+    elapsed = performance.now() - start;
+    if (elapsed >= budgetMs) break;
+  }
+  if (sink === 2) console.log('');
+  return { ops, ms: elapsed };
+}
+
+/** `count` operations with `CONCURRENCY` in flight (the event loop overlaps the thread-pool work). */
+async function measureConcurrent(fn, count) {
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    while (next < count) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return { ops: count, ms: performance.now() - start };
+}
+
+const rows = [];
+function record(name, { ops, ms }, extra = {}) {
+  const opsPerSec = (ops / ms) * 1000;
+  const usPerOp = (ms * 1000) / ops;
+  const row = { name, ops, opsPerSec, usPerOp, ...extra };
+  rows.push(row);
+  process.stderr.write(`  ${name}: ${fmt(opsPerSec)} ops/s, ${usPerOp.toFixed(usPerOp < 1 ? 3 : 1)} µs/op\n`);
+  return row;
+}
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
+// ---------------------------------------------------------------------------------------------
+// World (the minimum of test/helpers/fixture.ts)
+
+const NOW = 1_767_225_600;
+const ISSUER = 'https://issuer.example/software-jwks';
+const TRUST_DOMAIN = 'example.local';
+const ORIGIN = 'https://orders.example';
+const BUNDLE_SIGNER = { issuer: 'https://bundles.example', kid: 'bundle-signer-1' };
+
+const software = {
+  source_type: 'software_jwks',
+  issuer: ISSUER,
+  trust_domain: TRUST_DOMAIN,
+  subject_exact: 'service:orders-client',
+};
+
+async function createWorld() {
+  const [caller, bundleSigner] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+  const trustDoc = await signDocument(
+    {
+      version: 'trustplane-trust-material-v1',
+      kind: 'trust_material',
+      trust_domain: TRUST_DOMAIN,
+      issued_at: NOW - 60,
+      issuers: [
+        {
+          issuer: ISSUER,
+          trust_domain: TRUST_DOMAIN,
+          source_type: 'software_jwks',
+          keys: [{ kty: 'OKP', crv: 'Ed25519', x: caller.publicKey.x, kid: 'caller-1' }],
+        },
+      ],
+    },
+    bundleSigner,
+    BUNDLE_SIGNER,
+  );
+  const policyDoc = await signDocument(
+    {
+      version: 'trustplane-bundle-v1',
+      kind: 'policy_runtime_bundle',
+      trust_domain: TRUST_DOMAIN,
+      issued_at: NOW - 60,
+      apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: ORIGIN }],
+      route_groups: [
+        {
+          route_group_id: 'orders',
+          api_id: 'orders-api',
+          routes: [
+            {
+              route_id: 'orders.search',
+              method: 'GET',
+              path_template: '/v1/orders/search',
+              allowed_sources: [software],
+            },
+            {
+              route_id: 'orders.get',
+              method: 'GET',
+              path_template: '/v1/orders/{order_id}',
+              allowed_sources: [software],
+            },
+            {
+              route_id: 'orders.create',
+              method: 'POST',
+              path_template: '/v1/orders',
+              allowed_sources: [software],
+            },
+          ],
+        },
+      ],
+      default_required_key_binding: 'software',
+      default_freshness_class: 'bounded',
+      default_max_staleness_seconds: 300,
+      revocations: [],
+    },
+    bundleSigner,
+    BUNDLE_SIGNER,
+  );
+  const signers = [{ kid: BUNDLE_SIGNER.kid, key: bundleSigner.publicKey }];
+  const trust = await loadTrustMaterial(trustDoc, { signers });
+  const policy = await loadPolicyBundle(policyDoc, { signers });
+  return { caller, trust, policy };
+}
+
+async function issue(world, jti) {
+  return issuePassport(
+    {
+      iss: ISSUER,
+      sub: 'service:orders-client',
+      aud: 'orders-api',
+      iat: NOW,
+      exp: NOW + 300,
+      jti,
+      trust_domain: TRUST_DOMAIN,
+      cnf: { kid: 'request-key', key_binding: 'software', public_key_b64url: world.caller.publicKey.x },
+    },
+    world.caller,
+    { kid: 'caller-1' },
+  );
+}
+
+/** An order as JSON, exactly 1024 bytes. */
+const JSON_BODY_BYTES = (() => {
+  const order = {
+    order_id: 'ord_123',
+    currency: 'USD',
+    items: Array.from({ length: 8 }, (_, i) => ({ sku: `sku-${i}`, qty: i + 1, price: '19.99' })),
+    note: '',
+  };
+  order.note = 'x'.repeat(1024 - JSON.stringify(order).length);
+  const bytes = new TextEncoder().encode(JSON.stringify(order));
+  if (bytes.length !== 1024) throw new Error('body is not 1 KiB');
+  return bytes;
+})();
+
+/**
+ * Pre-sign `count` requests, each with a fresh passport (fresh jti), as the raw-target
+ * NormalizedRequest parts an adapter sees: method, raw path and query, Node-style header record.
+ */
+async function presign(world, kind, count) {
+  const out = [];
+  const one = async (i) => {
+    const passport = await issue(world, `jti-${kind}-${i}-${webcrypto.randomUUID()}`);
+    const isPost = kind.endsWith('post');
+    const target = isPost ? '/v1/orders' : '/v1/orders/search';
+    const query = isPost ? '' : 'status=open&limit=50&cursor=abc%2Fdef';
+    const signed = await signRequest({
+      method: isPost ? 'POST' : 'GET',
+      url: `${ORIGIN}${target}${query ? `?${query}` : ''}`,
+      routeId: isPost ? 'orders.create' : 'orders.search',
+      passport,
+      requestKey: world.caller,
+      ...(isPost ? { body: JSON_BODY_BYTES, headers: { 'content-type': 'application/json' } } : {}),
+    });
+    return { method: isPost ? 'POST' : 'GET', path: target, query, headers: signed.headers };
+  };
+  for (let i = 0; i < count; i += 64) {
+    const chunk = [];
+    for (let j = i; j < Math.min(count, i + 64); j++) chunk.push(one(j));
+    out.push(...(await Promise.all(chunk)));
+  }
+  return out;
+}
+
+/** What the adapter does per request: digest the body (read in one pass), then verify. */
+async function verifyOne(ctx, signed, body) {
+  const decision = await verifyRequest(
+    {
+      method: signed.method,
+      scheme: 'https',
+      authority: 'orders.example',
+      path: signed.path,
+      query: signed.query,
+      headers: signed.headers,
+      bodySha256: await bodySha256(body),
+      bodyLength: body.length,
+    },
+    ctx,
+  );
+  if (!decision.allowed) throw new Error(`bench request denied: ${decision.reason}`);
+  return decision;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const nproc = os.availableParallelism?.() ?? os.cpus().length;
+  process.stderr.write(`node ${process.version}, ${nproc} CPUs (${cpu})\n`);
+  const t0 = performance.now();
+
+  const world = await createWorld();
+  const ctx = () => ({
+    trust: world.trust,
+    policy: world.policy,
+    replayStore: new MemoryReplayStore(),
+    clock: () => NOW,
+  });
+
+  // (1) crypto ceiling: one WebCrypto Ed25519 verify of a 64-byte signature over a 32-byte digest.
+  process.stderr.write('crypto ceiling\n');
+  const digest = webcrypto.getRandomValues(new Uint8Array(32));
+  const signature = await world.caller.sign(digest);
+  const pub = world.caller.publicKey.cryptoKey;
+  const verifyOnce = async () => {
+    if (!(await subtle.verify({ name: 'Ed25519' }, pub, signature, digest))) throw new Error('bad sig');
+  };
+  const ceiling = record('Ed25519 verify, WebCrypto (crypto.subtle.verify)', await measure(verifyOnce));
+  const nodeKey = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: world.caller.publicKey.x },
+    format: 'jwk',
+  });
+  record(
+    'Ed25519 verify, node:crypto sync (reference)',
+    measureSync(() => nodeVerify(null, digest, nodeKey, signature), { warmup: 2000, maxOps: 2_000_000 }),
+  );
+  const ceilingConc = record(
+    `Ed25519 verify, WebCrypto, ${CONCURRENCY} in flight`,
+    await measureConcurrent(verifyOnce, QUICK ? 2000 : 20_000),
+  );
+
+  // (2) verifyRequest end to end, fresh jti per request.
+  process.stderr.write('pre-signing requests\n');
+  const [warmGet, warmPost, gets, posts, getsConc] = await Promise.all([
+    presign(world, 'warm-get', 500),
+    presign(world, 'warm-post', 500),
+    presign(world, 'get', SIGNED_N),
+    presign(world, 'post', SIGNED_N),
+    presign(world, 'get-conc', SIGNED_N),
+  ]);
+  process.stderr.write(`  signed ${3 * SIGNED_N + 1000} requests in ${fmt(performance.now() - t0)} ms\n`);
+  process.stderr.write('verifyRequest\n');
+  const empty = new Uint8Array(0);
+  {
+    const c = ctx();
+    for (const s of warmGet) await verifyOne(c, s, empty);
+    for (const s of warmPost) await verifyOne(c, s, JSON_BODY_BYTES);
+  }
+  // GET and POST alternate in rounds, so drift (GC of the pre-signed set, other load) hits both.
+  const getCtx = ctx();
+  const postCtx = ctx();
+  const ROUNDS = 4;
+  const getTotal = { ops: 0, ms: 0 };
+  const postTotal = { ops: 0, ms: 0 };
+  const perRound = Math.floor(SIGNED_N / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [list, c, body, total] of [
+      [gets, getCtx, empty, getTotal],
+      [posts, postCtx, JSON_BODY_BYTES, postTotal],
+    ]) {
+      const offset = r * perRound;
+      const m = await measure((i) => verifyOne(c, list[offset + i], body), {
+        warmup: 0,
+        maxOps: perRound,
+        budgetMs: BUDGET_MS / ROUNDS,
+      });
+      total.ops += m.ops;
+      total.ms += m.ms;
+    }
+  }
+  const get = record('verifyRequest GET, no body', getTotal);
+  const post = record('verifyRequest POST, 1 KiB JSON body', postTotal);
+  const concCtx = ctx();
+  const getConc = record(
+    `verifyRequest GET, ${CONCURRENCY} in flight`,
+    await measureConcurrent((i) => verifyOne(concCtx, getsConc[i], empty), getsConc.length),
+  );
+
+  // Parts of the pipeline, to see where the time goes.
+  process.stderr.write('parts\n');
+  const token = gets[0].headers.authorization.slice('Bearer '.length);
+  record(
+    'verifyPassport alone (1 Ed25519 verify + cnf key import)',
+    await measure(() => verifyPassport(token, { issuers: world.trust, audience: 'orders-api', now: NOW })),
+  );
+  const cnfRaw = world.caller.publicKey.raw;
+  record('importRawPublicKey (cnf key, per request)', await measure(() => importRawPublicKey(cnfRaw)));
+  const small = new Uint8Array(32);
+  record(
+    'one crypto.subtle.digest SHA-256 call (32 B)',
+    await measure(() => subtle.digest('SHA-256', small)),
+  );
+  record(
+    'node:crypto createHash SHA-256 (32 B, sync, reference)',
+    measureSync(() => createHash('sha256').update(small).digest().length === 32, { maxOps: 5_000_000 }),
+  );
+  record('bodySha256 of the 1 KiB body', await measure(() => bodySha256(JSON_BODY_BYTES)));
+
+  // (4) normalizeQuery and buildTranscript alone.
+  const rawQuery = 'z=last&a=2&a=10&space=a%20b&encoded=%7E&empty=&cursor=abc%2Fdef';
+  record(
+    'normalizeQuery (7 pairs)',
+    measureSync(() => normalizeQuery(rawQuery).length > 0, { maxOps: 5_000_000 }),
+  );
+  const transcriptInput = {
+    method: 'POST',
+    scheme: 'https',
+    authority: 'orders.example',
+    path: '/v1/orders',
+    query: rawQuery,
+    audience: 'orders-api',
+    routeId: 'orders.create',
+    contentEncoding: 'identity',
+    coveredHeaders: ['content-type', 'x-trustplane-nonce'],
+    headers: { 'content-type': 'application/json', 'x-trustplane-nonce': 'nonce-1' },
+    bodySha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    passportJti: 'jti-1',
+    nonce: 'nonce-1',
+    issuedAt: NOW,
+    keyBinding: 'software',
+  };
+  record('buildTranscript (2 covered headers)', await measure(() => buildTranscript(transcriptInput)));
+
+  // (3) route resolution, 10 vs 10,000 routes.
+  process.stderr.write('route resolution\n');
+  const api = { api_id: 'orders-api', audience: 'orders-api' };
+  const tableOf = (n) => {
+    const entries = [];
+    for (let i = 0; i < n; i++) {
+      entries.push({
+        route: {
+          route_id: `r${i}.get`,
+          method: 'GET',
+          path_template: `/v${i % 7}/svc${i}/items/{id}`,
+          allowed_sources: [software],
+        },
+        api,
+        routeGroupId: 'g',
+      });
+    }
+    return buildRouteTable(entries);
+  };
+  // 1,024 distinct request paths spread over the table (cache-cold-ish), and one hot path.
+  const PATHS = 1024;
+  const ROUTE_BUDGET_MS = BUDGET_MS / 2;
+  const routeRows = new Map();
+  for (const n of [10, 10_000, 100_000]) {
+    const table = tableOf(n);
+    const paths = Array.from({ length: PATHS }, (_, i) => {
+      const svc = (i * 7919) % n;
+      return `/v${svc % 7}/svc${svc}/items/x${i}`;
+    });
+    routeRows.set(
+      `${n}`,
+      record(
+        `route resolve, ${fmt(n)} routes, ${fmt(PATHS)} distinct paths`,
+        measureSync((i) => table.resolve('GET', paths[i & (PATHS - 1)]) !== undefined, {
+          budgetMs: ROUTE_BUDGET_MS,
+        }),
+      ),
+    );
+    if (n !== 100_000) {
+      const hot = paths[PATHS - 1];
+      routeRows.set(
+        `${n}-hot`,
+        record(
+          `route resolve, ${fmt(n)} routes, one hot path`,
+          measureSync(() => table.resolve('GET', hot) !== undefined, { budgetMs: ROUTE_BUDGET_MS }),
+        ),
+      );
+    }
+  }
+
+  const totalS = (performance.now() - t0) / 1000;
+  process.stderr.write(`done in ${totalS.toFixed(1)} s\n\n`);
+
+  // ---- report
+  const ceilingRps = ceiling.opsPerSec / 2;
+  const ceilingConcRps = ceilingConc.opsPerSec / 2;
+  const lines = [];
+  lines.push(`node ${process.version}, ${nproc} CPUs (${cpu}), ${os.platform()} ${os.arch()}`);
+  lines.push('');
+  lines.push('| Measurement | ops/s | µs/op | vs crypto ceiling |');
+  lines.push('| --- | ---: | ---: | ---: |');
+  const ratioOf = (row) => {
+    if (row === get || row === post)
+      return `${(row.opsPerSec / ceilingRps).toFixed(2)}× of ${fmt(ceilingRps)} req/s`;
+    if (row === getConc)
+      return `${(row.opsPerSec / ceilingConcRps).toFixed(2)}× of ${fmt(ceilingConcRps)} req/s`;
+    if (row === ceiling) return `ceiling: ${fmt(ceilingRps)} req/s (2 verifies)`;
+    if (row === ceilingConc) return `ceiling: ${fmt(ceilingConcRps)} req/s (2 verifies)`;
+    return '';
+  };
+  for (const row of rows) {
+    const us = row.usPerOp < 1 ? `${(row.usPerOp * 1000).toFixed(0)} ns` : row.usPerOp.toFixed(1);
+    lines.push(`| ${row.name} | ${fmt(row.opsPerSec)} | ${us} | ${ratioOf(row)} |`);
+  }
+  lines.push('');
+  const overhead = (row) => row.usPerOp - 2 * ceiling.usPerOp;
+  lines.push(
+    `verifyRequest GET: ${get.usPerOp.toFixed(1)} µs/request = 2 × ${ceiling.usPerOp.toFixed(1)} µs Ed25519 ` +
+      `+ ${overhead(get).toFixed(1)} µs other (${((overhead(get) / get.usPerOp) * 100).toFixed(0)}%)`,
+  );
+  lines.push(
+    `verifyRequest POST 1 KiB: ${post.usPerOp.toFixed(1)} µs/request = 2 × ${ceiling.usPerOp.toFixed(1)} µs Ed25519 ` +
+      `+ ${overhead(post).toFixed(1)} µs other (${((overhead(post) / post.usPerOp) * 100).toFixed(0)}%)`,
+  );
+  const routeRatio = (a, b) => (routeRows.get(a).usPerOp / routeRows.get(b).usPerOp).toFixed(2);
+  lines.push(
+    `route resolve time, 10,000 vs 10 routes: ${routeRatio('10000', '10')}× (distinct paths), ` +
+      `${routeRatio('10000-hot', '10-hot')}× (hot path); 100,000 vs 10,000: ${routeRatio('100000', '10000')}×`,
+  );
+  lines.push(`total run time ${totalS.toFixed(1)} s`);
+  console.log(lines.join('\n'));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
