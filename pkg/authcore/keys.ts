@@ -1,7 +1,7 @@
 import { calculateJwkThumbprint } from 'jose';
 import { concatBytes, toArrayBufferView, toHex, timingSafeEqual } from '../internal/bytes.js';
 import { decodeBase64Url, encodeBase64Url } from '../internal/base64url.js';
-import { sha256 } from '../internal/sha256.js';
+import { sha256Sync } from '../internal/sha256.js';
 import { KeyError } from './errors.js';
 
 /**
@@ -87,7 +87,11 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 
 /** `sha256:<hex>` fingerprint of a 32-byte Ed25519 public key. */
 export async function fingerprintPublicKey(raw: Uint8Array): Promise<string> {
-  return `sha256:${toHex(await sha256(raw))}`;
+  return fingerprintSync(raw);
+}
+
+function fingerprintSync(raw: Uint8Array): string {
+  return `sha256:${toHex(sha256Sync(raw))}`;
 }
 
 /**
@@ -106,7 +110,7 @@ export async function importRawPublicKey(raw: Uint8Array): Promise<VerifyKey> {
   return Object.freeze({
     raw: copy,
     x: encodeBase64Url(copy),
-    fingerprint: await fingerprintPublicKey(copy),
+    fingerprint: fingerprintSync(copy),
     cryptoKey,
   });
 }

@@ -39,6 +39,25 @@ export interface VerifiedPassport {
   readonly effectiveKeyBinding: KeyBinding;
 }
 
+/**
+ * Imported cnf keys by their base64url text. A caller with a long-lived request key presents the
+ * same cnf on every request; importing it into WebCrypto each time costs more than a SHA-256 of
+ * the whole transcript. Bounded (oldest evicted first); a CryptoKey is immutable, so sharing one
+ * across requests is safe. Failed imports are not cached.
+ */
+const CNF_CACHE_MAX = 4096;
+const cnfKeyCache = new Map<string, Promise<VerifyKey>>();
+
+function importCnfKey(x: string, raw: Uint8Array): Promise<VerifyKey> {
+  const hit = cnfKeyCache.get(x);
+  if (hit) return hit;
+  if (cnfKeyCache.size >= CNF_CACHE_MAX) cnfKeyCache.delete(cnfKeyCache.keys().next().value!);
+  const pending = importRawPublicKey(raw);
+  cnfKeyCache.set(x, pending);
+  pending.catch(() => cnfKeyCache.delete(x));
+  return pending;
+}
+
 const fail = (reason: ConstructorParameters<typeof PassportError>[0], message: string) =>
   new PassportError(reason, message);
 
@@ -108,7 +127,7 @@ export async function verifyPassport(
   if (!cnfRaw || cnfRaw.length !== 32) throw fail('invalid_cnf', 'passport cnf key is invalid');
   let cnfKey: VerifyKey;
   try {
-    cnfKey = await importRawPublicKey(cnfRaw);
+    cnfKey = await importCnfKey(cnf.data.public_key_b64url, cnfRaw);
   } catch {
     throw fail('invalid_cnf', 'passport cnf key is invalid');
   }

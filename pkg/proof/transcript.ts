@@ -1,6 +1,6 @@
 import { RequestError } from '../authcore/errors.js';
 import { utf8 } from '../internal/bytes.js';
-import { sha256, sha256Hex } from '../internal/sha256.js';
+import { sha256Hex, sha256HexSync, sha256Sync } from '../internal/sha256.js';
 import { toHex } from '../internal/bytes.js';
 import { normalizeCoveredHeaders } from './covered-headers.js';
 import { normalizeQuery } from './normalize-query.js';
@@ -93,11 +93,10 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
     const value = lookup(input.headers, name);
     if (value !== undefined) present.push({ name, value: value.trim() });
   }
-  const [queryHash, ...headerHashes] = await Promise.all([
-    sha256Hex(normalizedQuery),
-    ...present.map((h) => sha256Hex(h.value)),
-  ]);
-  const selected = present.map((h, i) => `${h.name}:${headerHashes[i]!}`).join(',');
+  // Small values: synchronous hashing (an async WebCrypto round trip per value costs more than
+  // the hash itself). Header values are bounded by the HTTP server's header limits.
+  const queryHash = sha256HexSync(normalizedQuery);
+  const selected = present.map((h) => `${h.name}:${sha256HexSync(h.value)}`).join(',');
   const lines = [
     `version=${TRANSCRIPT_VERSION}`,
     `method=${field('method', input.method)}`,
@@ -109,8 +108,8 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
     `content_encoding=${field('content_encoding', input.contentEncoding ?? 'identity')}`,
     `query_normalization.algorithm=${QUERY_NORMALIZATION}`,
     `query_normalization.normalized=${normalizedQuery}`,
-    `query_normalization.sha256=${queryHash!}`,
-    `query_sha256=${queryHash!}`,
+    `query_normalization.sha256=${queryHash}`,
+    `query_sha256=${queryHash}`,
     `headers.allow_list=${allowList.join(',')}`,
     `headers.selected=${selected}`,
     `body_sha256=${input.bodySha256}`,
@@ -121,7 +120,7 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
     `key_binding=${field('key_binding', input.keyBinding)}`,
   ];
   const canonical = lines.join('\n');
-  const digest = await sha256(utf8(canonical));
+  const digest = sha256Sync(utf8(canonical));
   return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery };
 }
 

@@ -4,7 +4,7 @@ import type { ReplayStore } from '../authcore/replay-store.js';
 import { verifyPassport, type VerifiedPassport } from '../authcore/verify-passport.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
-import { sha256Hex } from '../internal/sha256.js';
+import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
 import { assertSafePath } from '../proof/path-safety.js';
 import { verifyProof } from '../proof/request-proof.js';
@@ -241,7 +241,7 @@ async function pipeline(
 
   // 8. atomic one-time jti consume: only now, after every other check passed.
   await run('replay', async () => {
-    const key = await sha256Hex(`${claims.iss}\n${claims.jti}`);
+    const key = sha256HexSync(`${claims.iss}\n${claims.jti}`);
     const skew = context.skewSeconds ?? 30;
     let first: boolean;
     try {
