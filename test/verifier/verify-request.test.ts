@@ -240,6 +240,8 @@ describe('attack: path confusion', () => {
     ['dot-dot segment', '/v1/x/../orders/search'],
     ['control character', '/v1/orders/search\u0000'],
     ['double encoding %25', '/v1/orders/%252e%252e/search'],
+    ['..; (servlet path parameter)', '/v1/x/..;y/orders/search'],
+    [';-only segment', '/v1/orders/;/search'],
   ];
   for (const [name, path] of cases) {
     it(`attack: path confusion ${name}`, async () => {
