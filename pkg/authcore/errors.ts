@@ -6,7 +6,7 @@ import { type ReasonCode, statusForReason } from './reason-codes.js';
  *
  * @example
  * try { await verifyPassport(token, options) } catch (e) {
- *   if (e instanceof TrustplaneError) console.log(e.reason, e.status)
+ *   if (e instanceof TrustplaneError) audit.record({ reason: e.reason, status: e.status })
  * }
  */
 export class TrustplaneError extends Error {
