@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { registerBundle, loadTrustRegistry } from './commands/bundle.js';
+import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
 import { registerSign } from './commands/sign.js';
@@ -19,7 +19,7 @@ export function buildProgram(): Command {
   program.configureOutput({ outputError: (str, write) => write(str) });
   registerGenKey(program);
   registerIssue(program);
-  registerVerify(program, loadTrustRegistry);
+  registerVerify(program, loadTrustRegistry, policyCheck);
   registerSign(program);
   registerBundle(program);
   for (const cmd of program.commands) {

@@ -254,6 +254,50 @@ describe('trustplane CLI', () => {
     expect(exp.stderr).not.toContain(expired.slice(0, 20));
   });
 
+  it('verify --policy-bundle --route-id applies the route policy (audience from the route)', () => {
+    const policyFlags = [
+      '--trust-material',
+      f('trust.signed.json'),
+      '--trust-material-public-key',
+      signerPub,
+      '--policy-bundle',
+      f('policy.signed.json'),
+      '--policy-bundle-public-key',
+      signerPub,
+    ];
+    const token = ok(['issue', ...passportFlags]).trim();
+    const allowed = JSON.parse(
+      ok(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.search']),
+    );
+    expect(allowed.policy).toEqual({
+      route_id: 'orders.search',
+      allowed: true,
+      source_type: 'software_jwks',
+      freshness_class: 'bounded',
+    });
+    const intruder = ok([
+      'issue',
+      ...passportFlags.map((v) => (v === 'service:orders-client' ? 'service:intruder' : v)),
+    ]).trim();
+    const denied = cli(['verify', '--token', intruder, ...policyFlags, '--route-id', 'orders.search']);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^trustplane: source_subject_mismatch: /);
+    const missing = cli(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.nope']);
+    expect(missing.stderr).toMatch(/^trustplane: bundle_route_missing: /);
+    const alone = cli([
+      'verify',
+      '--token',
+      token,
+      '--trust-material',
+      f('trust.signed.json'),
+      '--trust-material-public-key',
+      signerPub,
+      '--route-id',
+      'orders.search',
+    ]);
+    expect(alone.code).toBe(2);
+  });
+
   it('sign is reproducible with --iat, --jti and --nonce', () => {
     const fixed = [
       '--url',

@@ -1,8 +1,16 @@
 import type { Command } from 'commander';
-import { parsePublicKey, type IssuerRegistry } from '../../../pkg/authcore/index.js';
+import {
+  parsePublicKey,
+  PolicyError,
+  type IssuerRegistry,
+  type VerifiedPassport,
+} from '../../../pkg/authcore/index.js';
+import { evaluateSourcePolicy } from '../../../pkg/verifier/index.js';
+import type { PolicyCheck } from './passport.js';
 import {
   buildPolicyBundle,
   buildTrustMaterial,
+  checkFreshness,
   loadPolicyBundle,
   loadTrustMaterial,
   mergeSource,
@@ -75,6 +83,51 @@ export async function loadTrustRegistry(
   if (!loaded.signed) warnUnsigned(path);
   return loaded;
 }
+
+/** `verify --policy-bundle --route-id`: load the bundle, then apply the route's policy to a passport. */
+export const policyCheck: PolicyCheck = {
+  async load(path, opts) {
+    const doc = readJsonFile(path);
+    const signers = await signersFrom(opts.publicKeys, undefined, doc);
+    if (signers.length === 0 && !opts.devAllowUnsigned) {
+      throw new CliError('--policy-bundle-public-key is required (or --dev-allow-unsigned)', 'usage', 2);
+    }
+    const policy = await loadPolicyBundle(doc, {
+      signers,
+      allowUnsigned: opts.devAllowUnsigned === true,
+      now: nowSeconds(),
+    });
+    if (!policy.signed) warnUnsigned(path);
+    const entry = policy.routeTable.resolveById(opts.routeId);
+    if (!entry)
+      throw new PolicyError(
+        'bundle_route_missing',
+        `no route ${JSON.stringify(opts.routeId)} in the policy bundle`,
+      );
+    return {
+      audience: entry.api.audience,
+      evaluate(passport: VerifiedPassport, now: number) {
+        const { claims } = passport;
+        const revocation = {
+          iss: claims.iss,
+          sub: claims.sub,
+          jti: claims.jti,
+          kid: passport.header.kid,
+          cnfKid: claims.cnf.kid,
+        };
+        if (policy.isRevoked(revocation)) throw new PolicyError('revoked', 'passport revoked');
+        const source = evaluateSourcePolicy(entry.route, policy.document, passport);
+        const freshness = checkFreshness(policy, entry.route, now);
+        return {
+          route_id: entry.route.route_id,
+          allowed: true,
+          source_type: source.source_type,
+          freshness_class: freshness.freshnessClass,
+        };
+      },
+    };
+  },
+};
 
 function collectKeys(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -10,6 +10,7 @@ import {
   type KeyBinding,
   type PassportContext,
   type SigningKey,
+  type VerifiedPassport,
 } from '../../../pkg/authcore/index.js';
 import { encodeBase64Url } from '../../../pkg/internal/base64url.js';
 import { CliError, collect, nowSeconds, parseIntOption, readValue, writeJson } from '../io.js';
@@ -153,6 +154,17 @@ export async function registryFromFlags(opts: {
   ]);
 }
 
+/** Loads a policy bundle and checks a verified passport against one of its routes. */
+export interface PolicyCheck {
+  load(
+    path: string,
+    opts: { publicKeys?: string[]; devAllowUnsigned?: boolean; routeId: string },
+  ): Promise<{
+    audience: string;
+    evaluate(passport: VerifiedPassport, now: number): Record<string, unknown>;
+  }>;
+}
+
 /** `trustplane verify` */
 export function registerVerify(
   program: Command,
@@ -160,6 +172,7 @@ export function registerVerify(
     path: string,
     opts: { trustMaterialPublicKey?: string[]; devAllowUnsigned?: boolean },
   ) => Promise<IssuerRegistry>,
+  checkPolicy: PolicyCheck,
 ): void {
   program
     .command('verify')
@@ -167,7 +180,7 @@ export function registerVerify(
       'Verify a passport (signature, issuer key, claims, audience, lifetime) and print its claims.',
     )
     .requiredOption('--token <passport>', 'the passport, or @file, or - for stdin')
-    .requiredOption('--audience <aud>', 'expected audience')
+    .option('--audience <aud>', 'expected audience (default: the audience of --route-id in --policy-bundle)')
     .option('--trust-material <file>', 'trust material document with the issuer keys')
     .option(
       '--trust-material-public-key <key>',
@@ -188,17 +201,30 @@ export function registerVerify(
       'highest key binding the --public-key issuer may vouch for',
       'software',
     )
+    .option(
+      '--policy-bundle <file>',
+      'also check the passport against a route of this policy bundle (with --route-id)',
+    )
+    .option(
+      '--policy-bundle-public-key <key>',
+      'public key that signed the policy bundle (repeatable)',
+      collect,
+    )
+    .option('--route-id <id>', 'route whose source, key-binding, context and provenance rules to apply')
     .option('--now <epoch>', 'verification time, epoch seconds (default now)', parseIntOption('--now'))
     .option('--skew <seconds>', 'clock skew tolerance', parseIntOption('--skew'), 30)
     .option('--max-lifetime <seconds>', 'maximum exp - iat', parseIntOption('--max-lifetime'), 600)
     .addHelpText(
       'after',
-      '\nExamples:\n  trustplane verify --token @passport.jwt --audience orders-api --trust-material trust.json \\\n    --trust-material-public-key @bundle-signer.pub\n  trustplane verify --token "$T" --audience orders-api --public-key <x> --issuer https://issuer.example \\\n    --trust-domain example.local --kid caller-2026-01',
+      '\nExamples:\n  trustplane verify --token @passport.jwt --audience orders-api --trust-material trust.json \\\n    --trust-material-public-key @bundle-signer.pub\n  trustplane verify --token "$T" --audience orders-api --public-key <x> --issuer https://issuer.example \\\n    --trust-domain example.local --kid caller-2026-01\n  trustplane verify --token @passport.jwt --trust-material trust.json --trust-material-public-key @signer.pub \\\n    --policy-bundle policy.json --policy-bundle-public-key @signer.pub --route-id orders.search',
     )
     .action(
       async (opts: {
         token: string;
-        audience: string;
+        audience?: string;
+        policyBundle?: string;
+        policyBundlePublicKey?: string[];
+        routeId?: string;
         trustMaterial?: string;
         trustMaterialPublicKey?: string[];
         devAllowUnsigned?: boolean;
@@ -233,10 +259,25 @@ export function registerVerify(
         } else {
           throw new CliError('give --trust-material or --public-key', 'usage', 2);
         }
+        if ((opts.policyBundle === undefined) !== (opts.routeId === undefined)) {
+          throw new CliError('--policy-bundle and --route-id go together', 'usage', 2);
+        }
+        const now = opts.now ?? nowSeconds();
+        const policy =
+          opts.policyBundle !== undefined
+            ? await checkPolicy.load(opts.policyBundle, {
+                ...(opts.policyBundlePublicKey ? { publicKeys: opts.policyBundlePublicKey } : {}),
+                ...(opts.devAllowUnsigned ? { devAllowUnsigned: true } : {}),
+                routeId: opts.routeId!,
+              })
+            : undefined;
+        const audience = opts.audience ?? policy?.audience;
+        if (audience === undefined)
+          throw new CliError('--audience is required (or --policy-bundle with --route-id)', 'usage', 2);
         const verified = await verifyPassport(readValue(opts.token).trim(), {
           issuers,
-          audience: opts.audience,
-          now: opts.now ?? nowSeconds(),
+          audience,
+          now,
           skewSeconds: opts.skew,
           maxLifetimeSeconds: opts.maxLifetime,
         });
@@ -246,6 +287,7 @@ export function registerVerify(
           claims: verified.claims,
           effective_key_binding: verified.effectiveKeyBinding,
           source_type: verified.issuer.sourceType,
+          ...(policy ? { policy: policy.evaluate(verified, now) } : {}),
         });
       },
     );
