@@ -12,6 +12,7 @@ import path from 'node:path';
 import { MemoryReplayStore, parsePublicKey } from '../pkg/authcore/index.js';
 import { loadPolicyBundle, loadTrustMaterial } from '../pkg/bundle/index.js';
 import { verifyRequest, type Decision } from '../pkg/verifier/index.js';
+import { DEV_ISSUER, devPolicyConfig, devTrustConfig } from './dev-configs.js';
 
 const BIN = path.resolve('dist/cmd/trustplane/main.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'trustplane-tour-'));
@@ -23,67 +24,15 @@ function cli(args: string[]): string {
   return r.stdout;
 }
 
-const ISSUER = 'https://issuer.example/software-jwks';
-const source = {
-  source_type: 'software_jwks',
-  issuer: ISSUER,
-  trust_domain: 'example.local',
-  subject_exact: 'service:orders-client',
-};
+const ISSUER = DEV_ISSUER;
 
 console.log(`working directory: ${dir}\n`);
 const caller = JSON.parse(cli(['gen-key', '--out', at('caller.key'), '--kid', 'caller-1'])) as {
   public_key: string;
 };
 const signer = JSON.parse(cli(['gen-key', '--out', at('bundle-signer.key')])) as { public_key: string };
-writeFileSync(
-  at('trust.config.json'),
-  JSON.stringify({
-    trust_domain: 'example.local',
-    issuers: [
-      {
-        issuer: ISSUER,
-        trust_domain: 'example.local',
-        source_type: 'software_jwks',
-        keys: [{ kty: 'OKP', crv: 'Ed25519', x: caller.public_key, kid: 'caller-1' }],
-      },
-    ],
-  }),
-);
-writeFileSync(
-  at('policy.config.json'),
-  JSON.stringify({
-    trust_domain: 'example.local',
-    apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: 'https://orders.example' }],
-    route_groups: [
-      {
-        route_group_id: 'orders',
-        api_id: 'orders-api',
-        routes: [
-          {
-            route_id: 'orders.search',
-            method: 'GET',
-            path_template: '/v1/orders/search',
-            allowed_sources: [source],
-          },
-          {
-            route_id: 'orders.create',
-            method: 'POST',
-            path_template: '/v1/orders',
-            allowed_sources: [source],
-          },
-          {
-            route_id: 'orders.approve',
-            method: 'POST',
-            path_template: '/v1/orders/{order_id}/approve',
-            required_key_binding: 'hardware_local',
-            allowed_sources: [source],
-          },
-        ],
-      },
-    ],
-  }),
-);
+writeFileSync(at('trust.config.json'), JSON.stringify(devTrustConfig(caller.public_key)));
+writeFileSync(at('policy.config.json'), JSON.stringify(devPolicyConfig()));
 const signFlags = [
   '--private-key',
   `@${at('bundle-signer.key')}`,

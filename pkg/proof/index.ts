@@ -18,6 +18,7 @@ export {
 export {
   buildTranscript,
   bodySha256,
+  getHeader,
   type Transcript,
   type TranscriptInput,
   type HeaderSource,

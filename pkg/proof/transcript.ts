@@ -57,7 +57,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function lookup(source: HeaderSource, name: string): string | undefined {
+/** Read a header by lowercase name from any {@link HeaderSource}. */
+export function getHeader(source: HeaderSource, name: string): string | undefined {
   if (typeof source === 'function') return source(name) ?? undefined;
   if (source instanceof Headers) return source.get(name) ?? undefined;
   if (source instanceof Map) return source.get(name);
@@ -90,7 +91,7 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
   const allowList = normalizeCoveredHeaders(input.coveredHeaders);
   const present: { name: string; value: string }[] = [];
   for (const name of allowList) {
-    const value = lookup(input.headers, name);
+    const value = getHeader(input.headers, name);
     if (value !== undefined) present.push({ name, value: value.trim() });
   }
   // Small values: synchronous hashing (an async WebCrypto round trip per value costs more than

@@ -2,6 +2,7 @@ import { RequestError } from '../authcore/errors.js';
 import { sha256Hex } from '../internal/sha256.js';
 import { parseRequestTarget } from '../proof/sign-request.js';
 import type { HeaderSource } from '../proof/transcript.js';
+export { getHeader } from '../proof/transcript.js';
 
 /** Default largest request body the verifier reads to bind, bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -28,15 +29,6 @@ export interface NormalizedRequest {
   readonly bodySha256: string;
   /** Body length in bytes. */
   readonly bodyLength: number;
-}
-
-/** Read a header from any {@link HeaderSource}. */
-export function getHeader(source: HeaderSource, name: string): string | undefined {
-  if (typeof source === 'function') return source(name) ?? undefined;
-  if (source instanceof Headers) return source.get(name) ?? undefined;
-  if (source instanceof Map) return source.get(name);
-  const rec = source as Readonly<Record<string, string | undefined>>;
-  return Object.hasOwn(rec, name) ? rec[name] : undefined;
 }
 
 /**

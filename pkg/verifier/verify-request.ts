@@ -1,12 +1,13 @@
 import { RequestError, TrustplaneError, ProofError, PolicyError, ReplayError } from '../authcore/errors.js';
 import type { IssuerRegistry } from '../authcore/issuer-registry.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
-import { verifyPassport, type VerifiedPassport } from '../authcore/verify-passport.js';
+import { DEFAULT_SKEW_SECONDS, verifyPassport, type VerifiedPassport } from '../authcore/verify-passport.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
 import { assertSafePath } from '../proof/path-safety.js';
+import { parseRequestTarget } from '../proof/sign-request.js';
 import { verifyProof } from '../proof/request-proof.js';
 import { buildTranscript } from '../proof/transcript.js';
 import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
@@ -53,9 +54,20 @@ class StageError {
   ) {}
 }
 
-function originOf(url: string): { scheme: string; authority: string } | undefined {
-  const m = /^(https?):\/\/([^/?#]+)/i.exec(url);
-  return m ? { scheme: m[1]!.toLowerCase(), authority: m[2]!.toLowerCase() } : undefined;
+/**
+ * The origin callers address: the configured `publicOrigin`, else the API's `base_url`, else the
+ * request's own. A configured origin that does not parse is a misconfiguration: it throws (and the
+ * request is denied `internal_error`) rather than silently falling back to the request's host.
+ */
+function resolveOrigin(
+  publicOrigin: string | undefined,
+  baseUrl: string | undefined,
+  req: NormalizedRequest,
+): { scheme: string; authority: string } {
+  const configured = publicOrigin ?? baseUrl;
+  if (configured === undefined) return { scheme: req.scheme, authority: req.authority };
+  const { scheme, authority } = parseRequestTarget(configured);
+  return { scheme, authority };
 }
 
 async function run<T>(stage: VerificationStage, fn: () => T | Promise<T>): Promise<T> {
@@ -202,11 +214,7 @@ async function pipeline(
         });
       }
     }
-    const origin = (context.publicOrigin !== undefined ? originOf(context.publicOrigin) : undefined) ??
-      (api.base_url !== undefined ? originOf(api.base_url) : undefined) ?? {
-        scheme: req.scheme,
-        authority: req.authority,
-      };
+    const origin = resolveOrigin(context.publicOrigin, api.base_url, req);
     const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
     const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
     if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, req.bodySha256)) {
@@ -242,7 +250,7 @@ async function pipeline(
   // 8. atomic one-time jti consume: only now, after every other check passed.
   await run('replay', async () => {
     const key = sha256HexSync(`${claims.iss}\n${claims.jti}`);
-    const skew = context.skewSeconds ?? 30;
+    const skew = context.skewSeconds ?? DEFAULT_SKEW_SECONDS;
     let first: boolean;
     try {
       first = await context.replayStore.consume(key, claims.exp + skew, now);

@@ -11,6 +11,7 @@ import {
   type LoadedTrustMaterial,
 } from '../../pkg/bundle/index.js';
 import { verifyRequest, type Decision } from '../../pkg/verifier/index.js';
+import { DEV_ISSUER, devPolicyConfig, devTrustConfig } from '../../scripts/dev-configs.js';
 
 const BIN = path.resolve('dist/cmd/trustplane/main.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'trustplane-cli-'));
@@ -27,7 +28,7 @@ function ok(args: string[]): string {
   return r.stdout;
 }
 
-const ISSUER = 'https://issuer.example/software-jwks';
+const ISSUER = DEV_ISSUER;
 const passportFlags = [
   '--private-key',
   `@${f('caller.key')}`,
@@ -55,53 +56,8 @@ beforeAll(async () => {
   callerPub = caller.public_key;
   const signer = JSON.parse(ok(['gen-key', '--out', f('signer.key')])) as { public_key: string };
   signerPub = signer.public_key;
-  writeFileSync(
-    f('trust.config.json'),
-    JSON.stringify({
-      trust_domain: 'example.local',
-      issuers: [
-        {
-          issuer: ISSUER,
-          trust_domain: 'example.local',
-          source_type: 'software_jwks',
-          keys: [{ kty: 'OKP', crv: 'Ed25519', x: callerPub, kid: 'caller-1' }],
-        },
-      ],
-    }),
-  );
-  const source = {
-    source_type: 'software_jwks',
-    issuer: ISSUER,
-    trust_domain: 'example.local',
-    subject_exact: 'service:orders-client',
-  };
-  writeFileSync(
-    f('policy.config.json'),
-    JSON.stringify({
-      trust_domain: 'example.local',
-      apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: 'https://orders.example' }],
-      route_groups: [
-        {
-          route_group_id: 'orders',
-          api_id: 'orders-api',
-          routes: [
-            {
-              route_id: 'orders.search',
-              method: 'GET',
-              path_template: '/v1/orders/search',
-              allowed_sources: [source],
-            },
-            {
-              route_id: 'orders.create',
-              method: 'POST',
-              path_template: '/v1/orders',
-              allowed_sources: [source],
-            },
-          ],
-        },
-      ],
-    }),
-  );
+  writeFileSync(f('trust.config.json'), JSON.stringify(devTrustConfig(callerPub)));
+  writeFileSync(f('policy.config.json'), JSON.stringify(devPolicyConfig()));
   ok([
     'bundle',
     'build',
@@ -164,7 +120,7 @@ describe('trustplane CLI', () => {
       kind: 'policy_runtime_bundle',
       signed: true,
       signer_kid: 'bundle-1',
-      routes: 2,
+      routes: 3,
     });
     const t = JSON.parse(
       ok(['bundle', 'verify', '--bundle', f('trust.signed.json'), '--public-key', signerPub]),

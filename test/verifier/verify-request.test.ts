@@ -227,6 +227,29 @@ describe('verifyRequest: parse and request layer', () => {
   });
 });
 
+describe('public origin', () => {
+  it('the transcript uses the configured publicOrigin: a request signed for another origin is denied', async () => {
+    const s = await signed(world);
+    expectDeny(
+      await verifyRequest(toRequest(s), context({ publicOrigin: 'https://orders.internal' })),
+      'request_binding_mismatch',
+      401,
+    );
+    expect(
+      (await verifyRequest(toRequest(s), context({ publicOrigin: 'https://orders.example' }))).allowed,
+    ).toBe(true);
+  });
+  it('a malformed publicOrigin fails closed (internal_error), never falls back to the request host', async () => {
+    const s = await signed(world);
+    expectDeny(
+      await verifyRequest(toRequest(s), context({ publicOrigin: 'orders.example' })),
+      'internal_error',
+      500,
+    );
+    expect(store.size).toBe(0);
+  });
+});
+
 describe('attack: path confusion', () => {
   const cases: [string, string][] = [
     ['%2F', '/v1/orders%2Fsearch'],
