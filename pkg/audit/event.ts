@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { REASON_CODES, type ReasonCode } from '../authcore/reason-codes.js';
+import type { Decision } from '../verifier/decision.js';
+
+/** The audit event format every component writes, one event per decision. */
+export const AUDIT_EVENT_SCHEMA = 'trustplane-auth-audit-event-v0.1';
+
+/** Which enforcement point (or broker) made the decision. */
+export type AuditComponent =
+  | 'library'
+  | 'middleware-hono'
+  | 'middleware-node'
+  | 'adapter'
+  | 'forward-auth'
+  | 'broker';
+
+const reasonCode = z.string().refine((s) => Object.hasOwn(REASON_CODES, s), 'unknown reason code');
+const short = (max: number) => z.string().max(max);
+
+/**
+ * trustplane-auth-audit-event-v0.1. Required: `schema`, `event_id`, `time`, `event_type`,
+ * `component`, `decision`, `status`. Everything else is present when known. Never holds a
+ * passport, proof, signature, key or body: only identifiers and digests.
+ */
+export const auditEventSchema = z.strictObject({
+  schema: z.literal(AUDIT_EVENT_SCHEMA),
+  event_id: short(64),
+  /** RFC 3339 UTC with milliseconds. */
+  time: short(40),
+  event_type: z.enum(['authorization_decision', 'passport_issued', 'passport_denied']),
+  component: z.enum(['library', 'middleware-hono', 'middleware-node', 'adapter', 'forward-auth', 'broker']),
+  /** Instance name of the component (`--instance`, default the host name). */
+  instance: short(256).optional(),
+  decision: z.enum(['allow', 'deny']),
+  /** HTTP status the enforcement point answered with. */
+  status: z.number().int().min(100).max(599),
+  /** Reason code (deny only). */
+  reason: reasonCode.optional(),
+  /** Pipeline stage that refused (deny only). */
+  stage: short(32).optional(),
+  /** Operator-facing detail of a deny (never sent to the caller; never secret). */
+  detail: short(512).optional(),
+  request_id: short(128).optional(),
+  method: short(32).optional(),
+  authority: short(512).optional(),
+  /** Raw path as sent (the query is not logged; it may carry data). */
+  path: short(4096).optional(),
+  query_sha256: short(64).optional(),
+  client_address: short(128).optional(),
+  route_id: short(256).optional(),
+  api_id: short(256).optional(),
+  audience: short(2048).optional(),
+  iss: short(2048).optional(),
+  sub: short(2048).optional(),
+  trust_domain: short(256).optional(),
+  jti: short(256).optional(),
+  key_binding: short(32).optional(),
+  source_type: short(64).optional(),
+  transcript_sha256: short(64).optional(),
+  policy_version: short(256).optional(),
+  /** Verification time, microseconds. */
+  latency_us: z.number().int().nonnegative().optional(),
+});
+
+/** One audit event. */
+export type AuditEvent = z.infer<typeof auditEventSchema>;
+
+/** Request facts the enforcement point adds to a decision's event. */
+export interface AuditRequestInfo {
+  readonly method?: string;
+  readonly authority?: string;
+  readonly path?: string;
+  readonly querySha256?: string;
+  readonly clientAddress?: string;
+  readonly requestId?: string;
+}
+
+/** Options for {@link auditEventFromDecision}. */
+export interface AuditEventOptions {
+  readonly component: AuditComponent;
+  readonly instance?: string;
+  /** Event time, epoch milliseconds (default: now). */
+  readonly timeMs?: number;
+  readonly request?: AuditRequestInfo;
+  readonly policyVersion?: string;
+  readonly latencyUs?: number;
+  /** Status actually answered, when it differs from the decision's (e.g. 502 after an allow). */
+  readonly status?: number;
+}
+
+function put<K extends keyof AuditEvent>(event: Record<string, unknown>, key: K, value: AuditEvent[K] | undefined) {
+  if (value !== undefined && value !== '') event[key] = value;
+}
+
+/**
+ * Build the audit event for one verification decision.
+ * @param decision the verifier's decision
+ * @param options component, request facts and timing
+ * @returns a plain event object (JSON-serializable, no secrets)
+ * @example
+ * const event = auditEventFromDecision(decision, { component: 'middleware-hono', request: { method: 'GET', path: '/v1/orders' } })
+ */
+export function auditEventFromDecision(decision: Decision, options: AuditEventOptions): AuditEvent {
+  const event: Record<string, unknown> = {
+    schema: AUDIT_EVENT_SCHEMA,
+    event_id: crypto.randomUUID(),
+    time: new Date(options.timeMs ?? Date.now()).toISOString(),
+    event_type: 'authorization_decision',
+    component: options.component,
+  };
+  put(event, 'instance', options.instance);
+  event.decision = decision.allowed ? 'allow' : 'deny';
+  event.status = options.status ?? decision.status;
+  if (!decision.allowed) {
+    event.reason = decision.reason;
+    event.stage = decision.stage;
+    put(event, 'detail', decision.message.slice(0, 512));
+  }
+  const r = options.request;
+  if (r) {
+    put(event, 'request_id', r.requestId?.slice(0, 128));
+    put(event, 'method', r.method?.slice(0, 32));
+    put(event, 'authority', r.authority?.slice(0, 512));
+    put(event, 'path', r.path?.slice(0, 4096));
+    put(event, 'query_sha256', r.querySha256);
+    put(event, 'client_address', r.clientAddress?.slice(0, 128));
+  }
+  put(event, 'route_id', decision.routeId);
+  if (decision.allowed) {
+    put(event, 'api_id', decision.apiId);
+    put(event, 'audience', decision.audience);
+  }
+  put(event, 'iss', decision.issuer);
+  put(event, 'sub', decision.subject);
+  if (decision.allowed) put(event, 'trust_domain', decision.trustDomain);
+  put(event, 'jti', decision.jti);
+  if (decision.allowed) {
+    put(event, 'key_binding', decision.keyBinding);
+    put(event, 'source_type', decision.sourceType);
+    put(event, 'transcript_sha256', decision.transcriptSha256);
+  }
+  put(event, 'policy_version', options.policyVersion);
+  if (options.latencyUs !== undefined) event.latency_us = Math.max(0, Math.round(options.latencyUs));
+  return event as AuditEvent;
+}
+
+/** Where audit events go. `write` must not throw for a healthy sink; failures reject. */
+export interface AuditSink {
+  write(event: AuditEvent): void | Promise<void>;
+  /** Flush buffered events. */
+  flush?(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Keeps events in memory (tests, embedding). */
+export class MemoryAuditSink implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  write(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}
+
+/** The reason code of a deny event, typed. */
+export function auditReason(event: AuditEvent): ReasonCode | undefined {
+  return event.reason as ReasonCode | undefined;
+}
