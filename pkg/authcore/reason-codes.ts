@@ -134,6 +134,12 @@ const table = {
     layer: 'policy',
     summary: 'The passport `provenance` does not satisfy the source or bundle provenance policy.',
   },
+  unverifiable_body: {
+    status: 403,
+    layer: 'policy',
+    summary:
+      'The enforcement point cannot see the request body (forward-auth) and the route does not set `allow_unverified_body`.',
+  },
   stale_bundle_fail_closed: {
     status: 403,
     layer: 'policy',
@@ -172,6 +178,16 @@ const table = {
     status: 503,
     layer: 'dependency',
     summary: 'A durable audit write required by the route failed; the request is denied.',
+  },
+  upstream_unavailable: {
+    status: 502,
+    layer: 'dependency',
+    summary: 'The adapter allowed the request but could not reach the upstream or it failed mid-response.',
+  },
+  upstream_timeout: {
+    status: 504,
+    layer: 'dependency',
+    summary: 'The adapter allowed the request but the upstream did not answer within the response timeout.',
   },
   internal_error: {
     status: 500,

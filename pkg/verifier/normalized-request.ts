@@ -29,6 +29,12 @@ export interface NormalizedRequest {
   readonly bodySha256: string;
   /** Body length in bytes. */
   readonly bodyLength: number;
+  /**
+   * True when the enforcement point cannot see the body (forward-auth): `bodySha256` is then the
+   * caller's claimed `X-TrustPlane-Body-SHA256`, and the request is denied `unverifiable_body`
+   * unless the route sets `allow_unverified_body`.
+   */
+  readonly bodyUnverified?: boolean;
 }
 
 /**

@@ -196,6 +196,9 @@ async function pipeline(
     ) {
       throw new PolicyError('revoked', 'passport revoked');
     }
+    if (req.bodyUnverified === true && route.allow_unverified_body !== true) {
+      throw new PolicyError('unverifiable_body', 'request body cannot be verified at this enforcement point');
+    }
     return evaluateSourcePolicy(route, context.policy.document, passport);
   });
 

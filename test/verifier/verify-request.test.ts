@@ -659,6 +659,45 @@ describe('attack: request tampering', () => {
   });
 });
 
+describe('unverified body (forward-auth)', () => {
+  it('a request whose body the enforcement point cannot see is denied unless the route allows it', async () => {
+    const body = '{"order_id":"ord_1"}';
+    const s = await signed(world, {
+      method: 'POST',
+      target: '/v1/orders',
+      routeId: 'orders.create',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
+    // The forward-auth endpoint passes the caller's claimed body digest, marked unverified.
+    const req = { ...(await rawRequest(s, '/v1/orders', '', body)), bodyUnverified: true };
+    context();
+    expectDeny(await verifyRequest(req, ctx), 'unverifiable_body', 403);
+    expect(store.size).toBe(0);
+    const permissive = await createWorld({
+      policyPatch: (doc) => {
+        const groups = doc.route_groups as { routes: { route_id: string; allow_unverified_body?: boolean }[] }[];
+        for (const r of groups[0]!.routes) if (r.route_id === 'orders.create') r.allow_unverified_body = true;
+      },
+    });
+    const p = await signed(permissive, {
+      method: 'POST',
+      target: '/v1/orders',
+      routeId: 'orders.create',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
+    const preq = { ...(await rawRequest(p, '/v1/orders', '', body)), bodyUnverified: true };
+    const d = await verifyRequest(preq, {
+      trust: permissive.trust,
+      policy: permissive.policy,
+      replayStore: new MemoryReplayStore(),
+      clock: () => NOW,
+    });
+    expect(d).toMatchObject({ allowed: true, routeId: 'orders.create' });
+  });
+});
+
 describe('attack: replay', () => {
   it('second use of a jti is denied', async () => {
     const s = await signed(world);
@@ -702,7 +741,12 @@ describe('attack: replay', () => {
 
 afterAll(() => {
   // Every code the verifier can produce must have been produced above.
-  const notFromVerifier = new Set<ReasonCode>(['audit_unavailable', 'policy_unavailable']);
+  const notFromVerifier = new Set<ReasonCode>([
+    'audit_unavailable',
+    'policy_unavailable',
+    'upstream_unavailable',
+    'upstream_timeout',
+  ]);
   const expected = REASON_CODE_LIST.filter(
     (c) => REASON_CODES[c].layer !== 'bundle' && !notFromVerifier.has(c),
   );
