@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { registerAdapter } from './commands/adapter.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerVerify(program, loadTrustRegistry, policyCheck);
   registerSign(program);
   registerBundle(program);
+  registerAdapter(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

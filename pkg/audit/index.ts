@@ -10,3 +10,4 @@ export {
   type AuditEventOptions,
   type AuditRequestInfo,
 } from './event.js';
+export { StreamAuditSink, openFileAuditSink, type StreamAuditSinkOptions } from './stream-sink.js';

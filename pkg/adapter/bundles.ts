@@ -1,0 +1,333 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { BundleError, TrustplaneError } from '../authcore/errors.js';
+import { parsePublicKey, type VerifyKey } from '../authcore/keys.js';
+import {
+  loadPolicyBundle,
+  loadTrustMaterial,
+  type DocumentSigner,
+  type LoadedPolicy,
+  type LoadedTrustMaterial,
+} from '../bundle/index.js';
+import type { Logger } from './logger.js';
+import type { AdapterMetrics } from './metrics.js';
+
+/** A configured document-signing public key. */
+export interface ConfiguredKey {
+  /** The key's kid when the configured value named one (a JWK with `kid`). */
+  readonly kid?: string;
+  readonly key: VerifyKey;
+}
+
+/**
+ * Parse configured signer keys (key text, PEM, or JWK JSON; a JWK's `kid` is kept).
+ * @throws KeyError `invalid_key`
+ */
+export async function parseConfiguredKeys(values: readonly string[]): Promise<ConfiguredKey[]> {
+  const out: ConfiguredKey[] = [];
+  for (const value of values) {
+    const text = value.trim();
+    let kid: string | undefined;
+    if (text.startsWith('{')) {
+      try {
+        const jwk = JSON.parse(text) as { kid?: unknown };
+        if (typeof jwk.kid === 'string') kid = jwk.kid;
+      } catch {
+        // parsePublicKey reports the error.
+      }
+    }
+    const key = await parsePublicKey(text);
+    out.push(kid !== undefined ? { kid, key } : { key });
+  }
+  return out;
+}
+
+/** Where the bundles come from and who may sign them. */
+export interface BundleSources {
+  readonly trustMaterialPath: string;
+  readonly policyBundlePath: string;
+  readonly trustMaterialKeys: readonly ConfiguredKey[];
+  readonly policyBundleKeys: readonly ConfiguredKey[];
+  /** Development only: accept unsigned documents (logged loudly at every load). */
+  readonly devAllowUnsigned: boolean;
+}
+
+/** The trust material and policy in force. Replaced as a whole, never mutated. */
+export interface BundleSnapshot {
+  readonly trust: LoadedTrustMaterial;
+  readonly policy: LoadedPolicy;
+  /** SHA-256 of the trust material file bytes. */
+  readonly trustDigest: string;
+  /** SHA-256 of the policy bundle file bytes. */
+  readonly policyDigest: string;
+  /** Epoch seconds each was loaded. */
+  readonly trustLoadedAt: number;
+  readonly policyLoadedAt: number;
+}
+
+/** Which bundle. */
+export type BundleName = 'trust_material' | 'policy';
+
+/** Outcome of one reload per bundle. */
+export type ReloadOutcome = 'unchanged' | 'reloaded' | 'failed';
+
+function signedByKid(doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const signedBy = (doc as { signed_by?: unknown }).signed_by;
+  if (typeof signedBy !== 'object' || signedBy === null) return undefined;
+  const kid = (signedBy as { kid?: unknown }).kid;
+  return typeof kid === 'string' ? kid : undefined;
+}
+
+/**
+ * Candidate signer sets: keys configured with a kid are matched by kid; a key configured without
+ * one is tried under the document's `signed_by.kid` (any configured key is trusted to sign).
+ */
+function signerSets(keys: readonly ConfiguredKey[], doc: unknown): DocumentSigner[][] {
+  const named = keys.filter((k) => k.kid !== undefined).map((k) => ({ kid: k.kid!, key: k.key }));
+  const docKid = signedByKid(doc);
+  const unnamed = keys.filter((k) => k.kid === undefined);
+  const sets: DocumentSigner[][] = [];
+  if (named.length > 0 || unnamed.length === 0) sets.push(named);
+  if (docKid !== undefined && !named.some((k) => k.kid === docKid)) {
+    for (const k of unnamed) sets.push([{ kid: docKid, key: k.key }]);
+  }
+  return sets;
+}
+
+async function loadWith<T>(
+  doc: unknown,
+  keys: readonly ConfiguredKey[],
+  allowUnsigned: boolean,
+  load: (signers: DocumentSigner[]) => Promise<T>,
+): Promise<T> {
+  let last: unknown = new BundleError('bundle_signature_invalid', 'signature verification failed');
+  for (const signers of signerSets(keys, doc)) {
+    if (signers.length === 0 && !allowUnsigned) continue;
+    try {
+      return await load(signers);
+    } catch (e) {
+      last = e;
+      if (!(e instanceof BundleError && e.reason === 'bundle_signature_invalid')) throw e;
+    }
+  }
+  throw last;
+}
+
+function digest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function parseJson(bytes: Uint8Array, path: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch {
+    throw new BundleError('invalid_bundle', `${basename(path)} is not valid JSON`);
+  }
+}
+
+/** Largest bundle file read (bytes). */
+export const MAX_BUNDLE_BYTES = 32 * 1024 * 1024;
+
+async function readBounded(path: string): Promise<Buffer> {
+  const info = await stat(path);
+  if (info.size > MAX_BUNDLE_BYTES) throw new BundleError('invalid_bundle', `${basename(path)} is too large`);
+  return readFile(path);
+}
+
+/** Options for {@link BundleManager.open}. */
+export interface BundleManagerOptions {
+  readonly log: Logger;
+  readonly metrics?: AdapterMetrics;
+  /** Epoch seconds (default system clock). */
+  readonly clock?: () => number;
+}
+
+/**
+ * Loads the trust material and policy bundle, verifies their signatures, and replaces them
+ * atomically when the files change. A file that fails to parse or verify, or that is older than the
+ * one in force (`issued_at` rollback), leaves the last good snapshot in force; the failure is
+ * logged and counted (`trustplane_bundle_reloads_total{result="failure"}`).
+ */
+export class BundleManager {
+  #current: BundleSnapshot;
+  readonly #sources: BundleSources;
+  readonly #log: Logger;
+  readonly #metrics: AdapterMetrics | undefined;
+  readonly #clock: () => number;
+  #chain: Promise<unknown> = Promise.resolve();
+  #watchers: FSWatcher[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(snapshot: BundleSnapshot, sources: BundleSources, options: BundleManagerOptions) {
+    this.#current = snapshot;
+    this.#sources = sources;
+    this.#log = options.log;
+    this.#metrics = options.metrics;
+    this.#clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
+    this.#record('trust_material', snapshot.trust, snapshot.trustLoadedAt);
+    this.#record('policy', snapshot.policy, snapshot.policyLoadedAt);
+  }
+
+  /**
+   * Load both bundles (startup: any failure throws).
+   * @throws BundleError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`
+   */
+  static async open(sources: BundleSources, options: BundleManagerOptions): Promise<BundleManager> {
+    const now = (options.clock ?? (() => Math.floor(Date.now() / 1000)))();
+    const trustBytes = await readBounded(sources.trustMaterialPath);
+    const policyBytes = await readBounded(sources.policyBundlePath);
+    const trust = await BundleManager.#loadTrust(sources, trustBytes, now, options.log);
+    const policy = await BundleManager.#loadPolicy(sources, policyBytes, now, options.log);
+    return new BundleManager(
+      {
+        trust,
+        policy,
+        trustDigest: digest(trustBytes),
+        policyDigest: digest(policyBytes),
+        trustLoadedAt: now,
+        policyLoadedAt: now,
+      },
+      sources,
+      options,
+    );
+  }
+
+  static async #loadTrust(sources: BundleSources, bytes: Uint8Array, now: number, log: Logger) {
+    const doc = parseJson(bytes, sources.trustMaterialPath);
+    const trust = await loadWith(doc, sources.trustMaterialKeys, sources.devAllowUnsigned, (signers) =>
+      loadTrustMaterial(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
+    );
+    if (!trust.signed) log.warn('UNSIGNED trust material accepted (--dev-allow-unsigned)', { file: sources.trustMaterialPath });
+    return trust;
+  }
+
+  static async #loadPolicy(sources: BundleSources, bytes: Uint8Array, now: number, log: Logger) {
+    const doc = parseJson(bytes, sources.policyBundlePath);
+    const policy = await loadWith(doc, sources.policyBundleKeys, sources.devAllowUnsigned, (signers) =>
+      loadPolicyBundle(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
+    );
+    if (!policy.signed) log.warn('UNSIGNED policy bundle accepted (--dev-allow-unsigned)', { file: sources.policyBundlePath });
+    return policy;
+  }
+
+  /** The snapshot in force. Capture it once per request. */
+  get current(): BundleSnapshot {
+    return this.#current;
+  }
+
+  /** Seconds since each bundle's `issued_at` (undefined when it has none). */
+  ages(now: number): Record<BundleName, number | undefined> {
+    const { trust, policy } = this.#current;
+    return {
+      trust_material: trust.issuedAt !== undefined ? now - trust.issuedAt : undefined,
+      policy: policy.issuedAt !== undefined ? now - policy.issuedAt : undefined,
+    };
+  }
+
+  #record(name: BundleName, doc: { issuedAt?: number }, loadedAt: number) {
+    this.#metrics?.bundleLoadedAt.set({ bundle: name }, loadedAt);
+    if (doc.issuedAt !== undefined) this.#metrics?.bundleIssuedAt.set({ bundle: name }, doc.issuedAt);
+  }
+
+  /**
+   * Re-read both files; replace what changed and verified. Reloads are serialized.
+   * @param trigger why (logged)
+   */
+  reload(trigger: string): Promise<Record<BundleName, ReloadOutcome>> {
+    const next = this.#chain.then(() => this.#reloadNow(trigger));
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #reloadNow(trigger: string): Promise<Record<BundleName, ReloadOutcome>> {
+    const now = this.#clock();
+    const result: Record<BundleName, ReloadOutcome> = { trust_material: 'unchanged', policy: 'unchanged' };
+    // Trust material first: a new policy may name issuers only the new trust material has.
+    for (const name of ['trust_material', 'policy'] as const) {
+      const path = name === 'policy' ? this.#sources.policyBundlePath : this.#sources.trustMaterialPath;
+      try {
+        const bytes = await readBounded(path);
+        const d = digest(bytes);
+        const cur = this.#current;
+        if (d === (name === 'policy' ? cur.policyDigest : cur.trustDigest)) continue;
+        if (name === 'trust_material') {
+          const trust = await BundleManager.#loadTrust(this.#sources, bytes, now, this.#log);
+          checkRollback(name, cur.trust.issuedAt, trust.issuedAt);
+          this.#current = { ...this.#current, trust, trustDigest: d, trustLoadedAt: now };
+          this.#record(name, trust, now);
+        } else {
+          const policy = await BundleManager.#loadPolicy(this.#sources, bytes, now, this.#log);
+          checkRollback(name, cur.policy.issuedAt, policy.issuedAt);
+          this.#current = { ...this.#current, policy, policyDigest: d, policyLoadedAt: now };
+          this.#record(name, policy, now);
+        }
+        result[name] = 'reloaded';
+        this.#metrics?.bundleReloads.inc({ bundle: name, result: 'success' });
+        this.#log.info('bundle reloaded', { bundle: name, trigger, sha256: d });
+      } catch (e) {
+        result[name] = 'failed';
+        this.#metrics?.bundleReloads.inc({ bundle: name, result: 'failure' });
+        this.#log.error('bundle reload failed; keeping the bundle in force', {
+          bundle: name,
+          trigger,
+          reason: e instanceof TrustplaneError ? e.reason : 'io',
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Watch both files (their directories, so atomic renames and Kubernetes ConfigMap symlink swaps
+   * are seen) and poll every `intervalMs` as a fallback (0 disables polling).
+   */
+  watch(intervalMs: number): void {
+    const dirs = new Set([dirname(this.#sources.trustMaterialPath), dirname(this.#sources.policyBundlePath)]);
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.#schedule());
+        w.on('error', () => undefined);
+        this.#watchers.push(w);
+      } catch (e) {
+        this.#log.warn('cannot watch bundle directory; relying on polling and SIGHUP', {
+          dir,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+    if (intervalMs > 0) {
+      this.#timer = setInterval(() => void this.reload('poll'), intervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#debounce);
+    // Editors and `cp` write in several steps; wait for the file to settle.
+    this.#debounce = setTimeout(() => void this.reload('watch'), 100);
+    this.#debounce.unref();
+  }
+
+  /** Stop watching and wait for a reload in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const w of this.#watchers) w.close();
+    this.#watchers = [];
+    clearInterval(this.#timer);
+    clearTimeout(this.#debounce);
+    await this.#chain;
+  }
+}
+
+function checkRollback(name: BundleName, current: number | undefined, next: number | undefined): void {
+  if (current !== undefined && (next === undefined || next < current)) {
+    throw new BundleError('bundle_conflict', `refusing ${name} older than the one in force (issued_at rollback)`);
+  }
+}

@@ -1,0 +1,462 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
+import { TrustplaneError } from '../authcore/errors.js';
+import type { ReplayStore } from '../authcore/replay-store.js';
+import { auditEventFromDecision, type AuditComponent, type AuditSink } from '../audit/event.js';
+import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
+import { denyBody, denyHeaders, type AllowDecision, type Decision, type DenyDecision } from '../verifier/decision.js';
+import type { NormalizedRequest } from '../verifier/normalized-request.js';
+import { verifyRequest } from '../verifier/verify-request.js';
+import type { BundleManager } from './bundles.js';
+import type { AdapterConfig } from './config.js';
+import type { Logger } from './logger.js';
+import type { AdapterMetrics } from './metrics.js';
+import {
+  assertNoDuplicateCriticalHeaders,
+  connectionTokens,
+  EMPTY_BODY_SHA256,
+  headerValue,
+  isHopByHop,
+  nodeHeaderSource,
+  readBody,
+  splitTarget,
+  type ReadBody,
+} from './node-request.js';
+
+/** What the request handlers need (one per adapter instance). */
+export interface EnforcementRuntime {
+  readonly config: AdapterConfig;
+  readonly bundles: BundleManager;
+  readonly replayStore: ReplayStore;
+  readonly audit: AuditSink;
+  readonly log: Logger;
+  readonly metrics: AdapterMetrics;
+  readonly clock?: () => number;
+  readonly upstream?: URL;
+  readonly agent?: HttpAgent | HttpsAgent;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = headerValue(req.headers, 'x-request-id');
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+function preVerifyDeny(e: unknown): DenyDecision {
+  const err =
+    e instanceof TrustplaneError ? e : new TrustplaneError('internal_error', 'unexpected failure reading the request');
+  return { allowed: false, status: err.status, reason: err.reason, stage: 'parse', message: err.message, details: {} };
+}
+
+interface RequestFacts {
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  readonly query: string;
+  readonly requestId: string;
+  readonly clientAddress: string | undefined;
+  readonly started: bigint;
+}
+
+function record(
+  rt: EnforcementRuntime,
+  component: AuditComponent,
+  decision: Decision,
+  facts: RequestFacts,
+): void {
+  const seconds = Number(process.hrtime.bigint() - facts.started) / 1e9;
+  const outcome = decision.allowed ? 'allow' : 'deny';
+  const reason = decision.allowed ? 'none' : decision.reason;
+  const route = decision.routeId ?? '';
+  rt.metrics.decisions.inc({ outcome, reason, route });
+  rt.metrics.verifySeconds.observe({ outcome }, seconds);
+  if (!decision.allowed && decision.reason === 'replay_store_unavailable') rt.metrics.replayStoreErrors.inc();
+  if (rt.log.enabled('info')) {
+    rt.log.info('decision', {
+      component,
+      decision: outcome,
+      status: decision.status,
+      reason: decision.allowed ? undefined : decision.reason,
+      stage: decision.allowed ? undefined : decision.stage,
+      route_id: decision.routeId,
+      method: facts.method,
+      path: facts.path,
+      sub: decision.subject,
+      iss: decision.issuer,
+      jti: decision.jti,
+      request_id: facts.requestId,
+      latency_ms: Math.round(seconds * 1e6) / 1e3,
+    });
+  }
+  const policyVersion = rt.bundles.current.policy.policyVersion;
+  try {
+    const event = auditEventFromDecision(decision, {
+      component,
+      instance: rt.config.instance,
+      request: {
+        method: facts.method,
+        authority: facts.authority,
+        path: facts.path,
+        ...(facts.query !== '' ? { querySha256: createHash('sha256').update(facts.query).digest('hex') } : {}),
+        ...(facts.clientAddress !== undefined ? { clientAddress: facts.clientAddress } : {}),
+        requestId: facts.requestId,
+      },
+      ...(policyVersion !== undefined ? { policyVersion } : {}),
+      latencyUs: seconds * 1e6,
+    });
+    const written = rt.audit.write(event);
+    if (written instanceof Promise) written.catch((e: unknown) => auditFailed(rt, e));
+  } catch (e) {
+    auditFailed(rt, e);
+  }
+}
+
+function auditFailed(rt: EnforcementRuntime, e: unknown): void {
+  rt.metrics.auditWriteFailures.inc();
+  rt.log.error('audit write failed', { error: e instanceof Error ? e.message : String(e) });
+}
+
+function sendDeny(res: ServerResponse, decision: DenyDecision, requestId: string, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: OutgoingHttpHeaders = {
+    ...denyHeaders(decision),
+    'x-trustplane-reason': decision.reason,
+    'x-request-id': requestId,
+  };
+  if (close) headers.connection = 'close';
+  res.writeHead(decision.status, headers);
+  res.end(JSON.stringify(denyBody(decision)));
+}
+
+function identityHeaders(d: AllowDecision): Record<(typeof IDENTITY_HEADERS)[number], string> {
+  return {
+    'x-trustplane-subject': d.subject,
+    'x-trustplane-issuer': d.issuer,
+    'x-trustplane-trust-domain': d.trustDomain,
+    'x-trustplane-jti': d.jti,
+    'x-trustplane-key-binding': d.keyBinding,
+    'x-trustplane-route-id': d.routeId,
+  };
+}
+
+function callerScheme(rt: EnforcementRuntime, req: IncomingMessage): string {
+  if (rt.config.trustForwardedHeaders) {
+    const p = headerValue(req.headers, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+    if (p === 'http' || p === 'https') return p;
+  }
+  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+}
+
+function callerAuthority(rt: EnforcementRuntime, req: IncomingMessage): string {
+  const forwarded = rt.config.trustForwardedHeaders
+    ? headerValue(req.headers, 'x-forwarded-host')?.split(',')[0]?.trim()
+    : undefined;
+  return (forwarded ?? headerValue(req.headers, 'host') ?? '').toLowerCase();
+}
+
+function verifierOptions(rt: EnforcementRuntime) {
+  const snap = rt.bundles.current;
+  return {
+    trust: snap.trust,
+    policy: snap.policy,
+    replayStore: rt.replayStore,
+    skewSeconds: rt.config.skewSeconds,
+    maxLifetimeSeconds: rt.config.maxLifetimeSeconds,
+    ...(rt.clock !== undefined ? { clock: rt.clock } : {}),
+    ...(rt.config.routeId !== undefined ? { routeId: rt.config.routeId } : {}),
+    ...(rt.config.publicOrigin !== undefined ? { publicOrigin: rt.config.publicOrigin } : {}),
+  };
+}
+
+/**
+ * Reverse-proxy mode: buffer and digest the body, verify, then forward the exact bytes to the
+ * upstream with identity headers, or answer the deny (the upstream receives nothing).
+ */
+export async function handleProxyRequest(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const started = process.hrtime.bigint();
+  const { path, query } = splitTarget(req.url ?? '/');
+  const facts: RequestFacts = {
+    method: req.method ?? 'GET',
+    authority: callerAuthority(rt, req),
+    path,
+    query,
+    requestId: requestIdOf(req),
+    clientAddress: req.socket.remoteAddress,
+    started,
+  };
+  let body: ReadBody;
+  try {
+    assertNoDuplicateCriticalHeaders(req.rawHeaders);
+    body = await readBody(req, rt.config.maxBodyBytes);
+  } catch (e) {
+    const deny = preVerifyDeny(e);
+    record(rt, 'adapter', deny, facts);
+    sendDeny(res, deny, facts.requestId, deny.reason === 'body_too_large');
+    return;
+  }
+  const normalized: NormalizedRequest = {
+    method: facts.method,
+    scheme: callerScheme(rt, req),
+    authority: facts.authority,
+    path,
+    query,
+    headers: nodeHeaderSource(req.headers),
+    bodySha256: body.sha256,
+    bodyLength: body.bytes.length,
+  };
+  const decision = await verifyRequest(normalized, verifierOptions(rt));
+  record(rt, 'adapter', decision, facts);
+  if (!decision.allowed) {
+    sendDeny(res, decision, facts.requestId);
+    return;
+  }
+  forward(rt, req, res, decision, body.bytes, facts);
+}
+
+function upstreamHeaders(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  decision: AllowDecision,
+  body: Buffer,
+  facts: RequestFacts,
+): OutgoingHttpHeaders {
+  const listed = connectionTokens(req.headers);
+  const out: OutgoingHttpHeaders = {};
+  const trustFwd = rt.config.trustForwardedHeaders;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (isHopByHop(name, listed)) continue;
+    // Proof headers, caller-sent identity headers and the whole X-TrustPlane-* namespace stop here.
+    if (name.startsWith('x-trustplane-')) continue;
+    if (name === WIRE_HEADERS.authorization && !rt.config.forwardAuthorization) continue;
+    if (name === 'expect' || name === 'content-length' || name === 'x-request-id') continue;
+    if (!trustFwd && (name === 'forwarded' || name.startsWith('x-forwarded-'))) continue;
+    if (name === 'host' && !rt.config.preserveHost) continue;
+    out[name] = value;
+  }
+  Object.assign(out, identityHeaders(decision));
+  out['x-request-id'] = facts.requestId;
+  const client = req.socket.remoteAddress ?? '';
+  const priorFor = trustFwd ? headerValue(req.headers, 'x-forwarded-for') : undefined;
+  out['x-forwarded-for'] = priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${client}` : client;
+  out['x-forwarded-proto'] = callerScheme(rt, req);
+  if (facts.authority !== '') out['x-forwarded-host'] = facts.authority;
+  if (body.length > 0 || req.headers['content-length'] !== undefined) out['content-length'] = String(body.length);
+  if (!rt.config.preserveHost && rt.upstream) out.host = rt.upstream.host;
+  return out;
+}
+
+function forward(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+  decision: AllowDecision,
+  body: Buffer,
+  facts: RequestFacts,
+): void {
+  const upstream = rt.upstream!;
+  let headers: OutgoingHttpHeaders;
+  try {
+    headers = upstreamHeaders(rt, req, decision, body, facts);
+  } catch {
+    sendDeny(res, preVerifyDeny(undefined), facts.requestId);
+    return;
+  }
+  const prefix = upstream.pathname === '/' ? '' : upstream.pathname.replace(/\/$/, '');
+  const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
+  const sentAt = process.hrtime.bigint();
+  let settled = false;
+  const fail = (kind: 'connect' | 'timeout' | 'reset') => {
+    if (settled) return;
+    settled = true;
+    rt.metrics.upstreamErrors.inc({ kind });
+    rt.log.warn('upstream failure', { kind, route_id: decision.routeId, request_id: facts.requestId });
+    const reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable';
+    const err = new TrustplaneError(reason, 'upstream failure');
+    sendDeny(res, { ...preVerifyDeny(err), routeId: decision.routeId }, facts.requestId);
+  };
+  let upReq;
+  try {
+    upReq = send({
+      protocol: upstream.protocol,
+      hostname: upstream.hostname.replace(/^\[|\]$/g, ''),
+      port: upstream.port || (upstream.protocol === 'https:' ? 443 : 80),
+      method: facts.method,
+      path: `${prefix}${req.url ?? '/'}`,
+      headers,
+      ...(rt.agent !== undefined ? { agent: rt.agent } : {}),
+    });
+  } catch {
+    fail('connect');
+    return;
+  }
+  const responseTimer = setTimeout(() => {
+    fail('timeout');
+    upReq.destroy();
+  }, rt.config.upstreamResponseTimeoutMs);
+  upReq.on('socket', (socket) => {
+    if (!(socket as { connecting?: boolean }).connecting) return;
+    const connectTimer = setTimeout(() => {
+      fail('connect');
+      upReq.destroy();
+    }, rt.config.upstreamConnectTimeoutMs);
+    socket.once('connect', () => clearTimeout(connectTimer));
+    socket.once('close', () => clearTimeout(connectTimer));
+  });
+  upReq.on('error', (e: NodeJS.ErrnoException) => {
+    clearTimeout(responseTimer);
+    if (settled && res.headersSent) {
+      res.destroy();
+      return;
+    }
+    fail(e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' ? 'connect' : 'reset');
+  });
+  upReq.on('response', (upRes: IncomingMessage) => {
+    clearTimeout(responseTimer);
+    if (settled) {
+      upRes.resume();
+      return;
+    }
+    settled = true;
+    const status = upRes.statusCode ?? 502;
+    rt.metrics.upstreamSeconds.observe(
+      { status_class: `${Math.floor(status / 100)}xx` },
+      Number(process.hrtime.bigint() - sentAt) / 1e9,
+    );
+    const listed = connectionTokens(upRes.headers);
+    const out: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(upRes.headers)) {
+      if (value === undefined || isHopByHop(name, listed)) continue;
+      out[name] = value;
+    }
+    try {
+      res.writeHead(status, out);
+    } catch {
+      upRes.destroy();
+      res.destroy();
+      return;
+    }
+    upRes.pipe(res);
+    upRes.on('error', () => res.destroy());
+    upRes.on('aborted', () => res.destroy());
+  });
+  res.on('close', () => {
+    clearTimeout(responseTimer);
+    if (!res.writableFinished) upReq.destroy();
+  });
+  upReq.end(body.length > 0 ? body : undefined);
+}
+
+/**
+ * Forward-auth mode (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz HTTP service):
+ * the original method and URI come from `X-Original-Method`/`X-Original-URI` (nginx) or
+ * `X-Forwarded-Method`/`X-Forwarded-Uri` (Traefik), else from this request itself (Envoy, with
+ * `forwardAuthPathPrefix` stripped). A body sent to this endpoint (Envoy `with_request_body`,
+ * Traefik `forwardBody`) is verified; otherwise, when the original request may carry a body
+ * (POST/PUT/PATCH, or a non-zero length or transfer coding signalled by the gateway), the caller's
+ * claimed `X-TrustPlane-Body-SHA256` is used and the request is denied `unverifiable_body` unless
+ * the route sets `allow_unverified_body`. On allow: 200 with the identity headers for the gateway
+ * to copy upstream, plus `X-TrustPlane-Body-Verified`.
+ */
+export async function handleForwardAuthRequest(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const started = process.hrtime.bigint();
+  const h = req.headers;
+  const method = (headerValue(h, 'x-original-method') ?? headerValue(h, 'x-forwarded-method') ?? req.method ?? 'GET').trim();
+  let uri = headerValue(h, 'x-original-uri') ?? headerValue(h, 'x-forwarded-uri');
+  if (uri === undefined) {
+    uri = req.url ?? '/';
+    const prefix = rt.config.forwardAuthPathPrefix;
+    if (prefix !== undefined && prefix !== '/' && uri.startsWith(prefix)) uri = uri.slice(prefix.length) || '/';
+  }
+  const { path, query } = splitTarget(uri);
+  const authority = (
+    headerValue(h, 'x-forwarded-host')?.split(',')[0]?.trim() ??
+    headerValue(h, 'x-original-host') ??
+    headerValue(h, 'host') ??
+    ''
+  ).toLowerCase();
+  const proto = headerValue(h, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  const facts: RequestFacts = {
+    method,
+    authority,
+    path,
+    query,
+    requestId: requestIdOf(req),
+    clientAddress: headerValue(h, 'x-real-ip') ?? req.socket.remoteAddress,
+    started,
+  };
+  let body: ReadBody;
+  try {
+    assertNoDuplicateCriticalHeaders(req.rawHeaders);
+    body = await readBody(req, rt.config.maxBodyBytes);
+  } catch (e) {
+    const deny = preVerifyDeny(e);
+    record(rt, 'forward-auth', deny, facts);
+    sendDeny(res, deny, facts.requestId, deny.reason === 'body_too_large');
+    return;
+  }
+  let bodySha256 = body.sha256;
+  let bodyLength = body.bytes.length;
+  let bodyUnverified = false;
+  if (bodyLength === 0) {
+    const declared = headerValue(h, 'x-original-content-length') ?? headerValue(h, 'x-forwarded-content-length');
+    const coding = headerValue(h, 'x-original-transfer-encoding') ?? headerValue(h, 'x-forwarded-transfer-encoding');
+    const mayHaveBody =
+      BODY_METHODS.has(method.toUpperCase()) ||
+      (declared !== undefined && declared.trim() !== '' && declared.trim() !== '0') ||
+      (coding !== undefined && coding.trim() !== '');
+    if (mayHaveBody) {
+      bodyUnverified = true;
+      const claimed = headerValue(h, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
+      bodySha256 = claimed !== undefined && HEX64.test(claimed) ? claimed : EMPTY_BODY_SHA256;
+      bodyLength = bodySha256 === EMPTY_BODY_SHA256 ? 0 : 1;
+    }
+  }
+  const normalized: NormalizedRequest = {
+    method,
+    scheme: proto === 'https' || proto === 'http' ? proto : 'http',
+    authority,
+    path,
+    query,
+    headers: nodeHeaderSource(h),
+    bodySha256,
+    bodyLength,
+    ...(bodyUnverified ? { bodyUnverified: true } : {}),
+  };
+  const decision = await verifyRequest(normalized, verifierOptions(rt));
+  record(rt, 'forward-auth', decision, facts);
+  if (!decision.allowed) {
+    sendDeny(res, decision, facts.requestId);
+    return;
+  }
+  const headers: OutgoingHttpHeaders = {
+    ...identityHeaders(decision),
+    'x-trustplane-body-verified': bodyUnverified ? 'false' : 'true',
+    'x-request-id': facts.requestId,
+    'cache-control': 'no-store',
+    'content-length': '0',
+  };
+  try {
+    res.writeHead(200, headers);
+  } catch {
+    sendDeny(res, preVerifyDeny(undefined), facts.requestId);
+    return;
+  }
+  res.end();
+}

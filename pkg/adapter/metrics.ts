@@ -1,0 +1,113 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The adapter's Prometheus metrics, in their own registry (one per adapter instance). */
+export interface AdapterMetrics {
+  readonly registry: Registry;
+  readonly decisions: Counter<'outcome' | 'reason' | 'route'>;
+  readonly verifySeconds: Histogram<'outcome'>;
+  readonly upstreamSeconds: Histogram<'status_class'>;
+  readonly upstreamErrors: Counter<'kind'>;
+  readonly inFlight: Gauge;
+  readonly bundleReloads: Counter<'bundle' | 'result'>;
+  readonly bundleLoadedAt: Gauge<'bundle'>;
+  readonly bundleIssuedAt: Gauge<'bundle'>;
+  readonly replayStoreErrors: Counter;
+  readonly auditWriteFailures: Counter;
+}
+
+/** Options for {@link createAdapterMetrics}. */
+export interface AdapterMetricsOptions {
+  /** Also collect Node process metrics (default true). */
+  readonly processMetrics?: boolean;
+  /** Supplies bundle ages at scrape time, seconds by bundle name. */
+  readonly bundleAges?: () => Readonly<Record<string, number | undefined>>;
+}
+
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const UPSTREAM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * Create the adapter metrics. Names are prefixed `trustplane_`; label values are bounded (reason
+ * codes, route ids from the signed bundle, fixed enums), never caller-chosen strings.
+ * @example
+ * const metrics = createAdapterMetrics(); await metrics.registry.metrics()
+ */
+export function createAdapterMetrics(options: AdapterMetricsOptions = {}): AdapterMetrics {
+  const registry = new Registry();
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'trustplane_' });
+  const registers = [registry];
+  const bundleAges = options.bundleAges;
+  const ageGauge = new Gauge({
+    name: 'trustplane_bundle_age_seconds',
+    help: 'Seconds since the loaded bundle was issued (issued_at), by bundle.',
+    labelNames: ['bundle'],
+    registers,
+    collect() {
+      if (!bundleAges) return;
+      for (const [bundle, age] of Object.entries(bundleAges())) if (age !== undefined) this.set({ bundle }, age);
+    },
+  });
+  void ageGauge;
+  return {
+    registry,
+    decisions: new Counter({
+      name: 'trustplane_decisions_total',
+      help: 'Authorization decisions by outcome, reason code and route.',
+      labelNames: ['outcome', 'reason', 'route'],
+      registers,
+    }),
+    verifySeconds: new Histogram({
+      name: 'trustplane_verification_duration_seconds',
+      help: 'Time to decide one request (body read excluded), by outcome.',
+      labelNames: ['outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    upstreamSeconds: new Histogram({
+      name: 'trustplane_upstream_duration_seconds',
+      help: 'Time from forwarding to upstream response headers, by status class.',
+      labelNames: ['status_class'],
+      buckets: UPSTREAM_BUCKETS,
+      registers,
+    }),
+    upstreamErrors: new Counter({
+      name: 'trustplane_upstream_errors_total',
+      help: 'Upstream failures after an allow, by kind (connect, timeout, reset).',
+      labelNames: ['kind'],
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: 'trustplane_in_flight_requests',
+      help: 'Requests being verified or proxied.',
+      registers,
+    }),
+    bundleReloads: new Counter({
+      name: 'trustplane_bundle_reloads_total',
+      help: 'Bundle reload attempts by bundle (trust_material, policy) and result (success, failure).',
+      labelNames: ['bundle', 'result'],
+      registers,
+    }),
+    bundleLoadedAt: new Gauge({
+      name: 'trustplane_bundle_loaded_timestamp_seconds',
+      help: 'When the bundle in force was loaded (epoch seconds).',
+      labelNames: ['bundle'],
+      registers,
+    }),
+    bundleIssuedAt: new Gauge({
+      name: 'trustplane_bundle_issued_timestamp_seconds',
+      help: 'The issued_at of the bundle in force (epoch seconds).',
+      labelNames: ['bundle'],
+      registers,
+    }),
+    replayStoreErrors: new Counter({
+      name: 'trustplane_replay_store_errors_total',
+      help: 'Replay store failures (each denied the request with replay_store_unavailable).',
+      registers,
+    }),
+    auditWriteFailures: new Counter({
+      name: 'trustplane_audit_write_failures_total',
+      help: 'Audit events that could not be written.',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { RequestError } from '../authcore/errors.js';
+import type { HeaderSource } from '../proof/transcript.js';
+
+/** SHA-256 of the empty body. */
+export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** A request body read in one pass: the exact bytes and their digest. */
+export interface ReadBody {
+  readonly bytes: Buffer;
+  readonly sha256: string;
+}
+
+/**
+ * Read a request body up to `maxBytes`, hashing while it streams (one pass).
+ * @throws RequestError `body_too_large` (the stream is left paused; the caller answers 413 and closes)
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBody> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    return Promise.reject(new RequestError('body_too_large', 'request body too large'));
+  }
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        cleanup();
+        req.pause();
+        reject(new RequestError('body_too_large', 'request body too large'));
+        return;
+      }
+      hash.update(chunk);
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), sha256: hash.digest('hex') });
+    };
+    const onError = () => {
+      cleanup();
+      reject(new RequestError('malformed_request', 'request body could not be read'));
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onError);
+  });
+}
+
+/** Header lookup over Node's parsed headers (repeated fields joined with ", ", RFC 9110 §5.3). */
+export function nodeHeaderSource(headers: IncomingHttpHeaders): HeaderSource {
+  return (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+}
+
+/** Header value as one string. */
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/**
+ * Refuse a request that repeats a header the decision depends on. Node keeps only the first of a
+ * repeated `Authorization`/`Content-Type`/`Host`; a peer might use the other, so any repetition of
+ * those or of an `X-TrustPlane-*` header is refused outright.
+ * @throws RequestError `malformed_request`
+ */
+export function assertNoDuplicateCriticalHeaders(rawHeaders: readonly string[]): void {
+  let seen: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'authorization' || name === 'host' || name === 'content-type' || name.startsWith('x-trustplane-')) {
+      seen ??= new Set();
+      if (seen.has(name)) throw new RequestError('malformed_request', `repeated ${name} header`);
+      seen.add(name);
+    }
+  }
+}
+
+/** Split a raw request target (`/path?query`) without normalizing the path. */
+export function splitTarget(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus those a proxy must never pass on. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** The header names a `Connection` header lists (they are hop-by-hop too). */
+export function connectionTokens(headers: IncomingHttpHeaders): Set<string> | undefined {
+  const c = headerValue(headers, 'connection');
+  if (c === undefined) return undefined;
+  return new Set(c.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+}
+
+/** True when a header must not cross a proxy hop. */
+export function isHopByHop(name: string, listed: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name));
+}

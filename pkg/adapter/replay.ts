@@ -1,0 +1,32 @@
+import { MemoryReplayStore, type ReplayStore } from '../authcore/replay-store.js';
+import type { AdapterConfig } from './config.js';
+import type { Logger } from './logger.js';
+import { JournalReplayStore } from './replay-journal.js';
+import { RedisReplayStore } from './replay-redis.js';
+
+/**
+ * Open the replay store the configuration names: the memory store with its CBOR journal (single
+ * process; `replayJournal: "off"` keeps it in memory only), or Redis (shared across workers and
+ * replicas). Rejects when the store cannot be opened: the adapter never starts without one.
+ */
+export async function openReplayStore(
+  config: AdapterConfig,
+  deps: { readonly log: Logger; readonly onError?: () => void; readonly clock?: () => number },
+): Promise<ReplayStore> {
+  if (config.replayStore === 'redis') {
+    return RedisReplayStore.connect({
+      url: config.redisUrl!,
+      keyPrefix: config.redisKeyPrefix,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      ...(deps.onError ? { onError: deps.onError } : {}),
+    });
+  }
+  if (config.replayJournal === 'off') {
+    deps.log.warn('replay journal is off: jtis consumed before a restart could be replayed after it', {});
+    return new MemoryReplayStore();
+  }
+  return JournalReplayStore.open(config.replayJournal, {
+    fsync: config.replayJournalFsync,
+    ...(deps.clock ? { now: deps.clock } : {}),
+  });
+}

@@ -1,0 +1,280 @@
+import { Agent as HttpAgent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { ReplayStore } from '../authcore/replay-store.js';
+import type { AuditSink } from '../audit/event.js';
+import { openFileAuditSink, StreamAuditSink } from '../audit/stream-sink.js';
+import { BundleManager, parseConfiguredKeys, type BundleName, type ReloadOutcome } from './bundles.js';
+import type { AdapterConfig } from './config.js';
+import { handleForwardAuthRequest, handleProxyRequest, type EnforcementRuntime } from './enforce.js';
+import { createLogger, type Logger } from './logger.js';
+import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
+import { openReplayStore } from './replay.js';
+
+/** Options for {@link startAdapter} (injection points for tests and embedding). */
+export interface StartAdapterOptions {
+  /** Epoch seconds (default system clock). */
+  readonly clock?: () => number;
+  readonly log?: Logger;
+  /** Audit sink (default from `config.audit`). */
+  readonly audit?: AuditSink;
+  /** Replay store (default from `config.replayStore`). */
+  readonly replayStore?: ReplayStore;
+  readonly metrics?: AdapterMetrics;
+  /** Run the admin listener (default true; cluster workers leave it to the primary). */
+  readonly admin?: boolean;
+}
+
+/** A running adapter. */
+export interface Adapter {
+  /** The enforcement listener's bound address. */
+  readonly address: AddressInfo;
+  /** The admin listener's bound address (undefined when disabled). */
+  readonly adminAddress: AddressInfo | undefined;
+  readonly metrics: AdapterMetrics;
+  readonly bundles: BundleManager;
+  /** True when bundles are loaded, the replay store answers and the adapter is not draining. */
+  ready(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+  /** Re-read the bundle files now (what SIGHUP does). */
+  reload(): Promise<Record<BundleName, ReloadOutcome>>;
+  /** Graceful shutdown: stop accepting, drain in-flight requests (bounded), release resources. */
+  close(): Promise<void>;
+}
+
+function splitListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+function listen(server: Server, address: string): Promise<AddressInfo> {
+  const { host, port } = splitListen(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Start the adapter: load and verify bundles, open the replay store and audit sink, listen for
+ * requests (reverse proxy or forward-auth) and on the admin port. Startup fails (rejects) on any
+ * configuration, bundle or dependency error: nothing listens until everything is in place.
+ * @example
+ * const adapter = await startAdapter(resolveAdapterConfig({ flags, env: process.env }))
+ */
+export async function startAdapter(config: AdapterConfig, options: StartAdapterOptions = {}): Promise<Adapter> {
+  const log = options.log ?? createLogger(config.logLevel, process.stderr, { instance: config.instance });
+  const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
+  let bundles: BundleManager | undefined;
+  const metrics =
+    options.metrics ??
+    createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  try {
+    bundles = await BundleManager.open(
+      {
+        trustMaterialPath: config.trustMaterial,
+        policyBundlePath: config.policyBundle,
+        trustMaterialKeys: await parseConfiguredKeys(config.trustMaterialPublicKeys),
+        policyBundleKeys: await parseConfiguredKeys(config.policyBundlePublicKeys),
+        devAllowUnsigned: config.devAllowUnsigned,
+      },
+      { log, metrics, clock },
+    );
+    const bm = bundles;
+    cleanups.push(() => bm.close());
+    bm.watch(config.reloadIntervalMs);
+
+    const replayStore =
+      options.replayStore ??
+      (await openReplayStore(config, { log, onError: () => metrics.replayStoreErrors.inc(), clock }));
+    if (!options.replayStore) cleanups.push(() => replayStore.close?.());
+
+    const onAuditError = (e: Error) => {
+      metrics.auditWriteFailures.inc();
+      log.error('audit write failed', { error: e.message });
+    };
+    const audit =
+      options.audit ??
+      (config.audit === 'stdout'
+        ? new StreamAuditSink(process.stdout, { onError: onAuditError })
+        : openFileAuditSink(config.audit, { onError: onAuditError }));
+    if (!options.audit) cleanups.push(() => audit.close?.());
+
+    const upstream = config.upstream !== undefined ? new URL(config.upstream) : undefined;
+    const agentOptions = { keepAlive: true, maxSockets: config.upstreamMaxSockets, maxFreeSockets: 64 };
+    const agent = upstream
+      ? upstream.protocol === 'https:'
+        ? new HttpsAgent(agentOptions)
+        : new HttpAgent(agentOptions)
+      : undefined;
+    if (agent) cleanups.push(() => agent.destroy());
+
+    const rt: EnforcementRuntime = {
+      config,
+      bundles: bm,
+      replayStore,
+      audit,
+      log,
+      metrics,
+      clock,
+      ...(upstream ? { upstream } : {}),
+      ...(agent ? { agent } : {}),
+    };
+
+    let draining = false;
+    let inFlight = 0;
+    let drained: (() => void) | undefined;
+    const handle = config.mode === 'forward-auth' ? handleForwardAuthRequest : handleProxyRequest;
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      inFlight += 1;
+      metrics.inFlight.inc();
+      res.once('close', () => {
+        inFlight -= 1;
+        metrics.inFlight.dec();
+        if (inFlight === 0) drained?.();
+      });
+      if (draining) res.setHeader('connection', 'close');
+      handle(rt, req, res).catch((e: unknown) => {
+        log.error('request handler failed', { error: e instanceof Error ? e.message : String(e) });
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+          res.end('{"allowed":false,"reason":"internal_error"}');
+        } else res.destroy();
+      });
+    });
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 60_000;
+    // WebSocket and other upgrades are not proxied: refuse rather than pass an unverified tunnel.
+    server.on('upgrade', (_req, socket) => {
+      socket.end('HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
+    const address = await listen(server, config.listen);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+    );
+
+    const ready = async () => {
+      const checks: Record<string, string> = { bundles: 'ok', replay_store: 'ok' };
+      if (draining) checks.shutdown = 'draining';
+      try {
+        if (replayStore.ping) await withTimeout(replayStore.ping(), 1_000);
+      } catch {
+        checks.replay_store = 'unavailable';
+      }
+      return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+    };
+
+    let adminServer: Server | undefined;
+    let adminAddress: AddressInfo | undefined;
+    if (options.admin !== false) {
+      adminServer = createAdminServer({ metrics, ready });
+      adminAddress = await listen(adminServer, config.adminListen);
+      const admin = adminServer;
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            admin.close(() => resolve());
+            admin.closeAllConnections();
+          }),
+      );
+    }
+    log.info('adapter listening', {
+      mode: config.mode,
+      address: `${address.address}:${address.port}`,
+      admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : 'off',
+      upstream: upstream ? upstream.origin : undefined,
+      replay_store: config.replayStore,
+      policy_version: bm.current.policy.policyVersion,
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      address,
+      adminAddress,
+      metrics,
+      bundles: bm,
+      ready,
+      reload: () => bm.reload('signal'),
+      close() {
+        closing ??= (async () => {
+          draining = true;
+          log.info('draining', { in_flight: inFlight });
+          server.close();
+          server.closeIdleConnections();
+          if (inFlight > 0) {
+            await new Promise<void>((resolve) => {
+              drained = resolve;
+              setTimeout(resolve, config.shutdownTimeoutMs).unref();
+            });
+          }
+          server.closeAllConnections();
+          await cleanup();
+          await audit.flush?.();
+          log.info('stopped', {});
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+/** The admin listener: `/healthz`, `/readyz`, `/metrics`. */
+export function createAdminServer(deps: {
+  readonly metrics: { readonly registry: { metrics(): Promise<string>; readonly contentType: string } };
+  readonly ready: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+}): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      deps
+        .ready()
+        .then((r) => json(r.ready ? 200 : 503, r))
+        .catch(() => json(503, { ready: false }));
+      return;
+    }
+    if (path === '/metrics') {
+      deps.metrics.registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+        })
+        .catch(() => json(500, { error: 'metrics unavailable' }));
+      return;
+    }
+    json(404, { error: 'not found' });
+  });
+}
