@@ -167,3 +167,22 @@ export function sendSigned(
     ...(override.body !== undefined || body !== undefined ? { body: override.body ?? body } : {}),
   });
 }
+
+/** A world whose policy has one route that accepts unverified bodies (for gateways without the body). */
+export function withNotesRoute(doc: Record<string, unknown>): void {
+  const groups = doc.route_groups as { routes: Record<string, unknown>[] }[];
+  groups[0]!.routes.push({
+    route_id: 'orders.notes',
+    method: 'POST',
+    path_template: '/v1/orders/{order_id}/notes',
+    allow_unverified_body: true,
+    allowed_sources: [
+      {
+        source_type: 'software_jwks',
+        issuer: 'https://issuer.example/software-jwks',
+        trust_domain: 'example.local',
+        subject_exact: 'service:orders-client',
+      },
+    ],
+  });
+}
