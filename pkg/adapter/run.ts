@@ -53,6 +53,8 @@ function untilSignalled(adapter: Adapter, log: Logger): Promise<void> {
 
 async function runWorker(config: AdapterConfig, log: Logger): Promise<void> {
   const adapter = await startAdapter(config, { log, admin: false });
+  // Constructing an AggregatorRegistry in a worker installs prom-client's reply-to-primary listener.
+  new AggregatorRegistry();
   AggregatorRegistry.setRegistries([adapter.metrics.registry]);
   const report = async () => {
     const r = await adapter.ready();
