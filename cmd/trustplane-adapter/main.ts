@@ -3,7 +3,9 @@ import { Command, CommanderError } from 'commander';
 import { configureAdapterCommand } from '../trustplane/commands/adapter.js';
 import { formatError } from '../trustplane/io.js';
 
-const program = configureAdapterCommand(new Command().name('trustplane-adapter').version('0.1.0').exitOverride());
+const program = configureAdapterCommand(
+  new Command().name('trustplane-adapter').version('0.1.0').exitOverride(),
+);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

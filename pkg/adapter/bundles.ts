@@ -202,7 +202,10 @@ export class BundleManager {
     const trust = await loadWith(doc, sources.trustMaterialKeys, sources.devAllowUnsigned, (signers) =>
       loadTrustMaterial(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
-    if (!trust.signed) log.warn('UNSIGNED trust material accepted (--dev-allow-unsigned)', { file: sources.trustMaterialPath });
+    if (!trust.signed)
+      log.warn('UNSIGNED trust material accepted (--dev-allow-unsigned)', {
+        file: sources.trustMaterialPath,
+      });
     return trust;
   }
 
@@ -211,7 +214,8 @@ export class BundleManager {
     const policy = await loadWith(doc, sources.policyBundleKeys, sources.devAllowUnsigned, (signers) =>
       loadPolicyBundle(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
-    if (!policy.signed) log.warn('UNSIGNED policy bundle accepted (--dev-allow-unsigned)', { file: sources.policyBundlePath });
+    if (!policy.signed)
+      log.warn('UNSIGNED policy bundle accepted (--dev-allow-unsigned)', { file: sources.policyBundlePath });
     return policy;
   }
 
@@ -328,6 +332,9 @@ export class BundleManager {
 
 function checkRollback(name: BundleName, current: number | undefined, next: number | undefined): void {
   if (current !== undefined && (next === undefined || next < current)) {
-    throw new BundleError('bundle_conflict', `refusing ${name} older than the one in force (issued_at rollback)`);
+    throw new BundleError(
+      'bundle_conflict',
+      `refusing ${name} older than the one in force (issued_at rollback)`,
+    );
   }
 }

@@ -98,10 +98,18 @@ export const adapterConfigSchema = z
       });
     }
     if (c.trustMaterialPublicKeys.length === 0 && !c.devAllowUnsigned) {
-      ctx.addIssue({ code: 'custom', path: ['trustMaterialPublicKeys'], message: 'at least one key is required (or devAllowUnsigned)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trustMaterialPublicKeys'],
+        message: 'at least one key is required (or devAllowUnsigned)',
+      });
     }
     if (c.policyBundlePublicKeys.length === 0 && !c.devAllowUnsigned) {
-      ctx.addIssue({ code: 'custom', path: ['policyBundlePublicKeys'], message: 'at least one key is required (or devAllowUnsigned)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['policyBundlePublicKeys'],
+        message: 'at least one key is required (or devAllowUnsigned)',
+      });
     }
     if (c.listen === c.adminListen && !c.listen.endsWith(':0')) {
       ctx.addIssue({ code: 'custom', path: ['adminListen'], message: 'must differ from listen' });
@@ -157,10 +165,18 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_INSTANCE: 'instance',
 });
 
-const BOOLEAN_KEYS = new Set<string>(['devAllowUnsigned', 'trustForwardedHeaders', 'forwardAuthorization', 'preserveHost']);
+const BOOLEAN_KEYS = new Set<string>([
+  'devAllowUnsigned',
+  'trustForwardedHeaders',
+  'forwardAuthorization',
+  'preserveHost',
+]);
 const LIST_KEYS = new Set<string>(['trustMaterialPublicKeys', 'policyBundlePublicKeys']);
 
-function fromEnv(env: Readonly<Record<string, string | undefined>>, problems: string[]): Record<string, unknown> {
+function fromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [name, key] of Object.entries(ADAPTER_ENV)) {
     const raw = env[name];
@@ -210,7 +226,9 @@ export function resolveAdapterConfig(sources: ConfigSources): AdapterConfig {
         problems.push(`config file ${sources.configFile}: must be a JSON object`);
       } else file = parsed as Record<string, unknown>;
     } catch (e) {
-      problems.push(`config file ${sources.configFile}: ${e instanceof SyntaxError ? 'invalid JSON' : 'cannot read'}`);
+      problems.push(
+        `config file ${sources.configFile}: ${e instanceof SyntaxError ? 'invalid JSON' : 'cannot read'}`,
+      );
     }
   }
   const env = fromEnv(sources.env ?? {}, problems);

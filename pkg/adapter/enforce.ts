@@ -5,8 +5,15 @@ import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { TrustplaneError } from '../authcore/errors.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import { auditEventFromDecision, type AuditComponent, type AuditSink } from '../audit/event.js';
-import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
-import { denyBody, denyHeaders, type AllowDecision, type Decision, type DenyDecision } from '../verifier/decision.js';
+import type { IDENTITY_HEADERS } from '../proof/wire.js';
+import { WIRE_HEADERS } from '../proof/wire.js';
+import {
+  denyBody,
+  denyHeaders,
+  type AllowDecision,
+  type Decision,
+  type DenyDecision,
+} from '../verifier/decision.js';
 import type { NormalizedRequest } from '../verifier/normalized-request.js';
 import { verifyRequest } from '../verifier/verify-request.js';
 import type { BundleManager } from './bundles.js';
@@ -49,8 +56,17 @@ function requestIdOf(req: IncomingMessage): string {
 
 function preVerifyDeny(e: unknown): DenyDecision {
   const err =
-    e instanceof TrustplaneError ? e : new TrustplaneError('internal_error', 'unexpected failure reading the request');
-  return { allowed: false, status: err.status, reason: err.reason, stage: 'parse', message: err.message, details: {} };
+    e instanceof TrustplaneError
+      ? e
+      : new TrustplaneError('internal_error', 'unexpected failure reading the request');
+  return {
+    allowed: false,
+    status: err.status,
+    reason: err.reason,
+    stage: 'parse',
+    message: err.message,
+    details: {},
+  };
 }
 
 interface RequestFacts {
@@ -102,7 +118,9 @@ function record(
         method: facts.method,
         authority: facts.authority,
         path: facts.path,
-        ...(facts.query !== '' ? { querySha256: createHash('sha256').update(facts.query).digest('hex') } : {}),
+        ...(facts.query !== ''
+          ? { querySha256: createHash('sha256').update(facts.query).digest('hex') }
+          : {}),
         ...(facts.clientAddress !== undefined ? { clientAddress: facts.clientAddress } : {}),
         requestId: facts.requestId,
       },
@@ -253,7 +271,8 @@ function upstreamHeaders(
   out['x-forwarded-for'] = priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${client}` : client;
   out['x-forwarded-proto'] = callerScheme(rt, req);
   if (facts.authority !== '') out['x-forwarded-host'] = facts.authority;
-  if (body.length > 0 || req.headers['content-length'] !== undefined) out['content-length'] = String(body.length);
+  if (body.length > 0 || req.headers['content-length'] !== undefined)
+    out['content-length'] = String(body.length);
   if (!rt.config.preserveHost && rt.upstream) out.host = rt.upstream.host;
   return out;
 }
@@ -321,7 +340,9 @@ function forward(
       res.destroy();
       return;
     }
-    fail(e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' ? 'connect' : 'reset');
+    fail(
+      e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' ? 'connect' : 'reset',
+    );
   });
   upReq.on('response', (upRes: IncomingMessage) => {
     clearTimeout(responseTimer);
@@ -377,12 +398,18 @@ export async function handleForwardAuthRequest(
 ): Promise<void> {
   const started = process.hrtime.bigint();
   const h = req.headers;
-  const method = (headerValue(h, 'x-original-method') ?? headerValue(h, 'x-forwarded-method') ?? req.method ?? 'GET').trim();
+  const method = (
+    headerValue(h, 'x-original-method') ??
+    headerValue(h, 'x-forwarded-method') ??
+    req.method ??
+    'GET'
+  ).trim();
   let uri = headerValue(h, 'x-original-uri') ?? headerValue(h, 'x-forwarded-uri');
   if (uri === undefined) {
     uri = req.url ?? '/';
     const prefix = rt.config.forwardAuthPathPrefix;
-    if (prefix !== undefined && prefix !== '/' && uri.startsWith(prefix)) uri = uri.slice(prefix.length) || '/';
+    if (prefix !== undefined && prefix !== '/' && uri.startsWith(prefix))
+      uri = uri.slice(prefix.length) || '/';
   }
   const { path, query } = splitTarget(uri);
   const authority = (
@@ -415,8 +442,10 @@ export async function handleForwardAuthRequest(
   let bodyLength = body.bytes.length;
   let bodyUnverified = false;
   if (bodyLength === 0) {
-    const declared = headerValue(h, 'x-original-content-length') ?? headerValue(h, 'x-forwarded-content-length');
-    const coding = headerValue(h, 'x-original-transfer-encoding') ?? headerValue(h, 'x-forwarded-transfer-encoding');
+    const declared =
+      headerValue(h, 'x-original-content-length') ?? headerValue(h, 'x-forwarded-content-length');
+    const coding =
+      headerValue(h, 'x-original-transfer-encoding') ?? headerValue(h, 'x-forwarded-transfer-encoding');
     const mayHaveBody =
       BODY_METHODS.has(method.toUpperCase()) ||
       (declared !== undefined && declared.trim() !== '' && declared.trim() !== '0') ||

@@ -24,5 +24,9 @@ export { createAdapterMetrics, type AdapterMetrics, type AdapterMetricsOptions }
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogFields } from './logger.js';
 export { handleProxyRequest, handleForwardAuthRequest, type EnforcementRuntime } from './enforce.js';
 export { openReplayStore } from './replay.js';
-export { JournalReplayStore, type JournalReplayStoreOptions, type JournalFsyncMode } from './replay-journal.js';
+export {
+  JournalReplayStore,
+  type JournalReplayStoreOptions,
+  type JournalFsyncMode,
+} from './replay-journal.js';
 export { RedisReplayStore, type RedisReplayStoreOptions } from './replay-redis.js';

@@ -31,7 +31,9 @@ export function createLogger(
   const min = LOG_LEVELS.indexOf(level);
   const line = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(lvl) < min) return;
-    stream.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields })}\n`);
+    stream.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields })}\n`,
+    );
   };
   return {
     debug: (m, f) => line('debug', m, f),

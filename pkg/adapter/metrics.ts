@@ -44,7 +44,8 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     registers,
     collect() {
       if (!bundleAges) return;
-      for (const [bundle, age] of Object.entries(bundleAges())) if (age !== undefined) this.set({ bundle }, age);
+      for (const [bundle, age] of Object.entries(bundleAges()))
+        if (age !== undefined) this.set({ bundle }, age);
     },
   });
   void ageGauge;

@@ -38,7 +38,10 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBo
     };
     const onEnd = () => {
       cleanup();
-      resolve({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), sha256: hash.digest('hex') });
+      resolve({
+        bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total),
+        sha256: hash.digest('hex'),
+      });
     };
     const onError = () => {
       cleanup();
@@ -81,7 +84,12 @@ export function assertNoDuplicateCriticalHeaders(rawHeaders: readonly string[]):
   let seen: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
-    if (name === 'authorization' || name === 'host' || name === 'content-type' || name.startsWith('x-trustplane-')) {
+    if (
+      name === 'authorization' ||
+      name === 'host' ||
+      name === 'content-type' ||
+      name.startsWith('x-trustplane-')
+    ) {
       seen ??= new Set();
       if (seen.has(name)) throw new RequestError('malformed_request', `repeated ${name} header`);
       seen.add(name);
@@ -113,7 +121,12 @@ const HOP_BY_HOP = new Set([
 export function connectionTokens(headers: IncomingHttpHeaders): Set<string> | undefined {
   const c = headerValue(headers, 'connection');
   if (c === undefined) return undefined;
-  return new Set(c.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+  return new Set(
+    c
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t !== ''),
+  );
 }
 
 /** True when a header must not cross a proxy hop. */

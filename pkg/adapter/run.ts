@@ -58,7 +58,8 @@ async function runWorker(config: AdapterConfig, log: Logger): Promise<void> {
   AggregatorRegistry.setRegistries([adapter.metrics.registry]);
   const report = async () => {
     const r = await adapter.ready();
-    if (process.connected) process.send?.({ tp: 'status', ready: r.ready, checks: r.checks } satisfies WorkerStatus);
+    if (process.connected)
+      process.send?.({ tp: 'status', ready: r.ready, checks: r.checks } satisfies WorkerStatus);
   };
   await report();
   const timer = setInterval(() => void report(), 1_000);
@@ -95,7 +96,11 @@ async function runPrimary(config: AdapterConfig, log: Logger): Promise<void> {
   cluster.on('exit', (worker, code, signal) => {
     statuses.delete(worker.id);
     if (stopping) return;
-    log.error('worker exited; starting a new one', { worker: worker.id, code: code ?? undefined, signal: signal ?? undefined });
+    log.error('worker exited; starting a new one', {
+      worker: worker.id,
+      code: code ?? undefined,
+      signal: signal ?? undefined,
+    });
     setTimeout(fork, 500).unref();
   });
   for (let i = 0; i < config.workers; i += 1) fork();
@@ -129,8 +134,10 @@ async function runPrimary(config: AdapterConfig, log: Logger): Promise<void> {
   const i = config.adminListen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
-    admin.listen(Number(config.adminListen.slice(i + 1)), config.adminListen.slice(0, i).replace(/^\[|\]$/g, ''), () =>
-      resolve(),
+    admin.listen(
+      Number(config.adminListen.slice(i + 1)),
+      config.adminListen.slice(0, i).replace(/^\[|\]$/g, ''),
+      () => resolve(),
     );
   });
   log.info('adapter primary started', { workers: config.workers, admin: config.adminListen });
@@ -138,7 +145,8 @@ async function runPrimary(config: AdapterConfig, log: Logger): Promise<void> {
   await new Promise<void>((resolve) => {
     process.on('SIGHUP', () => {
       log.info('SIGHUP: reloading bundles in every worker', {});
-      for (const w of Object.values(cluster.workers ?? {})) w?.send({ tp: 'reload' } satisfies ControlMessage);
+      for (const w of Object.values(cluster.workers ?? {}))
+        w?.send({ tp: 'reload' } satisfies ControlMessage);
     });
     const stop = (signal: string) => {
       if (stopping) return;

@@ -1,4 +1,10 @@
-import { Agent as HttpAgent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  Agent as HttpAgent,
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ReplayStore } from '../authcore/replay-store.js';
@@ -78,13 +84,15 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * @example
  * const adapter = await startAdapter(resolveAdapterConfig({ flags, env: process.env }))
  */
-export async function startAdapter(config: AdapterConfig, options: StartAdapterOptions = {}): Promise<Adapter> {
+export async function startAdapter(
+  config: AdapterConfig,
+  options: StartAdapterOptions = {},
+): Promise<Adapter> {
   const log = options.log ?? createLogger(config.logLevel, process.stderr, { instance: config.instance });
   const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
   let bundles: BundleManager | undefined;
   const metrics =
-    options.metrics ??
-    createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
+    options.metrics ?? createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);

@@ -7,12 +7,7 @@ export const AUDIT_EVENT_SCHEMA = 'trustplane-auth-audit-event-v0.1';
 
 /** Which enforcement point (or broker) made the decision. */
 export type AuditComponent =
-  | 'library'
-  | 'middleware-hono'
-  | 'middleware-node'
-  | 'adapter'
-  | 'forward-auth'
-  | 'broker';
+  'library' | 'middleware-hono' | 'middleware-node' | 'adapter' | 'forward-auth' | 'broker';
 
 const reasonCode = z.string().refine((s) => Object.hasOwn(REASON_CODES, s), 'unknown reason code');
 const short = (max: number) => z.string().max(max);
@@ -88,7 +83,11 @@ export interface AuditEventOptions {
   readonly status?: number;
 }
 
-function put<K extends keyof AuditEvent>(event: Record<string, unknown>, key: K, value: AuditEvent[K] | undefined) {
+function put<K extends keyof AuditEvent>(
+  event: Record<string, unknown>,
+  key: K,
+  value: AuditEvent[K] | undefined,
+) {
   if (value !== undefined && value !== '') event[key] = value;
 }
 

@@ -23,6 +23,8 @@ export interface TrustedIssuer {
 /** Resolves issuers by `iss`. Implemented by loaded trust material. */
 export interface IssuerRegistry {
   getIssuer(iss: string): TrustedIssuer | undefined;
+  /** When the registry's document stops being valid (epoch seconds); verifiers deny from then on. */
+  readonly expiresAt?: number;
 }
 
 /** An in-memory issuer registry. */

@@ -203,7 +203,14 @@ async function pipeline(
   });
 
   // 6. freshness of the policy bundle for this route
-  await run('freshness', () => checkFreshness(context.policy, route, now));
+  await run('freshness', () => {
+    // Trust material is checked at load; a long-running verifier must also stop using it once expired.
+    const trustExpires = context.trust.expiresAt;
+    if (trustExpires !== undefined && now >= trustExpires) {
+      throw new PolicyError('stale_bundle_fail_closed', 'trust material has expired', { expires_at: trustExpires });
+    }
+    return checkFreshness(context.policy, route, now);
+  });
 
   // 7. transcript rebuild and proof
   const transcriptSha256 = await run('proof', async () => {

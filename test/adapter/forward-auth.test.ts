@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
-import { rawSend, startTestAdapter, withNotesRoute, type RawResponse, type TestAdapter } from '../helpers/adapter.js';
+import {
+  rawSend,
+  startTestAdapter,
+  withNotesRoute,
+  type RawResponse,
+  type TestAdapter,
+} from '../helpers/adapter.js';
 
 let world: World;
 let fa: TestAdapter;
@@ -31,9 +37,17 @@ describe('forward-auth: nginx auth_request protocol', () => {
     });
     expect(res.status).toBe(200);
     expect(res.body).toBe('');
-    expect(identity(res)).toEqual({ subject: 'service:orders-client', route: 'orders.search', bodyVerified: 'true' });
+    expect(identity(res)).toEqual({
+      subject: 'service:orders-client',
+      route: 'orders.search',
+      bodyVerified: 'true',
+    });
     expect(res.headers['x-trustplane-jti']).toBe(s.claims.jti);
-    expect(fa.audit.events.at(-1)).toMatchObject({ component: 'forward-auth', decision: 'allow', path: '/v1/orders/search' });
+    expect(fa.audit.events.at(-1)).toMatchObject({
+      component: 'forward-auth',
+      decision: 'allow',
+      path: '/v1/orders/search',
+    });
   });
   it('denies a replay and a tampered URI', async () => {
     const s = await signed(world, { target: '/v1/orders/search?limit=5' });
@@ -44,7 +58,10 @@ describe('forward-auth: nginx auth_request protocol', () => {
         headers: { ...s.headers, 'x-original-method': 'GET', 'x-original-uri': uri },
       });
     const tampered = await send('/v1/orders/search?limit=500');
-    expect([tampered.status, JSON.parse(tampered.body)]).toEqual([401, { allowed: false, reason: 'request_binding_mismatch' }]);
+    expect([tampered.status, JSON.parse(tampered.body)]).toEqual([
+      401,
+      { allowed: false, reason: 'request_binding_mismatch' },
+    ]);
     expect((await send('/v1/orders/search?limit=5')).status).toBe(200);
     const replay = await send('/v1/orders/search?limit=5');
     expect([replay.status, replay.headers['x-trustplane-reason']]).toEqual([401, 'jti_replay']);
@@ -64,7 +81,10 @@ describe('forward-auth: nginx auth_request protocol', () => {
       target: '/auth',
       headers: { ...s.headers, 'x-original-method': 'POST', 'x-original-uri': '/v1/orders' },
     });
-    expect([res.status, JSON.parse(res.body)]).toEqual([403, { allowed: false, reason: 'unverifiable_body' }]);
+    expect([res.status, JSON.parse(res.body)]).toEqual([
+      403,
+      { allowed: false, reason: 'unverifiable_body' },
+    ]);
   });
   it('a GET whose gateway signals a body is denied too (body smuggling on a bodiless route)', async () => {
     const s = await signed(world);
@@ -95,7 +115,11 @@ describe('forward-auth: nginx auth_request protocol', () => {
       headers: { ...s.headers, 'x-original-method': 'POST', 'x-original-uri': '/v1/orders/o1/notes' },
     });
     expect(res.status).toBe(200);
-    expect(identity(res)).toEqual({ subject: 'service:orders-client', route: 'orders.notes', bodyVerified: 'false' });
+    expect(identity(res)).toEqual({
+      subject: 'service:orders-client',
+      route: 'orders.notes',
+      bodyVerified: 'false',
+    });
   });
   it('attack: path confusion %2F in the original URI', async () => {
     const s = await signed(world);
@@ -137,9 +161,18 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
       body,
       headers: { 'content-type': 'application/json' },
     });
-    const res = await rawSend(fa.base, { method: 'POST', target: '/authz/v1/orders?dry_run=1', headers: s.headers, body });
+    const res = await rawSend(fa.base, {
+      method: 'POST',
+      target: '/authz/v1/orders?dry_run=1',
+      headers: s.headers,
+      body,
+    });
     expect(res.status).toBe(200);
-    expect(identity(res)).toEqual({ subject: 'service:orders-client', route: 'orders.create', bodyVerified: 'true' });
+    expect(identity(res)).toEqual({
+      subject: 'service:orders-client',
+      route: 'orders.create',
+      bodyVerified: 'true',
+    });
     // A different body under the same signature is refused.
     const s2 = await signed(world, {
       method: 'POST',
@@ -148,7 +181,12 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
       body,
       headers: { 'content-type': 'application/json' },
     });
-    const bad = await rawSend(fa.base, { method: 'POST', target: '/authz/v1/orders', headers: s2.headers, body: '{"order_id":"o8"}' });
+    const bad = await rawSend(fa.base, {
+      method: 'POST',
+      target: '/authz/v1/orders',
+      headers: s2.headers,
+      body: '{"order_id":"o8"}',
+    });
     expect([bad.status, bad.headers['x-trustplane-reason']]).toEqual([401, 'request_binding_mismatch']);
   });
 });

@@ -53,7 +53,8 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
       'x-trustplane-key-binding': 'software',
       'x-trustplane-body-verified': 'true',
     });
-    for (const h of ['authorization', 'x-trustplane-proof', 'x-trustplane-nonce']) expect(seen.headers[h]).toBeUndefined();
+    for (const h of ['authorization', 'x-trustplane-proof', 'x-trustplane-nonce'])
+      expect(seen.headers[h]).toBeUndefined();
   });
 
   it('a denied request gets the JSON deny body and never reaches the upstream', async () => {
@@ -63,7 +64,10 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
     expect(res.status).toBe(401);
     expect(JSON.parse(res.body)).toEqual({ allowed: false, reason: 'missing_passport' });
     expect(res.headers['www-authenticate']).toBe('Bearer realm="trustplane"');
-    const wrongAudience = await sendSigned(nginx.base, await signed(world, { claims: { aud: 'billing-api' } }));
+    const wrongAudience = await sendSigned(
+      nginx.base,
+      await signed(world, { claims: { aud: 'billing-api' } }),
+    );
     expect([wrongAudience.status, JSON.parse(wrongAudience.body)]).toEqual([
       403,
       { allowed: false, reason: 'audience_mismatch' },
@@ -91,7 +95,10 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
     });
     const before = upstream.requests.length;
     const denied = await sendSigned(nginx.base, create, {}, body);
-    expect([denied.status, JSON.parse(denied.body)]).toEqual([403, { allowed: false, reason: 'unverifiable_body' }]);
+    expect([denied.status, JSON.parse(denied.body)]).toEqual([
+      403,
+      { allowed: false, reason: 'unverifiable_body' },
+    ]);
     expect(upstream.requests.length).toBe(before);
     const notes = await signed(world, {
       method: 'POST',

@@ -51,7 +51,15 @@ async function race(bases: string[], n: number) {
 describe('adapter process: memory store with journal', () => {
   it('a jti consumed before a SIGKILL is still denied after the restart; SIGTERM exits 0', async () => {
     const journal = path.join(files.dir, 'proc-replay.journal');
-    const args = [...common(), '--replay-journal', journal, '--replay-journal-fsync', 'never', '--audit', path.join(files.dir, 'audit.jsonl')];
+    const args = [
+      ...common(),
+      '--replay-journal',
+      journal,
+      '--replay-journal-fsync',
+      'never',
+      '--audit',
+      path.join(files.dir, 'audit.jsonl'),
+    ];
     const first = await spawnAdapter(args);
     const s = await fresh();
     expect((await sendSigned(first.base, s)).status).toBe(200);
@@ -59,7 +67,10 @@ describe('adapter process: memory store with journal', () => {
     const second = await spawnAdapter(args);
     try {
       const replay = await sendSigned(second.base, s);
-      expect([replay.status, JSON.parse(replay.body)]).toEqual([401, { allowed: false, reason: 'jti_replay' }]);
+      expect([replay.status, JSON.parse(replay.body)]).toEqual([
+        401,
+        { allowed: false, reason: 'jti_replay' },
+      ]);
       expect((await sendSigned(second.base, await fresh())).status).toBe(200);
     } finally {
       expect(await second.stop('SIGTERM')).toBe(0);
@@ -80,13 +91,26 @@ describe('adapter process: memory store with journal', () => {
       timeout: 20_000,
     });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^trustplane: config: workers: more than one worker needs a shared replay store/m);
+    expect(r.stderr).toMatch(
+      /^trustplane: config: workers: more than one worker needs a shared replay store/m,
+    );
   });
 
   it('reports every bad value on its own line and never echoes secrets', () => {
     const r = spawnSync(
       process.execPath,
-      [CLI, 'adapter', '--upstream', 'ftp://x', '--max-body-bytes', '-5', '--replay-store', 'redis', '--listen', 'nope'],
+      [
+        CLI,
+        'adapter',
+        '--upstream',
+        'ftp://x',
+        '--max-body-bytes',
+        '-5',
+        '--replay-store',
+        'redis',
+        '--listen',
+        'nope',
+      ],
       {
         encoding: 'utf8',
         timeout: 20_000,
@@ -102,7 +126,10 @@ describe('adapter process: memory store with journal', () => {
   });
 
   it('--check validates the bundles and exits', () => {
-    const ok = spawnSync(process.execPath, [CLI, 'adapter', ...common(), '--check'], { encoding: 'utf8', timeout: 20_000 });
+    const ok = spawnSync(process.execPath, [CLI, 'adapter', ...common(), '--check'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect([ok.status, ok.stdout]).toEqual([0, 'configuration and bundles OK\n']);
     const wrongKey = spawnSync(
       process.execPath,
@@ -123,7 +150,13 @@ describe('adapter processes sharing a real Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const args = [...common(), '--replay-store', 'redis', '--audit', path.join(files.dir, 'redis-audit.jsonl')];
+    const args = [
+      ...common(),
+      '--replay-store',
+      'redis',
+      '--audit',
+      path.join(files.dir, 'redis-audit.jsonl'),
+    ];
     const env = { TRUSTPLANE_REDIS_URL: redis.url };
     [a, b] = await Promise.all([spawnAdapter(args, { env }), spawnAdapter(args, { env })]);
   }, 30_000);
@@ -170,9 +203,20 @@ describe('adapter with --workers 2 and a real Redis', () => {
   let p: AdapterProcess;
   beforeAll(async () => {
     redis = await startRedis();
-    p = await spawnAdapter([...common(), '--replay-store', 'redis', '--workers', '2', '--audit', path.join(files.dir, 'w-audit.jsonl')], {
-      env: { TRUSTPLANE_REDIS_URL: redis.url },
-    });
+    p = await spawnAdapter(
+      [
+        ...common(),
+        '--replay-store',
+        'redis',
+        '--workers',
+        '2',
+        '--audit',
+        path.join(files.dir, 'w-audit.jsonl'),
+      ],
+      {
+        env: { TRUSTPLANE_REDIS_URL: redis.url },
+      },
+    );
   }, 30_000);
   afterAll(async () => {
     await p?.stop();

@@ -76,7 +76,12 @@ describe('adapter: allow', () => {
       'x-forwarded-for': '127.0.0.1',
     });
     // Proof material and the passport never reach the upstream.
-    for (const h of ['authorization', 'x-trustplane-proof', 'x-trustplane-nonce', 'x-trustplane-transcript-sha256']) {
+    for (const h of [
+      'authorization',
+      'x-trustplane-proof',
+      'x-trustplane-nonce',
+      'x-trustplane-transcript-sha256',
+    ]) {
       expect(seen.headers[h]).toBeUndefined();
     }
     expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -247,7 +252,11 @@ describe('adapter: deny paths (status, body, upstream untouched)', () => {
   it('attack: path confusion %2F', async () => {
     const s = await signed(world);
     mark();
-    expectDeny(await sendSigned(tp.base, s, { target: '/v1/orders/..%2Fsearch' }), 'unsafe_request_path', 400);
+    expectDeny(
+      await sendSigned(tp.base, s, { target: '/v1/orders/..%2Fsearch' }),
+      'unsafe_request_path',
+      400,
+    );
   });
   it('attack: path confusion dot segment', async () => {
     const s = await signed(world);
@@ -276,7 +285,13 @@ describe('adapter: deny paths (status, body, upstream untouched)', () => {
   it('every deny wrote an audit event with its reason', () => {
     const denies = tp.audit.events.filter((e) => e.decision === 'deny');
     const reasons = new Set(denies.map((e) => e.reason));
-    for (const r of ['missing_passport', 'jti_replay', 'unsafe_request_path', 'body_too_large', 'bundle_route_missing']) {
+    for (const r of [
+      'missing_passport',
+      'jti_replay',
+      'unsafe_request_path',
+      'body_too_large',
+      'bundle_route_missing',
+    ]) {
       expect(reasons.has(r)).toBe(true);
     }
   });
@@ -330,14 +345,21 @@ describe('adapter: admin listener', () => {
   it('/metrics is Prometheus text and decision counters move with decisions', async () => {
     const scrape = async () => parsePrometheus(await (await fetch(`${tp.admin}/metrics`)).text());
     const m0 = await scrape();
-    const allow0 = metricValue(m0, 'trustplane_decisions_total', { outcome: 'allow', route: 'orders.search' });
+    const allow0 = metricValue(m0, 'trustplane_decisions_total', {
+      outcome: 'allow',
+      route: 'orders.search',
+    });
     const replay0 = metricValue(m0, 'trustplane_decisions_total', { outcome: 'deny', reason: 'jti_replay' });
     const s = await signed(world);
     expect((await sendSigned(tp.base, s)).status).toBe(200);
     expect((await sendSigned(tp.base, s)).status).toBe(401);
     const m1 = await scrape();
-    expect(metricValue(m1, 'trustplane_decisions_total', { outcome: 'allow', route: 'orders.search' })).toBe(allow0 + 1);
-    expect(metricValue(m1, 'trustplane_decisions_total', { outcome: 'deny', reason: 'jti_replay' })).toBe(replay0 + 1);
+    expect(metricValue(m1, 'trustplane_decisions_total', { outcome: 'allow', route: 'orders.search' })).toBe(
+      allow0 + 1,
+    );
+    expect(metricValue(m1, 'trustplane_decisions_total', { outcome: 'deny', reason: 'jti_replay' })).toBe(
+      replay0 + 1,
+    );
     expect(metricValue(m1, 'trustplane_verification_duration_seconds_count')).toBeGreaterThan(0);
     expect(metricValue(m1, 'trustplane_upstream_duration_seconds_count')).toBeGreaterThan(0);
     expect(metricValue(m1, 'trustplane_bundle_age_seconds', { bundle: 'policy' })).toBe(60);

@@ -1,9 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { resolveAdapterConfig, startAdapter, type Adapter, type AdapterConfigInput } from '../../pkg/adapter/index.js';
+import {
+  resolveAdapterConfig,
+  startAdapter,
+  type Adapter,
+  type AdapterConfigInput,
+} from '../../pkg/adapter/index.js';
 import { createLogger } from '../../pkg/adapter/logger.js';
 import { MemoryAuditSink } from '../../pkg/audit/index.js';
 import { NOW, type World } from './fixture.js';
@@ -27,18 +32,29 @@ export interface Upstream {
 
 /** Start a recording upstream; the default handler echoes the identity it saw as JSON. */
 export async function startUpstream(
-  handler?: (seen: SeenRequest, res: import('node:http').ServerResponse) => void,
+  handler?: (seen: SeenRequest, res: ServerResponse) => void,
 ): Promise<Upstream> {
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
+      const seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      };
       requests.push(seen);
       if (handler) return handler(seen, res);
-      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes', connection: 'keep-alive' });
-      res.end(JSON.stringify({ subject: req.headers['x-trustplane-subject'] ?? null, bytes: seen.body.length }));
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-upstream': 'yes',
+        connection: 'keep-alive',
+      });
+      res.end(
+        JSON.stringify({ subject: req.headers['x-trustplane-subject'] ?? null, bytes: seen.body.length }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -119,7 +135,12 @@ export interface RawResponse {
 /** Send a request with the raw target exactly as given (no URL normalization). */
 export function rawSend(
   base: string,
-  spec: { method: string; target: string; headers?: Record<string, string | string[]>; body?: string | Buffer },
+  spec: {
+    method: string;
+    target: string;
+    headers?: Record<string, string | string[]>;
+    body?: string | Buffer;
+  },
 ): Promise<RawResponse> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
@@ -136,7 +157,11 @@ export function rawSend(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
         );
         res.on('error', reject);
       },
@@ -160,11 +185,12 @@ export function sendSigned(
     else headers[k] = v;
   }
   const u = new URL(s.url);
+  const payload = override.body ?? body;
   return rawSend(base, {
     method: s.method,
     target: override.target ?? `${u.pathname}${u.search}`,
     headers,
-    ...(override.body !== undefined || body !== undefined ? { body: override.body ?? body } : {}),
+    ...(payload !== undefined ? { body: payload } : {}),
   });
 }
 

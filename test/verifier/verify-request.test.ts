@@ -659,6 +659,21 @@ describe('attack: request tampering', () => {
   });
 });
 
+describe('trust material expiry at run time', () => {
+  it('trust material that expires while loaded stops admitting requests', async () => {
+    const s = await signed(world);
+    const expiring = { getIssuer: world.trust.getIssuer, expiresAt: NOW };
+    expectDeny(
+      await verifyRequest(toRequest(s), context({ trust: expiring })),
+      'stale_bundle_fail_closed',
+      403,
+    );
+    expect(store.size).toBe(0);
+    const valid = { getIssuer: world.trust.getIssuer, expiresAt: NOW + 1 };
+    expect((await verifyRequest(toRequest(s), context({ trust: valid }))).allowed).toBe(true);
+  });
+});
+
 describe('unverified body (forward-auth)', () => {
   it('a request whose body the enforcement point cannot see is denied unless the route allows it', async () => {
     const body = '{"order_id":"ord_1"}';

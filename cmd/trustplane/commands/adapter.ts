@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { BundleManager, parseConfiguredKeys } from '../../../pkg/adapter/bundles.js';
 import { ConfigError, resolveAdapterConfig, type AdapterConfig } from '../../../pkg/adapter/config.js';
 import { createLogger } from '../../../pkg/adapter/logger.js';
@@ -6,46 +6,98 @@ import { runAdapter } from '../../../pkg/adapter/run.js';
 import { CliError, collect, readValue } from '../io.js';
 
 /** Flag → config key; only flags given on the command line override environment and config file. */
-const FLAG_KEYS: readonly (readonly [flag: string, key: keyof AdapterConfig | 'bundlePublicKey', help: string])[] = [
+const FLAG_KEYS: readonly (readonly [
+  flag: string,
+  key: keyof AdapterConfig | 'bundlePublicKey',
+  help: string,
+])[] = [
   ['--mode <mode>', 'mode', 'proxy (default) or forward-auth'],
   ['--listen <host:port>', 'listen', 'enforcement listener (default 127.0.0.1:8080)'],
-  ['--admin-listen <host:port>', 'adminListen', 'admin listener: /healthz /readyz /metrics (default 127.0.0.1:9090)'],
+  [
+    '--admin-listen <host:port>',
+    'adminListen',
+    'admin listener: /healthz /readyz /metrics (default 127.0.0.1:9090)',
+  ],
   ['--upstream <url>', 'upstream', 'the protected API (proxy mode), e.g. http://127.0.0.1:3000'],
   ['--trust-material <file>', 'trustMaterial', 'signed trust material (watched; reloaded on change)'],
   ['--policy-bundle <file>', 'policyBundle', 'signed policy bundle (watched; reloaded on change)'],
   ['--route-id <id>', 'routeId', 'fixed route id for every request (default: resolve method + path)'],
   ['--public-origin <url>', 'publicOrigin', "origin callers address, when not the API's base_url"],
-  ['--max-body-bytes <n>', 'maxBodyBytes', 'largest request body bound and forwarded (default 1048576; 413 beyond)'],
-  ['--upstream-connect-timeout-ms <n>', 'upstreamConnectTimeoutMs', 'upstream connect timeout (default 5000; 502)'],
-  ['--upstream-response-timeout-ms <n>', 'upstreamResponseTimeoutMs', 'time to upstream response headers (default 30000; 504)'],
-  ['--upstream-max-sockets <n>', 'upstreamMaxSockets', 'pooled keep-alive connections to the upstream (default 256)'],
+  [
+    '--max-body-bytes <n>',
+    'maxBodyBytes',
+    'largest request body bound and forwarded (default 1048576; 413 beyond)',
+  ],
+  [
+    '--upstream-connect-timeout-ms <n>',
+    'upstreamConnectTimeoutMs',
+    'upstream connect timeout (default 5000; 502)',
+  ],
+  [
+    '--upstream-response-timeout-ms <n>',
+    'upstreamResponseTimeoutMs',
+    'time to upstream response headers (default 30000; 504)',
+  ],
+  [
+    '--upstream-max-sockets <n>',
+    'upstreamMaxSockets',
+    'pooled keep-alive connections to the upstream (default 256)',
+  ],
   ['--forward-auth-path-prefix <path>', 'forwardAuthPathPrefix', 'Envoy ext_authz path_prefix to strip'],
   ['--replay-store <kind>', 'replayStore', 'memory (default, single process, journaled) or redis'],
-  ['--replay-journal <file|off>', 'replayJournal', 'memory store journal (default ./trustplane-state/replay.journal)'],
+  [
+    '--replay-journal <file|off>',
+    'replayJournal',
+    'memory store journal (default ./trustplane-state/replay.journal)',
+  ],
   ['--replay-journal-fsync <mode>', 'replayJournalFsync', 'always | interval (default) | never'],
   ['--redis-url <url>', 'redisUrl', 'redis://host:port (prefer TRUSTPLANE_REDIS_URL for credentials)'],
   ['--redis-key-prefix <prefix>', 'redisKeyPrefix', 'key prefix (default trustplane:jti:)'],
-  ['--redis-command-timeout-ms <n>', 'redisCommandTimeoutMs', 'Redis command timeout (default 500; 503 beyond)'],
+  [
+    '--redis-command-timeout-ms <n>',
+    'redisCommandTimeoutMs',
+    'Redis command timeout (default 500; 503 beyond)',
+  ],
   ['--workers <n|auto>', 'workers', 'worker processes (default 1; >1 needs --replay-store redis)'],
   ['--skew-seconds <n>', 'skewSeconds', 'clock skew tolerance (default 30)'],
   ['--max-lifetime-seconds <n>', 'maxLifetimeSeconds', 'longest passport lifetime accepted (default 600)'],
   ['--audit <stdout|file>', 'audit', 'audit events: stdout (default) or a file (JSON lines, appended)'],
   ['--log-level <level>', 'logLevel', 'debug | info (default) | warn | error | silent'],
-  ['--reload-interval-ms <n>', 'reloadIntervalMs', 'bundle poll interval (default 5000; 0 = watch + SIGHUP only)'],
+  [
+    '--reload-interval-ms <n>',
+    'reloadIntervalMs',
+    'bundle poll interval (default 5000; 0 = watch + SIGHUP only)',
+  ],
   ['--shutdown-timeout-ms <n>', 'shutdownTimeoutMs', 'drain limit on SIGTERM (default 10000)'],
   ['--instance <name>', 'instance', 'instance name in logs and audit events (default host name)'],
 ];
 
 const REPEATABLE: readonly (readonly [flag: string, key: string, help: string])[] = [
-  ['--trust-material-public-key <key>', 'trustMaterialPublicKey', 'key allowed to sign the trust material (repeatable; @file)'],
-  ['--policy-bundle-public-key <key>', 'policyBundlePublicKey', 'key allowed to sign the policy bundle (repeatable; @file)'],
+  [
+    '--trust-material-public-key <key>',
+    'trustMaterialPublicKey',
+    'key allowed to sign the trust material (repeatable; @file)',
+  ],
+  [
+    '--policy-bundle-public-key <key>',
+    'policyBundlePublicKey',
+    'key allowed to sign the policy bundle (repeatable; @file)',
+  ],
   ['--bundle-public-key <key>', 'bundlePublicKey', 'key allowed to sign both documents (repeatable; @file)'],
 ];
 
 const SWITCHES: readonly (readonly [flag: string, key: keyof AdapterConfig, help: string])[] = [
   ['--dev-allow-unsigned', 'devAllowUnsigned', 'DEVELOPMENT ONLY: accept unsigned bundles (logged loudly)'],
-  ['--trust-forwarded-headers', 'trustForwardedHeaders', 'trust X-Forwarded-Proto/-Host/-For from the client'],
-  ['--forward-authorization', 'forwardAuthorization', 'pass the Authorization header upstream (default stripped)'],
+  [
+    '--trust-forwarded-headers',
+    'trustForwardedHeaders',
+    'trust X-Forwarded-Proto/-Host/-For from the client',
+  ],
+  [
+    '--forward-authorization',
+    'forwardAuthorization',
+    'pass the Authorization header upstream (default stripped)',
+  ],
   ['--no-preserve-host', 'preserveHost', "send the upstream's host instead of the caller's Host"],
 ];
 
