@@ -1,0 +1,569 @@
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Decoder, Encoder } from 'cbor-x';
+import { ReplayError } from '../authcore/errors.js';
+import { MemoryReplayStore, type ReplayStore } from '../authcore/replay-store.js';
+
+/**
+ * When the journal is flushed to stable storage.
+ * - `always`: `fdatasync` before every `consume` resolves `true` (survives a machine crash; costs a
+ *   disk flush per request).
+ * - `interval` (default): `fdatasync` in the background at most every 100 ms. A process crash loses
+ *   nothing (the record is in the kernel page cache once `write` returns); a machine crash or power
+ *   loss can lose the last ~100 ms of consumed jtis.
+ * - `never`: leave flushing to the kernel (process crashes are still covered; machine crashes are not).
+ */
+export type JournalFsyncMode = 'always' | 'interval' | 'never';
+
+/** Options for {@link JournalReplayStore.open}. */
+export interface JournalReplayStoreOptions {
+  /** Most live entries held (default 1,000,000); when full of unexpired entries, consume fails closed. */
+  readonly maxEntries?: number;
+  /** Flush policy (default `interval`); see {@link JournalFsyncMode}. */
+  readonly fsync?: JournalFsyncMode;
+  /** Clock in epoch seconds, used when loading the journal to drop expired entries (default: system clock). */
+  readonly now?: () => number;
+}
+
+/** Longest key accepted, in UTF-8 bytes (verifier keys are 64 hex characters). */
+const MAX_KEY_BYTES = 1024;
+/** Background flush period for `fsync: 'interval'`. */
+const SYNC_INTERVAL_MS = 100;
+/** Below this many journal records, runtime compaction never runs. */
+const COMPACT_MIN_RECORDS = 10_000;
+const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']);
+
+/**
+ * A single-process replay store that survives a restart: a {@link MemoryReplayStore} plus an
+ * append-only journal of CBOR records `[key, expiresAt]` (a CBOR sequence, RFC 8742).
+ *
+ * Every first-use `consume` appends its record with `write(2)` before resolving `true`; if the write
+ * fails, `consume` rejects with `replay_store_unavailable` and never answers `true`. On a write
+ * failure the key stays marked as used in memory (a retry of that jti is refused as a replay rather
+ * than risking a double accept). If the failed write cannot be rolled back, or a flush fails, the
+ * store stays unavailable (every `consume` and `ping` rejects) until it is reopened.
+ *
+ * `open` loads the unexpired entries, tolerates a truncated last record (a crash mid-append) or a
+ * zero-filled tail (a machine crash on some filesystems), refuses a journal corrupt anywhere else,
+ * and compacts the file. The journal is compacted again when it
+ * holds more than max(10,000, 2 × live entries) records.
+ *
+ * One process per journal: `open` takes a lock file (`<path>.lock`, holding the pid) and refuses
+ * while its holder is alive, which is how an adapter refuses to run several workers on one memory
+ * store. A lock left by a dead process is taken over.
+ *
+ * @example
+ * const store = await JournalReplayStore.open('/var/lib/trustplane/replay.cbor')
+ * if (!(await store.consume(key, exp + skew, nowSeconds))) throw new ReplayError('jti_replay', 'passport jti already used')
+ * await store.close()
+ */
+export class JournalReplayStore implements ReplayStore {
+  /** The journal file. */
+  readonly path: string;
+  readonly #memory: MemoryReplayStore;
+  readonly #fsync: JournalFsyncMode;
+  readonly #lock: LockHandle;
+  readonly #encoder = new Encoder({ useRecords: false });
+  #fd: number | undefined;
+  /** Size of the journal: every byte up to here belongs to a complete record. */
+  #bytes = 0;
+  /** Records in the journal file (live, expired and superseded). */
+  #records = 0;
+  #compactRetryAt = 0;
+  /** Why the store refuses every operation (set after an unrecoverable I/O failure). */
+  #failure: string | undefined;
+  #dirty = false;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncInFlight: Promise<void> | undefined;
+  #lastSyncAt = 0;
+  #closing: Promise<void> | undefined;
+
+  private constructor(path: string, memory: MemoryReplayStore, fsync: JournalFsyncMode, lock: LockHandle) {
+    this.path = path;
+    this.#memory = memory;
+    this.#fsync = fsync;
+    this.#lock = lock;
+  }
+
+  /**
+   * Open (or create) a journal, load its unexpired entries, compact it and open it for appending.
+   * Creates the parent directory when missing.
+   * @param path the journal file; `<path>.lock` and `<path>.tmp` are used next to it
+   * @param options `maxEntries`, `fsync` policy, and the `now` clock (epoch seconds) used for loading
+   * @returns the open store (close it with {@link JournalReplayStore.close})
+   * @throws Error when another live process holds the journal, when the journal is corrupt (not just
+   *   truncated at the end), or when it holds more live entries than `maxEntries`; the message names
+   *   the file
+   * @throws RangeError or TypeError for invalid options
+   * @example
+   * const store = await JournalReplayStore.open('data/replay.cbor', { fsync: 'always' })
+   */
+  static async open(path: string, options: JournalReplayStoreOptions = {}): Promise<JournalReplayStore> {
+    if (typeof path !== 'string' || path === '')
+      throw new TypeError('journal path must be a non-empty string');
+    const fsync = options.fsync ?? 'interval';
+    if (!FSYNC_MODES.has(fsync)) throw new RangeError("fsync must be 'always', 'interval' or 'never'");
+    const maxEntries = options.maxEntries ?? 1_000_000;
+    const memory = new MemoryReplayStore({ maxEntries });
+    const now = (options.now ?? systemNow)();
+    if (!Number.isFinite(now)) throw new RangeError('now() must return a finite number of seconds');
+
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const lock = acquireLock(path);
+    try {
+      let data: Uint8Array;
+      try {
+        data = await readFile(path);
+      } catch (e) {
+        if (errorCode(e) !== 'ENOENT') throw e;
+        data = new Uint8Array(0);
+      }
+      const latest = readJournal(path, data);
+      for (const [key, expiresAt] of latest) {
+        if (expiresAt <= now) continue;
+        try {
+          memory.consumeSync(key, expiresAt, now);
+        } catch {
+          throw new Error(`replay journal ${path} holds more live entries than maxEntries (${maxEntries})`);
+        }
+      }
+      const store = new JournalReplayStore(path, memory, fsync, lock);
+      store.#compact(now);
+      return store;
+    } catch (e) {
+      releaseLock(lock);
+      throw e;
+    }
+  }
+
+  /** Number of entries held in memory (expired ones may linger until the next sweep). */
+  get size(): number {
+    return this.#memory.size;
+  }
+
+  /**
+   * Atomically mark `key` used until `expiresAt`, journaling it before answering `true`.
+   * @param key the replay key (at most 1,024 UTF-8 bytes)
+   * @param expiresAt epoch seconds after which the key may be used again
+   * @param now the current time in epoch seconds
+   * @returns true on first use, false when the key was already consumed and has not expired
+   * @throws ReplayError `replay_store_unavailable` when the journal cannot be written or flushed, the
+   *   store is closed or failed, or it is full of unexpired entries
+   * @throws TypeError or RangeError for a malformed key or non-finite times
+   * @example
+   * const first = await store.consume(sha256Hex(`${iss}\n${jti}`), exp + 60, Math.floor(Date.now() / 1000))
+   */
+  async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
+    checkConsumeArguments(key, expiresAt, now);
+    const fd = this.#usableFd();
+    if (!this.#memory.consumeSync(key, expiresAt, now)) return false;
+    this.#append(fd, key, expiresAt);
+    this.#maybeCompact(now);
+    return true;
+  }
+
+  /**
+   * Readiness probe.
+   * @returns a promise that resolves while the journal is open and healthy
+   * @throws ReplayError `replay_store_unavailable` after `close` or an unrecoverable I/O failure
+   * @example
+   * await store.ping()
+   */
+  async ping(): Promise<void> {
+    this.#usableFd();
+  }
+
+  /**
+   * Flush and close the journal and remove the lock file. Idempotent.
+   * @returns a promise that resolves once the journal is durable and closed
+   * @throws ReplayError `replay_store_unavailable` when the final flush failed (the file and lock
+   *   are released anyway)
+   * @example
+   * process.on('SIGTERM', () => void store.close())
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    // From here on consume and ping reject; a background flush still in flight finishes first.
+    this.#fd = undefined;
+    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    await this.#syncInFlight;
+    let flushError: unknown;
+    try {
+      fdatasyncSync(fd);
+    } catch (e) {
+      flushError = e;
+    }
+    closeSync(fd);
+    releaseLock(this.#lock);
+    if (flushError !== undefined) {
+      throw new ReplayError('replay_store_unavailable', 'replay journal flush failed', {
+        store: 'journal',
+        error: errorCode(flushError),
+      });
+    }
+  }
+
+  #usableFd(): number {
+    if (this.#fd === undefined) {
+      throw new ReplayError('replay_store_unavailable', 'replay journal is closed', { store: 'journal' });
+    }
+    if (this.#failure !== undefined) {
+      throw new ReplayError('replay_store_unavailable', 'replay journal is unavailable', {
+        store: 'journal',
+        error: this.#failure,
+      });
+    }
+    return this.#fd;
+  }
+
+  #fail(error: unknown): void {
+    this.#failure ??= errorCode(error);
+  }
+
+  #append(fd: number, key: string, expiresAt: number): void {
+    const record = this.#encoder.encode([key, expiresAt]);
+    try {
+      writeAll(fd, record);
+    } catch (e) {
+      // A partial record followed by later appends would read as corruption on the next open, so
+      // cut the file back to its last complete record; if that fails too, stop using the file.
+      try {
+        ftruncateSync(fd, this.#bytes);
+      } catch {
+        this.#fail(e);
+      }
+      throw new ReplayError('replay_store_unavailable', 'replay journal write failed', {
+        store: 'journal',
+        error: errorCode(e),
+      });
+    }
+    this.#bytes += record.length;
+    this.#records++;
+    if (this.#fsync === 'always') {
+      try {
+        fdatasyncSync(fd);
+      } catch (e) {
+        // After a failed flush the kernel may have dropped the dirty pages: nothing written so far
+        // can be trusted to be durable, so fail closed until an operator reopens the journal.
+        this.#fail(e);
+        throw new ReplayError('replay_store_unavailable', 'replay journal flush failed', {
+          store: 'journal',
+          error: errorCode(e),
+        });
+      }
+    } else if (this.#fsync === 'interval') {
+      this.#dirty = true;
+      this.#scheduleSync();
+    }
+  }
+
+  #scheduleSync(): void {
+    if (this.#syncTimer !== undefined || this.#syncInFlight !== undefined || this.#fd === undefined) return;
+    const wait = Math.max(0, this.#lastSyncAt + SYNC_INTERVAL_MS - performance.now());
+    this.#syncTimer = setTimeout(() => this.#backgroundSync(), wait);
+    this.#syncTimer.unref();
+  }
+
+  #backgroundSync(): void {
+    this.#syncTimer = undefined;
+    const fd = this.#fd;
+    if (fd === undefined || !this.#dirty) return;
+    this.#dirty = false;
+    this.#syncInFlight = new Promise((resolve) => {
+      fdatasync(fd, (err) => {
+        this.#syncInFlight = undefined;
+        this.#lastSyncAt = performance.now();
+        if (err !== null) this.#fail(err);
+        else if (this.#dirty) this.#scheduleSync();
+        resolve();
+      });
+    });
+  }
+
+  #maybeCompact(now: number): void {
+    if (this.#records <= Math.max(COMPACT_MIN_RECORDS, 2 * this.#memory.size)) return;
+    // Never swap the file under an in-flight background flush; the next consume retries.
+    if (this.#records < this.#compactRetryAt || this.#syncInFlight !== undefined) return;
+    try {
+      this.#compact(now);
+    } catch {
+      // The old journal is intact (or the store is marked failed); the record of this consume is
+      // already written, so the answer stays `true`. Back off before trying again.
+      this.#compactRetryAt = this.#records + COMPACT_MIN_RECORDS;
+    }
+  }
+
+  /** Rewrite the journal with the live entries only: write a temp file, flush, rename over, reopen. */
+  #compact(now: number): void {
+    const chunks: Uint8Array[] = [];
+    let count = 0;
+    for (const [key, expiresAt] of this.#memory.entries(now)) {
+      // The encoder reuses its buffer: copy each record out.
+      chunks.push(Buffer.from(this.#encoder.encode([key, expiresAt])));
+      count++;
+    }
+    const data = Buffer.concat(chunks);
+    const tmp = `${this.path}.tmp`;
+    try {
+      const tfd = openSync(tmp, 'w', 0o600);
+      try {
+        writeAll(tfd, data);
+        fdatasyncSync(tfd);
+      } finally {
+        closeSync(tfd);
+      }
+      renameSync(tmp, this.path);
+    } catch (e) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // best effort: the temp file is rewritten on the next compaction
+      }
+      throw e;
+    }
+    try {
+      syncDirectory(dirname(this.path));
+      const fd = openSync(this.path, 'a', 0o600);
+      const old = this.#fd;
+      this.#fd = fd;
+      if (old !== undefined) closeSync(old);
+    } catch (e) {
+      // The file was swapped but cannot be appended to: refuse rather than run unjournaled.
+      this.#fail(e);
+      throw e;
+    }
+    this.#bytes = data.length;
+    this.#records = count;
+    this.#dirty = false;
+  }
+}
+
+function systemNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function checkConsumeArguments(key: string, expiresAt: number, now: number): void {
+  if (typeof key !== 'string' || key === '') throw new TypeError('replay key must be a non-empty string');
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new RangeError(`replay key must be at most ${MAX_KEY_BYTES} bytes`);
+  }
+  if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) {
+    throw new RangeError('expiresAt and now must be finite epoch seconds');
+  }
+}
+
+function errorCode(e: unknown): string {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') return e.code;
+  return 'EIO';
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let offset = 0;
+  while (offset < data.length) {
+    const written = writeSync(fd, data, offset, data.length - offset);
+    if (written <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    offset += written;
+  }
+}
+
+function syncDirectory(dir: string): void {
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+// ---- reading -------------------------------------------------------------------------------------
+
+/**
+ * Check the CBOR sequence structurally before decoding it: every item must be exactly
+ * `[text (≤ MAX_KEY_BYTES), number]`. This is what tells a crash-truncated last record (tolerated)
+ * from corruption (refused), and it keeps CBOR tags (cbor-x would act on some of them) away from
+ * the decoder.
+ * @returns the offset just past the last complete record
+ */
+function scanJournal(path: string, data: Uint8Array): number {
+  let pos = 0;
+  while (pos < data.length) {
+    const start = pos;
+    const corrupt = (why: string): Error =>
+      new Error(
+        `replay journal ${path} is corrupt at byte ${start} (${why}); restore it or move it aside ` +
+          '(starting without it accepts replays of jtis consumed before the restart)',
+      );
+    if (data[pos] !== 0x82) {
+      if (data.subarray(pos).every((b) => b === 0)) return start; // zero-filled tail after a machine crash
+      throw corrupt('not a [key, expiresAt] record');
+    }
+    pos++;
+    const keyHead = readHead(data, pos);
+    if (keyHead === undefined) return start; // truncated
+    if (keyHead.major !== 3 || keyHead.value > MAX_KEY_BYTES) throw corrupt('bad key');
+    pos = keyHead.next + keyHead.value;
+    if (pos >= data.length) return start; // truncated inside the key, or before expiresAt
+    const first = data[pos] ?? 0;
+    const major = first >> 5;
+    if ((major === 0 || major === 1) && (first & 0x1f) <= 27) {
+      const head = readHead(data, pos);
+      if (head === undefined) return start;
+      pos = head.next;
+    } else if (first === 0xf9 || first === 0xfa || first === 0xfb) {
+      pos += first === 0xf9 ? 3 : first === 0xfa ? 5 : 9;
+      if (pos > data.length) return start;
+    } else {
+      throw corrupt('bad expiresAt');
+    }
+  }
+  return pos;
+}
+
+interface Head {
+  readonly major: number;
+  readonly value: number;
+  readonly next: number;
+}
+
+/** A CBOR item head; undefined when it runs past the end of the data. Throws on indefinite lengths. */
+function readHead(data: Uint8Array, pos: number): Head | undefined {
+  const first = data[pos];
+  if (first === undefined) return undefined;
+  const major = first >> 5;
+  const info = first & 0x1f;
+  if (info < 24) return { major, value: info, next: pos + 1 };
+  if (info > 27) return { major: -1, value: 0, next: pos + 1 };
+  const size = 1 << (info - 24);
+  if (pos + 1 + size > data.length) return undefined;
+  let value = 0;
+  for (let i = 1; i <= size; i++) value = value * 256 + (data[pos + i] ?? 0);
+  return { major, value, next: pos + 1 + size };
+}
+
+/** Decode the journal into key → latest expiry. Throws a clear Error on corruption. */
+function readJournal(path: string, data: Uint8Array): Map<string, number> {
+  const end = scanJournal(path, data);
+  const latest = new Map<string, number>();
+  if (end === 0) return latest;
+  const decoder = new Decoder({ useRecords: false });
+  decoder.decodeMultiple(data.subarray(0, end), (value: unknown) => {
+    if (
+      !Array.isArray(value) ||
+      value.length !== 2 ||
+      typeof value[0] !== 'string' ||
+      typeof value[1] !== 'number' ||
+      !Number.isFinite(value[1])
+    ) {
+      throw new Error(`replay journal ${path} is corrupt (a record is not [key, expiresAt])`);
+    }
+    const [key, expiresAt] = value as [string, number];
+    const previous = latest.get(key);
+    if (previous === undefined || expiresAt > previous) latest.set(key, expiresAt);
+  });
+  return latest;
+}
+
+// ---- lock ----------------------------------------------------------------------------------------
+
+interface LockHandle {
+  readonly path: string;
+  readonly token: string;
+}
+
+/**
+ * Take `<journal>.lock`. The lock is written to a private temp file first and then hard-linked into
+ * place: the link is the exclusive create (like `open(..., 'wx')`), and the lock can never be seen
+ * half-written, so an empty or garbled lock only ever comes from a crash and counts as stale.
+ */
+function acquireLock(journalPath: string): LockHandle {
+  const lockPath = `${journalPath}.lock`;
+  const token = `${process.pid}\n${randomBytes(16).toString('hex')}\n`;
+  const tmp = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  writeFileSync(tmp, token, { flag: 'wx', mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(tmp, lockPath);
+        return { path: lockPath, token };
+      } catch (e) {
+        if (errorCode(e) !== 'EEXIST') throw e;
+      }
+      const holder = readLockPid(lockPath);
+      if (holder !== undefined && isProcessAlive(holder)) {
+        if (holder === process.pid) {
+          throw new Error(`replay journal ${journalPath} is already open in this process (lock ${lockPath})`);
+        }
+        throw new Error(
+          `replay journal ${journalPath} is in use by another process (pid ${holder}, lock ${lockPath}); ` +
+            'a memory replay store serves one process only: run one worker or use the Redis store',
+        );
+      }
+      // Stale (its process is gone): take it over.
+      try {
+        unlinkSync(lockPath);
+      } catch (e) {
+        if (errorCode(e) !== 'ENOENT') throw e;
+      }
+    }
+    throw new Error(`replay journal ${journalPath}: could not take the lock ${lockPath}`);
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function readLockPid(lockPath: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(lockPath, 'utf8');
+  } catch (e) {
+    if (errorCode(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+  const match = /^(\d{1,10})\n/.exec(text);
+  const pid = match?.[1] === undefined ? NaN : Number(match[1]);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return errorCode(e) === 'EPERM';
+  }
+}
+
+function releaseLock(lock: LockHandle): void {
+  try {
+    if (readFileSync(lock.path, 'utf8') === lock.token) unlinkSync(lock.path);
+  } catch {
+    // already gone or taken over: nothing of ours to remove
+  }
+}

@@ -1,0 +1,521 @@
+import { fork, spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { encode } from 'cbor-x';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/adapter/replay-journal.js';
+import { ReplayError } from '../../pkg/authcore/index.js';
+
+const NOW = 1_767_225_600;
+
+let dir: string;
+let journal: string;
+const opened: JournalReplayStore[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'trustplane-journal-'));
+  journal = path.join(dir, 'replay.cbor');
+});
+
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function open(
+  file = journal,
+  options: JournalReplayStoreOptions & { at?: number } = {},
+): Promise<JournalReplayStore> {
+  const { at = NOW, ...rest } = options;
+  const store = await JournalReplayStore.open(file, { fsync: 'never', now: () => at, ...rest });
+  opened.push(store);
+  return store;
+}
+
+function record(key: string, expiresAt: number): Buffer {
+  return Buffer.from(encode([key, expiresAt]));
+}
+
+/** A pid that belonged to a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => child.once('exit', resolve));
+  expect(child.pid).toBeGreaterThan(0);
+  return child.pid ?? 0;
+}
+
+async function expectUnavailable(promise: Promise<unknown>): Promise<void> {
+  const error: unknown = await promise.then(
+    (value) => ({ resolved: value }),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ReplayError);
+  expect(error).toMatchObject({ reason: 'replay_store_unavailable', status: 503 });
+}
+
+describe('JournalReplayStore', () => {
+  it('first consume is true, second is false', async () => {
+    const store = await open();
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW)).toBe(true);
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW)).toBe(false);
+    expect(await store.consume('iss|jti-1', NOW + 60, NOW + 59)).toBe(false);
+    expect(await store.consume('iss|jti-2', NOW + 60, NOW)).toBe(true);
+    expect(store.size).toBe(2);
+  });
+
+  it('creates a missing parent directory', async () => {
+    const nested = path.join(dir, 'a', 'b', 'replay.cbor');
+    const store = await open(nested);
+    expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    expect(statSync(nested).size).toBeGreaterThan(0);
+  });
+
+  it('journals before answering true: the record is in the file when consume resolves', async () => {
+    const store = await open();
+    const before = statSync(journal).size;
+    expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    expect(statSync(journal).size - before).toBe(record('k', NOW + 60).length);
+    expect(await store.consume('k', NOW + 60, NOW)).toBe(false);
+    expect(statSync(journal).size - before).toBe(record('k', NOW + 60).length);
+  });
+
+  it.each(['always', 'interval', 'never'] as const)(
+    'survives close and reopen (fsync %s): a consumed key stays refused, an expired one is accepted again',
+    async (fsync) => {
+      const first = await open(journal, { fsync });
+      expect(await first.consume('long', NOW + 600, NOW)).toBe(true);
+      expect(await first.consume('short', NOW + 10, NOW)).toBe(true);
+      await first.close();
+
+      const second = await open(journal, { fsync, at: NOW + 20 });
+      expect(second.size).toBe(1);
+      expect(await second.consume('long', NOW + 700, NOW + 20)).toBe(false);
+      expect(await second.consume('short', NOW + 700, NOW + 20)).toBe(true);
+      await second.close();
+
+      const third = await open(journal, { fsync, at: NOW + 30 });
+      expect(await third.consume('short', NOW + 700, NOW + 30)).toBe(false);
+    },
+  );
+
+  it('the latest expiry of a re-consumed key wins when loading', async () => {
+    writeFileSync(
+      journal,
+      Buffer.concat([record('k', NOW - 5), record('k', NOW + 100), record('k', NOW + 50)]),
+    );
+    const store = await open(journal, { at: NOW + 60 });
+    expect(await store.consume('k', NOW + 200, NOW + 60)).toBe(false);
+  });
+
+  describe('crash recovery', () => {
+    const partial = record('c', NOW + 60);
+    it.each(Array.from({ length: partial.length - 1 }, (_, i) => i + 1))(
+      'a truncated trailing record (%i bytes of it) is tolerated and dropped',
+      async (bytes) => {
+        const whole = Buffer.concat([record('a', NOW + 60), record('b', NOW + 60)]);
+        writeFileSync(journal, Buffer.concat([whole, partial.subarray(0, bytes)]));
+        const store = await open();
+        expect(statSync(journal).size).toBe(whole.length);
+        expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+        expect(await store.consume('b', NOW + 60, NOW)).toBe(false);
+        expect(await store.consume('c', NOW + 60, NOW)).toBe(true);
+        await store.close();
+        const again = await open();
+        expect(await again.consume('c', NOW + 60, NOW)).toBe(false);
+      },
+    );
+
+    it('a truncated record with a long key is tolerated', async () => {
+      const long = record('x'.repeat(300), NOW + 60);
+      writeFileSync(journal, Buffer.concat([record('a', NOW + 60), long.subarray(0, 200)]));
+      const store = await open();
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+      expect(store.size).toBe(1);
+    });
+
+    it('a zero-filled tail (a machine crash on some filesystems) is tolerated', async () => {
+      writeFileSync(journal, Buffer.concat([record('a', NOW + 60), Buffer.alloc(64)]));
+      const store = await open();
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+      expect(statSync(journal).size).toBe(record('a', NOW + 60).length);
+    });
+
+    it('an empty journal file opens empty', async () => {
+      writeFileSync(journal, '');
+      const store = await open();
+      expect(store.size).toBe(0);
+    });
+  });
+
+  describe('corrupt journal', () => {
+    const good = record('a', NOW + 60);
+    const cases: ReadonlyArray<readonly [string, Buffer]> = [
+      ['garbage between records', Buffer.concat([good, Buffer.from([0xff, 0x00]), good])],
+      ['a record that is not an array', Buffer.concat([good, Buffer.from(encode({ k: 1 })), good])],
+      ['a record of the wrong length', Buffer.concat([good, Buffer.from(encode(['k', 1, 2])), good])],
+      ['a record with a numeric key', Buffer.concat([good, Buffer.from(encode([7, NOW])), good])],
+      ['a record with a text expiry', Buffer.concat([good, Buffer.from(encode(['k', 'soon'])), good])],
+      // tag 27 makes cbor-x call a global function by name: the scanner must never hand it over
+      ['attack: CBOR tag 27 (generic object) in place of a record', Buffer.from([0xd8, 0x1b, 0x82, 0x64])],
+      [
+        'a key longer than any record ever written',
+        Buffer.concat([Buffer.from([0x82, 0x79, 0x10, 0x00]), good]),
+      ],
+      ['a non-zero tail after a zero byte', Buffer.concat([good, Buffer.from([0x00, 0x01])])],
+    ];
+    it.each(cases)('%s: open rejects with an error naming the file and offset', async (_name, data) => {
+      writeFileSync(journal, data);
+      const error: unknown = await JournalReplayStore.open(journal, { now: () => NOW }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toContain(journal);
+      expect((error as Error).message).toMatch(/is corrupt/);
+      // the file is left as it was, and the lock is released
+      expect(readFileSync(journal).equals(data)).toBe(true);
+      expect(existsSync(`${journal}.lock`)).toBe(false);
+    });
+
+    it('names the byte offset of the first bad record', async () => {
+      writeFileSync(journal, Buffer.concat([good, good, Buffer.from([0xa1]), good]));
+      await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(
+        `is corrupt at byte ${2 * good.length}`,
+      );
+    });
+  });
+
+  describe('compaction', () => {
+    it('open drops expired entries and the file shrinks', async () => {
+      const store = await open();
+      for (let i = 0; i < 100; i++) expect(await store.consume(`short-${i}`, NOW + 10, NOW)).toBe(true);
+      expect(await store.consume('long', NOW + 1000, NOW)).toBe(true);
+      await store.close();
+      const before = statSync(journal).size;
+
+      const reopened = await open(journal, { at: NOW + 20 });
+      const after = statSync(journal).size;
+      expect(after).toBe(record('long', NOW + 1000).length);
+      expect(after).toBeLessThan(before);
+      expect(reopened.size).toBe(1);
+      expect(await reopened.consume('long', NOW + 1000, NOW + 20)).toBe(false);
+      expect(await reopened.consume('short-0', NOW + 1000, NOW + 20)).toBe(true);
+      expect(existsSync(`${journal}.tmp`)).toBe(false);
+    });
+
+    it('runs while consuming once the journal holds more than max(10,000, 2 × live) records', async () => {
+      const store = await open();
+      for (let i = 0; i < 10_000; i++) expect(await store.consume(`k${i}`, NOW + 1, NOW)).toBe(true);
+      const full = statSync(journal).size;
+      expect(full).toBeGreaterThan(10_000 * 8);
+
+      // 100 s later every earlier key has expired: the 10,001st record triggers a compaction.
+      expect(await store.consume('late', NOW + 500, NOW + 100)).toBe(true);
+      expect(statSync(journal).size).toBe(record('late', NOW + 500).length);
+      // the store keeps appending to the compacted file
+      expect(await store.consume('later', NOW + 500, NOW + 100)).toBe(true);
+      expect(await store.consume('late', NOW + 500, NOW + 101)).toBe(false);
+      await store.close();
+
+      const reopened = await open(journal, { at: NOW + 100 });
+      expect(reopened.size).toBe(2);
+      expect(await reopened.consume('late', NOW + 500, NOW + 100)).toBe(false);
+      expect(await reopened.consume('later', NOW + 500, NOW + 100)).toBe(false);
+    });
+
+    it('does not compact while most records are live', async () => {
+      const store = await open();
+      for (let i = 0; i < 10_050; i++) expect(await store.consume(`k${i}`, NOW + 600, NOW)).toBe(true);
+      const size = statSync(journal).size;
+      expect(await store.consume('one-more', NOW + 600, NOW + 1)).toBe(true);
+      expect(statSync(journal).size).toBe(size + record('one-more', NOW + 600).length);
+    });
+  });
+
+  describe('single writer lock', () => {
+    it('a second open while the first is open throws', async () => {
+      const store = await open();
+      expect(readFileSync(`${journal}.lock`, 'utf8').split('\n')[0]).toBe(String(process.pid));
+      await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(
+        /replay journal .* is already open in this process/,
+      );
+      // the first store is unaffected
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    });
+
+    it('a lock held by another live process is refused, naming it', async () => {
+      const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+      try {
+        expect(holder.pid).toBeGreaterThan(0);
+        writeFileSync(`${journal}.lock`, `${holder.pid}\nsomeone-else\n`);
+        await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(
+          `replay journal ${journal} is in use by another process (pid ${holder.pid}`,
+        );
+        expect(readFileSync(`${journal}.lock`, 'utf8')).toBe(`${holder.pid}\nsomeone-else\n`);
+      } finally {
+        holder.kill('SIGKILL');
+        await new Promise((resolve) => holder.once('exit', resolve));
+      }
+      // its process is gone: the lock is now stale and taken over
+      const store = await open();
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    });
+
+    it('a stale lock from a dead pid is taken over', async () => {
+      const pid = await deadPid();
+      writeFileSync(`${journal}.lock`, `${pid}\nold\n`);
+      const store = await open();
+      expect(readFileSync(`${journal}.lock`, 'utf8').split('\n')[0]).toBe(String(process.pid));
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    });
+
+    it.each(['', 'garbage', '-1\n', '0\n'])('a garbled lock file %j counts as stale', async (content) => {
+      writeFileSync(`${journal}.lock`, content);
+      const store = await open();
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    });
+
+    it('close flushes, releases the lock, and is idempotent; the journal can be reopened', async () => {
+      const store = await open();
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+      await store.close();
+      await store.close();
+      expect(existsSync(`${journal}.lock`)).toBe(false);
+      const again = await open();
+      expect(await again.consume('k', NOW + 60, NOW)).toBe(false);
+    });
+
+    it('close does not remove a lock that is no longer its own', async () => {
+      const store = await open();
+      writeFileSync(`${journal}.lock`, '999999\nnot-ours\n');
+      await store.close();
+      expect(readFileSync(`${journal}.lock`, 'utf8')).toBe('999999\nnot-ours\n');
+    });
+  });
+
+  describe('fails closed', () => {
+    it('after close, consume and ping reject with replay_store_unavailable', async () => {
+      const store = await open();
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.close();
+      await expectUnavailable(store.ping());
+      await expectUnavailable(store.consume('fresh', NOW + 60, NOW));
+    });
+
+    it('a failing journal write rejects with replay_store_unavailable and never answers true', async () => {
+      const store = await open();
+      expect(await store.consume('before', NOW + 60, NOW)).toBe(true);
+
+      // Swap the journal's descriptor for /dev/full (every write fails with ENOSPC, like a full disk).
+      const target = realpathSync(journal);
+      const fds = readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === target;
+        } catch {
+          return false;
+        }
+      });
+      expect(fds).toHaveLength(1);
+      const fd = Number(fds[0]);
+      closeSync(fd);
+      expect(openSync('/dev/full', 'a')).toBe(fd);
+
+      await expectUnavailable(store.consume('during', NOW + 60, NOW));
+      // the failed write could not be rolled back (a device cannot be truncated): the store stays
+      // unavailable, for new keys and for the key of the failed write alike
+      await expectUnavailable(store.consume('during', NOW + 60, NOW));
+      await expectUnavailable(store.consume('after', NOW + 60, NOW));
+      await expectUnavailable(store.ping());
+      // a replay is still refused rather than answered
+      await expectUnavailable(store.consume('before', NOW + 60, NOW));
+    });
+
+    it('a short write (file size limit) is rolled back: consume rejects, the journal stays readable', async () => {
+      // A child with RLIMIT_FSIZE = 8 KiB: the append that crosses it is written partially, then fails
+      // with EFBIG (Node ignores SIGXFSZ). The store must cut the partial record off again.
+      const script = path.join(dir, 'limited.mts');
+      const moduleUrl = pathToFileURL(path.resolve('pkg/adapter/replay-journal.ts')).href;
+      writeFileSync(
+        script,
+        [
+          `const { JournalReplayStore } = await import(${JSON.stringify(moduleUrl)});`,
+          `const store = await JournalReplayStore.open(process.argv[2], { fsync: 'never', now: () => ${NOW} });`,
+          `const acknowledged = [];`,
+          `let failure;`,
+          `for (let i = 0; i < 10_000 && failure === undefined; i++) {`,
+          `  const key = 'key-' + String(i).padStart(6, '0');`, // 17-byte records: 8 KiB is not a multiple
+          `  try { if (await store.consume(key, ${NOW + 600}, ${NOW})) acknowledged.push(key); }`,
+          `  catch (e) { failure = { key, reason: e.reason, error: e.details?.error }; }`,
+          `}`,
+          `const healthy = await store.ping().then(() => true, () => false);`,
+          `const retry = await store.consume('retry-0000', ${NOW + 600}, ${NOW}).then(String, (e) => e.reason);`,
+          `await store.close();`,
+          `console.log(JSON.stringify({ acknowledged, failure, healthy, retry }));`,
+        ].join('\n'),
+      );
+      const child = spawn(
+        'sh',
+        ['-c', 'ulimit -f 16 && exec "$0" "$@"', process.execPath, '--import', 'tsx', script, journal],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TSX_DISABLE_CACHE: '1' } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      const result = JSON.parse(stdout) as {
+        acknowledged: string[];
+        failure?: { key: string; reason: string; error: string };
+        healthy: boolean;
+        retry: string;
+      };
+      expect(result.failure).toMatchObject({ reason: 'replay_store_unavailable', error: 'EFBIG' });
+      expect(result.acknowledged.length).toBeGreaterThan(100);
+      // rolled back, so the store is still usable (this write fails again, for lack of room)
+      expect(result.healthy).toBe(true);
+      expect(result.retry).toBe('replay_store_unavailable');
+      // every byte on disk is a whole record
+      expect(statSync(journal).size).toBe(
+        result.acknowledged.reduce((sum, key) => sum + record(key, NOW + 600).length, 0),
+      );
+
+      const store = await open();
+      expect(store.size).toBe(result.acknowledged.length);
+      const replays = await Promise.all(result.acknowledged.map((key) => store.consume(key, NOW + 600, NOW)));
+      expect(replays.filter(Boolean)).toEqual([]);
+      // the failed key was never accepted, so it was never journaled
+      expect(await store.consume(result.failure?.key ?? '', NOW + 600, NOW)).toBe(true);
+    });
+
+    it('a store full of live entries refuses new keys with replay_store_unavailable', async () => {
+      const store = await open(journal, { maxEntries: 2 });
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+      expect(await store.consume('b', NOW + 60, NOW)).toBe(true);
+      await expectUnavailable(store.consume('c', NOW + 60, NOW));
+      expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+    });
+
+    it('a journal with more live entries than maxEntries refuses to open', async () => {
+      writeFileSync(
+        journal,
+        Buffer.concat([record('a', NOW + 60), record('b', NOW + 60), record('c', NOW + 60)]),
+      );
+      await expect(JournalReplayStore.open(journal, { maxEntries: 2, now: () => NOW })).rejects.toThrow(
+        `replay journal ${journal} holds more live entries than maxEntries (2)`,
+      );
+      expect(existsSync(`${journal}.lock`)).toBe(false);
+    });
+  });
+
+  describe('caller misuse', () => {
+    it('rejects bad options eagerly', async () => {
+      await expect(
+        JournalReplayStore.open(journal, { fsync: 'sometimes' as unknown as 'always' }),
+      ).rejects.toBeInstanceOf(RangeError);
+      await expect(JournalReplayStore.open(journal, { maxEntries: 0 })).rejects.toBeInstanceOf(RangeError);
+      await expect(JournalReplayStore.open('')).rejects.toBeInstanceOf(TypeError);
+      expect(existsSync(`${journal}.lock`)).toBe(false);
+    });
+
+    it('rejects malformed keys and times without journaling them', async () => {
+      const store = await open();
+      const size = statSync(journal).size;
+      await expect(store.consume('', NOW + 60, NOW)).rejects.toBeInstanceOf(TypeError);
+      await expect(store.consume('k'.repeat(1025), NOW + 60, NOW)).rejects.toBeInstanceOf(RangeError);
+      await expect(store.consume('k', Number.NaN, NOW)).rejects.toBeInstanceOf(RangeError);
+      await expect(store.consume('k', NOW + 60, Number.POSITIVE_INFINITY)).rejects.toBeInstanceOf(RangeError);
+      expect(statSync(journal).size).toBe(size);
+      expect(await store.consume('k'.repeat(1024), NOW + 60, NOW)).toBe(true);
+    });
+  });
+
+  it('attack: replay race: 200 concurrent consumes of one key, exactly one wins, also after a restart', async () => {
+    const store = await open();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => store.consume('race', NOW + 60, NOW)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    await store.close();
+    const reopened = await open();
+    const again = await Promise.all(
+      Array.from({ length: 50 }, () => reopened.consume('race', NOW + 60, NOW)),
+    );
+    expect(again.filter(Boolean)).toHaveLength(0);
+  });
+
+  it('attack: replay after a crash: keys acknowledged by a SIGKILLed process stay refused', async () => {
+    const script = path.join(dir, 'consumer.mts');
+    const moduleUrl = pathToFileURL(path.resolve('pkg/adapter/replay-journal.ts')).href;
+    writeFileSync(
+      script,
+      [
+        `const { JournalReplayStore } = await import(${JSON.stringify(moduleUrl)});`,
+        `const store = await JournalReplayStore.open(process.argv[2], { now: () => ${NOW} });`,
+        `process.send({ ready: true });`,
+        `for (let i = 0; ; i++) {`,
+        `  if (await store.consume('k' + i, ${NOW + 600}, ${NOW})) process.send({ key: 'k' + i });`,
+        `  if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));`,
+        `}`,
+      ].join('\n'),
+    );
+    const child = fork(script, [journal], { execArgv: ['--import', 'tsx'], stdio: 'pipe' });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const acknowledged: string[] = [];
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child did not consume in time: ${stderr}`)), 15_000);
+        child.once('exit', () => reject(new Error(`child exited early: ${stderr}`)));
+        child.on('message', (message: { ready?: boolean; key?: string }) => {
+          if (message.key !== undefined) acknowledged.push(message.key);
+          if (acknowledged.length === 500) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      // while it runs, the journal is refused to everyone else
+      await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(
+        `in use by another process (pid ${child.pid}`,
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(await exited).toBe('SIGKILL');
+    expect(existsSync(`${journal}.lock`)).toBe(true);
+
+    const store = await open();
+    expect(store.size).toBeGreaterThanOrEqual(acknowledged.length);
+    const replays = await Promise.all(acknowledged.map((key) => store.consume(key, NOW + 600, NOW)));
+    expect(replays.filter(Boolean)).toEqual([]);
+    expect(await store.consume('never-seen', NOW + 600, NOW)).toBe(true);
+  });
+
+  it('appends after reopening rather than overwriting', async () => {
+    const store = await open();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+    await store.close();
+    const again = await open();
+    expect(await again.consume('b', NOW + 60, NOW)).toBe(true);
+    await again.close();
+    const third = await open();
+    expect(third.size).toBe(2);
+  });
+});
