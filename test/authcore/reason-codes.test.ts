@@ -14,7 +14,8 @@ import {
   statusForReason,
 } from '../../pkg/authcore/index.js';
 
-const STATUSES = new Set([400, 401, 403, 413, 500, 503]);
+// ARCHITECTURE.md: 502/504 for upstream failures after an allow.
+const STATUSES = new Set([400, 401, 403, 413, 500, 502, 503, 504]);
 
 describe('reason codes', () => {
   it('the list is non-empty, unique, snake_case and frozen', () => {
@@ -24,7 +25,7 @@ describe('reason codes', () => {
     expect(Object.isFrozen(REASON_CODE_LIST)).toBe(true);
   });
 
-  it.each(REASON_CODE_LIST.map((c) => [c]))('%s has a status among 400/401/403/413/500/503', (code) => {
+  it.each(REASON_CODE_LIST.map((c) => [c]))('%s has a status among 400/401/403/413/500/502/503/504', (code) => {
     const info = REASON_CODES[code];
     expect(STATUSES.has(info.status)).toBe(true);
     expect(statusForReason(code)).toBe(info.status);
@@ -70,6 +71,8 @@ describe('reason codes', () => {
     expect(statusForReason('body_too_large')).toBe(413);
     expect(statusForReason('replay_store_unavailable')).toBe(503);
     expect(statusForReason('audit_unavailable')).toBe(503);
+    expect(statusForReason('upstream_unavailable')).toBe(502);
+    expect(statusForReason('upstream_timeout')).toBe(504);
   });
 });
 
