@@ -16,6 +16,8 @@ import { handleForwardAuthRequest, handleProxyRequest, type EnforcementRuntime }
 import { createLogger, type Logger } from './logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
 import { openReplayStore } from './replay.js';
+import { useEd25519Primitive } from '../authcore/keys.js';
+import { loadNativeEd25519 } from './ed25519-native.js';
 
 /** Options for {@link startAdapter} (injection points for tests and embedding). */
 export interface StartAdapterOptions {
@@ -93,6 +95,10 @@ export async function startAdapter(
   let bundles: BundleManager | undefined;
   const metrics =
     options.metrics ?? createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
+  // Two Ed25519 verifies per request dominate the cost: use libsodium (or node:crypto), which
+  // passes a known-answer test first, instead of WebCrypto.
+  const ed25519 = loadNativeEd25519();
+  useEd25519Primitive(ed25519.verify);
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
@@ -216,6 +222,7 @@ export async function startAdapter(
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : 'off',
       upstream: upstream ? upstream.origin : undefined,
       replay_store: config.replayStore,
+      ed25519: ed25519.name,
       policy_version: bm.current.policy.policyVersion,
     });
 

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePrivateKey, parsePublicKey, verifyEd25519 } from '../../pkg/authcore/index.js';
+import { loadNativeEd25519 } from '../../pkg/adapter/ed25519-native.js';
+import {
+  ed25519Backend,
+  parsePrivateKey,
+  parsePublicKey,
+  useEd25519Primitive,
+  verifyEd25519,
+} from '../../pkg/authcore/index.js';
 import { encodeBase64Url } from '../../pkg/internal/base64url.js';
 import { fromHex, toHex } from '../../pkg/internal/bytes.js';
 
@@ -103,5 +110,63 @@ describe('RFC 8032 section 7.1 Ed25519 vectors', () => {
   it('furtherVectors is only a reference (no data to run)', () => {
     expect(typeof file.furtherVectors).toBe('string');
     expect(String(file.furtherVectors)).toMatch(/CCTV/);
+  });
+});
+
+describe('RFC 8032 vectors through the native primitives the adapter uses', () => {
+  const sodium = loadNativeEd25519();
+  it('sodium-native (the optional dependency) is installed here, so the adapter uses libsodium', () => {
+    expect(sodium.name).toBe('sodium-native');
+  });
+  for (const backend of ['installed', 'node:crypto'] as const) {
+    it(`${backend}: every vector verifies, every negative and bit flip is refused`, async () => {
+      const native = backend === 'installed' ? sodium : loadNativeEd25519({ sodium: false });
+      expect(native.name).toBe(backend === 'installed' ? 'sodium-native' : 'node:crypto');
+      const prim = native.verify;
+      useEd25519Primitive(prim);
+      try {
+        expect(ed25519Backend()).toBe('primitive');
+        for (const v of file.vectors) {
+          const pub = await parsePublicKey(encodeBase64Url(hex(v.publicKey)));
+          expect(await verifyEd25519(pub, hex(v.signature), hex(v.message))).toBe(true);
+          const sig = hex(v.signature);
+          sig[63]! ^= 1;
+          expect(await verifyEd25519(pub, sig, hex(v.message))).toBe(false);
+          expect(await verifyEd25519(pub, hex(v.signature).subarray(0, 63), hex(v.message))).toBe(false);
+        }
+        for (const v of file.negative) {
+          const pub = await parsePublicKey(encodeBase64Url(hex(v.publicKey)));
+          expect(await verifyEd25519(pub, hex(v.signature), hex(v.message))).toBe(false);
+        }
+      } finally {
+        useEd25519Primitive(undefined);
+      }
+      expect(ed25519Backend()).toBe('webcrypto');
+    });
+  }
+  it('a primitive that fails the known-answer test is refused and never installed', () => {
+    expect(() => useEd25519Primitive(() => true)).toThrow(TypeError);
+    expect(() => useEd25519Primitive(() => false)).toThrow(TypeError);
+    expect(() =>
+      useEd25519Primitive(() => {
+        throw new Error('boom');
+      }),
+    ).toThrow(TypeError);
+    expect(ed25519Backend()).toBe('webcrypto');
+  });
+  it('a primitive that throws at verify time answers false (fails closed)', async () => {
+    const v = file.vectors[0]!;
+    let calls = 0;
+    useEd25519Primitive((pk, sig, msg) => {
+      calls += 1;
+      if (calls > 3) throw new Error('native failure');
+      return sodium.verify(pk, sig, msg);
+    });
+    try {
+      const pub = await parsePublicKey(encodeBase64Url(hex(v.publicKey)));
+      expect(await verifyEd25519(pub, hex(v.signature), hex(v.message))).toBe(false);
+    } finally {
+      useEd25519Primitive(undefined);
+    }
   });
 });
