@@ -137,6 +137,23 @@ describe('adapter: allow', () => {
   });
 });
 
+describe('adapter: upstream connection pooling', () => {
+  it('sequential requests reuse one keep-alive connection to the upstream', async () => {
+    const pooled = await startUpstream();
+    let connections = 0;
+    pooled.server.on('connection', () => (connections += 1));
+    const t = await startTestAdapter(world, { upstream: pooled.url });
+    try {
+      for (let i = 0; i < 5; i++) expect((await sendSigned(t.base, await signed(world))).status).toBe(200);
+      expect(pooled.requests).toHaveLength(5);
+      expect(connections).toBe(1);
+    } finally {
+      await t.adapter.close();
+      await pooled.close();
+    }
+  });
+});
+
 describe('attack: spoofed X-TrustPlane-Subject', () => {
   it('caller-sent identity headers never reach the upstream', async () => {
     const s = await signed(world);
