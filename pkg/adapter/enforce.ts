@@ -15,6 +15,7 @@ import {
   type DenyDecision,
 } from '../verifier/decision.js';
 import type { NormalizedRequest } from '../verifier/normalized-request.js';
+import { requestScheme } from '../middleware/node/request.js';
 import { verifyRequest } from '../verifier/verify-request.js';
 import type { BundleManager } from './bundles.js';
 import type { AdapterConfig } from './config.js';
@@ -166,11 +167,7 @@ function identityHeaders(d: AllowDecision): Record<(typeof IDENTITY_HEADERS)[num
 }
 
 function callerScheme(rt: EnforcementRuntime, req: IncomingMessage): string {
-  if (rt.config.trustForwardedHeaders) {
-    const p = headerValue(req.headers, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
-    if (p === 'http' || p === 'https') return p;
-  }
-  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+  return requestScheme(req, rt.config.trustForwardedHeaders);
 }
 
 function callerAuthority(rt: EnforcementRuntime, req: IncomingMessage): string {
@@ -194,6 +191,25 @@ function verifierOptions(rt: EnforcementRuntime) {
   };
 }
 
+/** Refuse repeated critical headers, then read and digest the body; on failure answer the deny. */
+async function readOrDeny(
+  rt: EnforcementRuntime,
+  component: AuditComponent,
+  req: IncomingMessage,
+  res: ServerResponse,
+  facts: RequestFacts,
+): Promise<ReadBody | undefined> {
+  try {
+    assertNoDuplicateCriticalHeaders(req.rawHeaders);
+    return await readBody(req, rt.config.maxBodyBytes);
+  } catch (e) {
+    const deny = preVerifyDeny(e);
+    record(rt, component, deny, facts);
+    sendDeny(res, deny, facts.requestId, deny.reason === 'body_too_large');
+    return undefined;
+  }
+}
+
 /**
  * Reverse-proxy mode: buffer and digest the body, verify, then forward the exact bytes to the
  * upstream with identity headers, or answer the deny (the upstream receives nothing).
@@ -214,16 +230,8 @@ export async function handleProxyRequest(
     clientAddress: req.socket.remoteAddress,
     started,
   };
-  let body: ReadBody;
-  try {
-    assertNoDuplicateCriticalHeaders(req.rawHeaders);
-    body = await readBody(req, rt.config.maxBodyBytes);
-  } catch (e) {
-    const deny = preVerifyDeny(e);
-    record(rt, 'adapter', deny, facts);
-    sendDeny(res, deny, facts.requestId, deny.reason === 'body_too_large');
-    return;
-  }
+  const body = await readOrDeny(rt, 'adapter', req, res, facts);
+  if (body === undefined) return;
   const normalized: NormalizedRequest = {
     method: facts.method,
     scheme: callerScheme(rt, req),
@@ -428,16 +436,8 @@ export async function handleForwardAuthRequest(
     clientAddress: headerValue(h, 'x-real-ip') ?? req.socket.remoteAddress,
     started,
   };
-  let body: ReadBody;
-  try {
-    assertNoDuplicateCriticalHeaders(req.rawHeaders);
-    body = await readBody(req, rt.config.maxBodyBytes);
-  } catch (e) {
-    const deny = preVerifyDeny(e);
-    record(rt, 'forward-auth', deny, facts);
-    sendDeny(res, deny, facts.requestId, deny.reason === 'body_too_large');
-    return;
-  }
+  const body = await readOrDeny(rt, 'forward-auth', req, res, facts);
+  if (body === undefined) return;
   let bodySha256 = body.sha256;
   let bodyLength = body.bytes.length;
   let bodyUnverified = false;

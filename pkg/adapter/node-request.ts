@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { RequestError } from '../authcore/errors.js';
 import type { HeaderSource } from '../proof/transcript.js';
+import { repeatedCriticalHeader } from '../middleware/node/request.js';
 
-/** SHA-256 of the empty body. */
-export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+export { EMPTY_BODY_SHA256, splitTarget } from '../middleware/node/request.js';
 
 /** A request body read in one pass: the exact bytes and their digest. */
 export interface ReadBody {
@@ -75,32 +75,12 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
 }
 
 /**
- * Refuse a request that repeats a header the decision depends on. Node keeps only the first of a
- * repeated `Authorization`/`Content-Type`/`Host`; a peer might use the other, so any repetition of
- * those or of an `X-TrustPlane-*` header is refused outright.
+ * Refuse a request that repeats a header the decision depends on (see `repeatedCriticalHeader`).
  * @throws RequestError `malformed_request`
  */
 export function assertNoDuplicateCriticalHeaders(rawHeaders: readonly string[]): void {
-  let seen: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (
-      name === 'authorization' ||
-      name === 'host' ||
-      name === 'content-type' ||
-      name.startsWith('x-trustplane-')
-    ) {
-      seen ??= new Set();
-      if (seen.has(name)) throw new RequestError('malformed_request', `repeated ${name} header`);
-      seen.add(name);
-    }
-  }
-}
-
-/** Split a raw request target (`/path?query`) without normalizing the path. */
-export function splitTarget(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+  const repeated = repeatedCriticalHeader(rawHeaders);
+  if (repeated !== undefined) throw new RequestError('malformed_request', `repeated ${repeated} header`);
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those a proxy must never pass on. */

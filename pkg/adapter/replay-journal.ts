@@ -17,7 +17,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Decoder, Encoder } from 'cbor-x';
 import { ReplayError } from '../authcore/errors.js';
-import { MemoryReplayStore, type ReplayStore } from '../authcore/replay-store.js';
+import {
+  assertReplayArguments,
+  MAX_REPLAY_KEY_BYTES,
+  MemoryReplayStore,
+  type ReplayStore,
+} from '../authcore/replay-store.js';
 
 /**
  * When the journal is flushed to stable storage.
@@ -41,7 +46,7 @@ export interface JournalReplayStoreOptions {
 }
 
 /** Longest key accepted, in UTF-8 bytes (verifier keys are 64 hex characters). */
-const MAX_KEY_BYTES = 1024;
+const MAX_KEY_BYTES = MAX_REPLAY_KEY_BYTES;
 /** Background flush period for `fsync: 'interval'`. */
 const SYNC_INTERVAL_MS = 100;
 /** Below this many journal records, runtime compaction never runs. */
@@ -169,7 +174,7 @@ export class JournalReplayStore implements ReplayStore {
    * const first = await store.consume(sha256Hex(`${iss}\n${jti}`), exp + 60, Math.floor(Date.now() / 1000))
    */
   async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
-    checkConsumeArguments(key, expiresAt, now);
+    assertReplayArguments(key, expiresAt, now);
     const fd = this.#usableFd();
     if (!this.#memory.consumeSync(key, expiresAt, now)) return false;
     this.#append(fd, key, expiresAt);
@@ -362,16 +367,6 @@ export class JournalReplayStore implements ReplayStore {
 
 function systemNow(): number {
   return Math.floor(Date.now() / 1000);
-}
-
-function checkConsumeArguments(key: string, expiresAt: number, now: number): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('replay key must be a non-empty string');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    throw new RangeError(`replay key must be at most ${MAX_KEY_BYTES} bytes`);
-  }
-  if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) {
-    throw new RangeError('expiresAt and now must be finite epoch seconds');
-  }
 }
 
 function errorCode(e: unknown): string {

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { ReplayError } from '../authcore/errors.js';
-import type { ReplayStore } from '../authcore/replay-store.js';
+import { assertReplayArguments, type ReplayStore } from '../authcore/replay-store.js';
 
 /** Options for a {@link RedisReplayStore} over a client (see also {@link RedisReplayStoreConnectOptions}). */
 export interface RedisReplayStoreOptions {
@@ -28,7 +28,6 @@ const DEFAULT_KEY_PREFIX = 'trustplane:jti:';
 const DEFAULT_COMMAND_TIMEOUT_MS = 500;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 /** Longest key accepted, in UTF-8 bytes (verifier keys are 64 hex characters). */
-const MAX_KEY_BYTES = 1024;
 /** Reconnect backoff: 50 ms doubling, capped at 2 s, forever (in the background). */
 const RECONNECT_BASE_MS = 50;
 const RECONNECT_CAP_MS = 2000;
@@ -166,7 +165,7 @@ export class RedisReplayStore implements ReplayStore {
    * if (!(await store.consume(key, exp + 60, nowSeconds))) throw new ReplayError('jti_replay', 'passport jti already used')
    */
   async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
-    checkConsumeArguments(key, expiresAt, now);
+    assertReplayArguments(key, expiresAt, now);
     this.#assertOpen();
     const ttl = Math.max(1, Math.ceil(expiresAt - now));
     let reply: unknown;
@@ -297,14 +296,4 @@ function positiveMs(value: number | undefined, fallback: number, name: string): 
   const ms = value ?? fallback;
   if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`${name} must be a positive integer`);
   return ms;
-}
-
-function checkConsumeArguments(key: string, expiresAt: number, now: number): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('replay key must be a non-empty string');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    throw new RangeError(`replay key must be at most ${MAX_KEY_BYTES} bytes`);
-  }
-  if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) {
-    throw new RangeError('expiresAt and now must be finite epoch seconds');
-  }
 }

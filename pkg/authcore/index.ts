@@ -75,5 +75,11 @@ export {
   type TrustedIssuer,
   type TrustedKey,
 } from './issuer-registry.js';
-export { MemoryReplayStore, type ReplayStore, type MemoryReplayStoreOptions } from './replay-store.js';
+export {
+  MemoryReplayStore,
+  assertReplayArguments,
+  MAX_REPLAY_KEY_BYTES,
+  type ReplayStore,
+  type MemoryReplayStoreOptions,
+} from './replay-store.js';
 export { keyBindingSchema } from './claims.js';

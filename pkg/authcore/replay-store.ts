@@ -17,6 +17,24 @@ export interface ReplayStore {
   close?(): Promise<void>;
 }
 
+/** Longest replay key a store accepts (UTF-8 bytes). The verifier's keys are 64 hex characters. */
+export const MAX_REPLAY_KEY_BYTES = 1024;
+
+/**
+ * Caller-misuse checks every store applies to `consume` arguments.
+ * @throws TypeError for an empty or non-string key; RangeError for an oversized key or a
+ * non-finite time (the verifier turns either into `replay_store_unavailable`)
+ */
+export function assertReplayArguments(key: string, expiresAt: number, now: number): void {
+  if (typeof key !== 'string' || key === '') throw new TypeError('replay key must be a non-empty string');
+  if (key.length > MAX_REPLAY_KEY_BYTES || new TextEncoder().encode(key).length > MAX_REPLAY_KEY_BYTES) {
+    throw new RangeError(`replay key must be at most ${MAX_REPLAY_KEY_BYTES} bytes`);
+  }
+  if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) {
+    throw new RangeError('expiresAt and now must be finite epoch seconds');
+  }
+}
+
 /** Options for {@link MemoryReplayStore}. */
 export interface MemoryReplayStoreOptions {
   /** Most live entries held (default 1,000,000). When full of unexpired entries, consume fails closed. */

@@ -1,9 +1,4 @@
-import {
-  statusForReason,
-  type IssuerRegistry,
-  type ReasonCode,
-  type ReplayStore,
-} from '../authcore/index.js';
+import { statusForReason, type IssuerRegistry, type ReasonCode } from '../authcore/index.js';
 import {
   auditEventFromDecision,
   type AuditEvent,
@@ -38,25 +33,10 @@ export interface TrustplaneMaterial {
 export type TrustplaneMaterialProvider = () => TrustplaneMaterial | undefined;
 
 /** Options both middlewares share (everything except the material source and `onDecision`). */
-export interface TrustplaneCommonOptions {
-  /** One-time jti store; kept across reloads (a reload must not forget consumed jtis). */
-  readonly replayStore: ReplayStore;
-  /** Injected clock, epoch seconds (default: system clock). */
-  readonly clock?: () => number;
-  /** Clock skew tolerance, seconds (default 30). */
-  readonly skewSeconds?: number;
-  /** Maximum passport lifetime, seconds (default 600). */
-  readonly maxLifetimeSeconds?: number;
-  /** Fixed route id instead of method + path resolution (one middleware per route). */
-  readonly routeId?: string;
-  /**
-   * Public origin callers address (`https://orders.example`): the transcript's scheme and
-   * authority. Default: the matched API's `base_url`, else the request's own. Set it (or
-   * `base_url`) behind TLS termination or a proxy that rewrites `Host`.
-   */
-  readonly publicOrigin?: string;
-  /** Largest request body read and bound, bytes (default 1 MiB); larger is `body_too_large` (413). */
-  readonly maxBodyBytes?: number;
+export interface TrustplaneCommonOptions extends Pick<
+  VerifierContext,
+  'replayStore' | 'clock' | 'skewSeconds' | 'maxLifetimeSeconds' | 'routeId' | 'publicOrigin' | 'maxBodyBytes'
+> {
   /** Where one audit event per decision goes (default: none). */
   readonly audit?: AuditSink;
   /**

@@ -207,7 +207,9 @@ async function pipeline(
     // Trust material is checked at load; a long-running verifier must also stop using it once expired.
     const trustExpires = context.trust.expiresAt;
     if (trustExpires !== undefined && now >= trustExpires) {
-      throw new PolicyError('stale_bundle_fail_closed', 'trust material has expired', { expires_at: trustExpires });
+      throw new PolicyError('stale_bundle_fail_closed', 'trust material has expired', {
+        expires_at: trustExpires,
+      });
     }
     return checkFreshness(context.policy, route, now);
   });

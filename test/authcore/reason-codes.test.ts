@@ -25,13 +25,16 @@ describe('reason codes', () => {
     expect(Object.isFrozen(REASON_CODE_LIST)).toBe(true);
   });
 
-  it.each(REASON_CODE_LIST.map((c) => [c]))('%s has a status among 400/401/403/413/500/502/503/504', (code) => {
-    const info = REASON_CODES[code];
-    expect(STATUSES.has(info.status)).toBe(true);
-    expect(statusForReason(code)).toBe(info.status);
-    expect(info.summary.length).toBeGreaterThan(0);
-    expect(isReasonCode(code)).toBe(true);
-  });
+  it.each(REASON_CODE_LIST.map((c) => [c]))(
+    '%s has a status among 400/401/403/413/500/502/503/504',
+    (code) => {
+      const info = REASON_CODES[code];
+      expect(STATUSES.has(info.status)).toBe(true);
+      expect(statusForReason(code)).toBe(info.status);
+      expect(info.summary.length).toBeGreaterThan(0);
+      expect(isReasonCode(code)).toBe(true);
+    },
+  );
 
   it('the registry and the list hold the same codes', () => {
     expect(Object.keys(REASON_CODES)).toEqual([...REASON_CODE_LIST]);

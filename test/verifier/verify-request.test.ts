@@ -691,7 +691,9 @@ describe('unverified body (forward-auth)', () => {
     expect(store.size).toBe(0);
     const permissive = await createWorld({
       policyPatch: (doc) => {
-        const groups = doc.route_groups as { routes: { route_id: string; allow_unverified_body?: boolean }[] }[];
+        const groups = doc.route_groups as {
+          routes: { route_id: string; allow_unverified_body?: boolean }[];
+        }[];
         for (const r of groups[0]!.routes) if (r.route_id === 'orders.create') r.allow_unverified_body = true;
       },
     });

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import type { TLSSocket } from 'node:tls';
 import type { AuditRequestInfo } from '../../audit/event.js';
 import type { ReasonCode } from '../../authcore/index.js';
 import {
@@ -15,6 +14,13 @@ import {
   type NormalizedRequest,
 } from '../../verifier/index.js';
 import { middlewareDeny, prepareOptions, type TrustplaneMiddlewareOptions } from '../options.js';
+import {
+  EMPTY_BODY_SHA256,
+  firstValue,
+  repeatedCriticalHeader,
+  requestScheme,
+  splitTarget,
+} from './request.js';
 
 declare module 'http' {
   interface IncomingMessage {
@@ -57,53 +63,15 @@ export type TrustplaneRequestHandler = (
   next: (err?: unknown) => void,
 ) => void;
 
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-
 const CONSUMED_BODY =
   'trustplane(): the request body was consumed by an earlier body parser and only its parsed form ' +
   'is left; register trustplane() before express.json()/text()/urlencoded() (a Buffer req.body ' +
   'from express.raw() is accepted when the request has no Content-Encoding)';
 
-/**
- * Headers whose repetition is refused: Node keeps only the first `Authorization`, `Host` and
- * `Content-Type` in `req.headers` while the verifier would see them joined, a peer might use the
- * other one, and `Set-Cookie` lines cannot be combined at all (RFC 9110 §5.3).
- */
-function repeatedCriticalHeader(rawHeaders: readonly string[]): string | undefined {
-  let seen: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (
-      name === 'authorization' ||
-      name === 'host' ||
-      name === 'content-type' ||
-      name === 'set-cookie' ||
-      name.startsWith('x-trustplane-')
-    ) {
-      seen ??= new Set();
-      if (seen.has(name)) return name;
-      seen.add(name);
-    }
-  }
-  return undefined;
-}
-
 /** The raw request target: Express strips a mount path from `req.url`, never from `originalUrl`. */
 function rawTarget(req: IncomingMessage): string {
   const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
   return typeof original === 'string' ? original : (req.url ?? '');
-}
-
-function firstValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function schemeOf(req: IncomingMessage, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = firstValue(req.headers['x-forwarded-proto'])?.split(',')[0]?.trim().toLowerCase();
-    if (forwarded === 'https' || forwarded === 'http') return forwarded;
-  }
-  return (req.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http';
 }
 
 type BodyResult =
@@ -127,7 +95,7 @@ type BodyResult =
 function readAndRestoreBody(req: IncomingMessage, max: number): Promise<BodyResult> {
   if (req.complete && req.readableLength === 0) {
     // Fully received and nothing buffered: an empty (chunked) body. Leave the stream untouched.
-    return Promise.resolve({ ok: true, sha256: EMPTY_SHA256, length: 0 });
+    return Promise.resolve({ ok: true, sha256: EMPTY_BODY_SHA256, length: 0 });
   }
   return new Promise((resolve) => {
     const hash = createHash('sha256');
@@ -159,7 +127,7 @@ function readAndRestoreBody(req: IncomingMessage, max: number): Promise<BodyResu
     };
     const onEnd = () => {
       // Not expected (nothing here reads past EOF); with bytes read they could not be restored.
-      if (total === 0) finish({ ok: true, sha256: EMPTY_SHA256, length: 0 });
+      if (total === 0) finish({ ok: true, sha256: EMPTY_BODY_SHA256, length: 0 });
       else
         finish({ ok: false, reason: 'internal_error', message: 'request stream ended early', drain: false });
     };
@@ -189,7 +157,7 @@ function bodyDigest(req: IncomingMessage, max: number): BodyResult | Promise<Bod
   const chunked = req.headers['transfer-encoding'] !== undefined;
   // RFC 9112 §6.3: a request without Transfer-Encoding and Content-Length has no body.
   if (!chunked && (contentLength === undefined || Number(contentLength) === 0)) {
-    return { ok: true, sha256: EMPTY_SHA256, length: 0 };
+    return { ok: true, sha256: EMPTY_BODY_SHA256, length: 0 };
   }
   if (contentLength !== undefined && Number(contentLength) > max) {
     return { ok: false, reason: 'body_too_large', message: 'request body too large', drain: true };
@@ -315,9 +283,7 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
     startedMs: number,
   ): Promise<{ answered: Decision; close: boolean }> => {
     const target = rawTarget(req);
-    const q = target.indexOf('?');
-    const path = q < 0 ? target : target.slice(0, q);
-    const query = q < 0 ? '' : target.slice(q + 1);
+    const { path, query } = splitTarget(target);
 
     let decision: Decision;
     let policyVersion: string | undefined;
@@ -342,7 +308,7 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
       } else {
         const normalized: NormalizedRequest = {
           method: req.method ?? '',
-          scheme: schemeOf(req, trustProxy),
+          scheme: requestScheme(req, trustProxy),
           authority: firstValue(req.headers.host)?.toLowerCase() ?? '',
           path,
           query,
