@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AuditRequestInfo } from '../../audit/event.js';
+import { sha256HexSync } from '../../internal/sha256.js';
 import {
   DEFAULT_MAX_BODY_BYTES,
   denyBody,
@@ -39,15 +40,6 @@ export type TrustplaneOptions = TrustplaneMiddlewareOptions & {
   readonly onDecision?: (decision: Decision, c: Context<TrustplaneEnv>) => void;
 };
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-  let out = '';
-  for (const b of digest) out += HEX[b]!;
-  return out;
-}
-
 /** Request facts for the audit event (the query is hashed, never logged). */
 async function requestFacts(request: Request): Promise<AuditRequestInfo> {
   const url = new URL(request.url);
@@ -57,7 +49,7 @@ async function requestFacts(request: Request): Promise<AuditRequestInfo> {
     method: request.method,
     authority: url.host,
     path: url.pathname,
-    ...(query !== '' ? { querySha256: await sha256Hex(query) } : {}),
+    ...(query !== '' ? { querySha256: sha256HexSync(query) } : {}),
     ...(requestId !== null && requestId !== '' ? { requestId } : {}),
   };
 }
