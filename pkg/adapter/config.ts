@@ -3,20 +3,24 @@ import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { LOG_LEVELS } from './logger.js';
 
-const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (e.g. 127.0.0.1:8080)')
-  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
+const required = {
+  error: (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : 'must be a string'),
+};
 
-const httpUrl = (what: string) =>
-  z.string().refine((v) => {
+const listenAddress = z.string(required).refine((v) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  return m !== null && Number(m[2]) <= 65535;
+}, 'must be host:port with a port up to 65535 (e.g. 127.0.0.1:8080)');
+
+const httpUrl = () =>
+  z.string(required).refine((v) => {
     try {
       const u = new URL(v);
       return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '';
     } catch {
       return false;
     }
-  }, `${what} must be an http(s) URL without credentials`);
+  }, 'must be an http(s) URL without credentials');
 
 const positiveInt = (max: number) => z.coerce.number().int().positive().max(max);
 
@@ -28,9 +32,9 @@ export const adapterConfigSchema = z
     listen: listenAddress.default('127.0.0.1:8080'),
     /** Admin listener (`/healthz`, `/readyz`, `/metrics`); keep it on loopback or a private network. */
     adminListen: listenAddress.default('127.0.0.1:9090'),
-    upstream: httpUrl('upstream').optional(),
-    trustMaterial: z.string().min(1),
-    policyBundle: z.string().min(1),
+    upstream: httpUrl().optional(),
+    trustMaterial: z.string(required).min(1),
+    policyBundle: z.string(required).min(1),
     /** Public keys allowed to sign the trust material (key text, PEM, JWK, or @file). */
     trustMaterialPublicKeys: z.array(z.string().min(1)).default([]),
     /** Public keys allowed to sign the policy bundle. */
@@ -39,7 +43,7 @@ export const adapterConfigSchema = z
     /** Fixed route id for every request (default: resolve by method + path). */
     routeId: z.string().min(1).max(256).optional(),
     /** The origin callers address (scheme://host[:port]) when it differs from the API's base_url. */
-    publicOrigin: httpUrl('publicOrigin').optional(),
+    publicOrigin: httpUrl().optional(),
     /** Trust X-Forwarded-Proto/-Host from the client (only behind a proxy that sets them). */
     trustForwardedHeaders: z.boolean().default(false),
     maxBodyBytes: positiveInt(64 * 1024 * 1024).default(1024 * 1024),

@@ -95,6 +95,7 @@ export async function startTestAdapter(
   world: World,
   config: Partial<AdapterConfigInput> = {},
   files = writeWorld(world),
+  log = createLogger('silent'),
 ): Promise<TestAdapter> {
   const audit = new MemoryAuditSink();
   const resolved = resolveAdapterConfig({
@@ -114,7 +115,7 @@ export async function startTestAdapter(
   const adapter = await startAdapter(resolved, {
     clock: () => NOW,
     audit,
-    log: createLogger('silent'),
+    log,
   });
   return {
     adapter,
