@@ -308,6 +308,8 @@ function forward(
   const fail = (kind: 'connect' | 'timeout' | 'reset') => {
     if (settled) return;
     settled = true;
+    // The caller went away first (we destroyed the upstream request): not an upstream failure.
+    if (res.destroyed && !res.headersSent) return;
     rt.metrics.upstreamErrors.inc({ kind });
     rt.log.warn('upstream failure', { kind, route_id: decision.routeId, request_id: facts.requestId });
     const reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable';

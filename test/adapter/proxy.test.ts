@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REASON_CODES, type ReasonCode } from '../../pkg/authcore/index.js';
@@ -344,6 +344,38 @@ describe('adapter: upstream failures', () => {
       expect(res.status).toBe(504);
       expect(JSON.parse(res.body)).toEqual({ allowed: false, reason: 'upstream_timeout' });
       expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      await t.adapter.close();
+      await slow.close();
+    }
+  });
+});
+
+describe('adapter: caller aborts', () => {
+  it('a caller that disconnects mid-request is not counted as an upstream failure', async () => {
+    const slow = await startUpstream((_seen, res) => {
+      setTimeout(() => res.end('late'), 300).unref();
+    });
+    const t = await startTestAdapter(world, { upstream: slow.url });
+    try {
+      const s = await signed(world);
+      const u = new URL(t.base);
+      await new Promise<void>((resolve) => {
+        const req = request({
+          host: u.hostname,
+          port: u.port,
+          path: '/v1/orders/search',
+          headers: s.headers,
+        });
+        req.on('error', () => resolve());
+        req.end();
+        setTimeout(() => req.destroy(), 100);
+      });
+      await new Promise((r) => setTimeout(r, 400));
+      const m = parsePrometheus(await (await fetch(`${t.admin}/metrics`)).text());
+      expect(metricValue(m, 'trustplane_upstream_errors_total')).toBe(0);
+      expect(metricValue(m, 'trustplane_decisions_total', { outcome: 'allow' })).toBe(1);
+      expect((await sendSigned(t.base, await signed(world))).status).toBe(200);
     } finally {
       await t.adapter.close();
       await slow.close();
