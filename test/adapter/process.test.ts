@@ -125,6 +125,19 @@ describe('adapter process: memory store with journal', () => {
     expect(r.stderr).not.toContain('hunter2');
   });
 
+  it('the trustplane-adapter bin is the same command', () => {
+    const bin = path.resolve('dist/cmd/trustplane-adapter/main.js');
+    const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: trustplane-adapter/m);
+    expect(help.stdout).toContain('Example:');
+    const check = spawnSync(process.execPath, [bin, ...common(), '--check'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect([check.status, check.stdout]).toEqual([0, 'configuration and bundles OK\n']);
+  });
+
   it('--check validates the bundles and exits', () => {
     const ok = spawnSync(process.execPath, [CLI, 'adapter', ...common(), '--check'], {
       encoding: 'utf8',
