@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDocument } from '../../pkg/bundle/index.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
 import { CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
@@ -83,6 +84,55 @@ describe('adapter process: memory store with journal', () => {
     expect(events.map((e) => e.reason ?? e.decision)).toEqual(['allow', 'jti_replay', 'allow']);
     // Decision log lines carry no passport or proof.
     expect(second.stderr()).not.toContain(s.passport);
+  });
+
+  it('SIGHUP reloads a changed policy in a running process', async () => {
+    const own = writeWorld(world);
+    const p = await spawnAdapter([
+      '--upstream',
+      upstream.url,
+      '--trust-material',
+      own.trustMaterial,
+      '--policy-bundle',
+      own.policyBundle,
+      '--bundle-public-key',
+      own.signerKey,
+      '--replay-journal',
+      'off',
+      '--reload-interval-ms',
+      '0',
+      '--audit',
+      path.join(own.dir, 'audit.jsonl'),
+    ]);
+    try {
+      // A newer signed policy where the search route needs a hardware-bound key.
+      const doc = structuredClone(world.policyDoc) as Record<string, unknown>;
+      delete doc.signature;
+      delete doc.signed_by;
+      doc.issued_at = now() - 5;
+      const groups = doc.route_groups as { routes: { route_id: string; required_key_binding?: string }[] }[];
+      for (const r of groups[0]!.routes)
+        if (r.route_id === 'orders.search') r.required_key_binding = 'hardware_local';
+      const next = await signDocument(doc, world.bundleSigner, {
+        issuer: 'https://bundles.example',
+        kid: 'bundle-signer-1',
+      });
+      writeFileSync(own.policyBundle, JSON.stringify(next));
+      p.child.kill('SIGHUP');
+      const deadline = Date.now() + 5_000;
+      while (!p.stderr().includes('"msg":"bundle reloaded"') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(p.stderr()).toContain('SIGHUP: reloading bundles');
+      expect(p.stderr()).toContain('"msg":"bundle reloaded"');
+      const res = await sendSigned(p.base, await fresh());
+      expect([res.status, JSON.parse(res.body)]).toEqual([
+        403,
+        { allowed: false, reason: 'insufficient_key_binding' },
+      ]);
+    } finally {
+      expect(await p.stop('SIGTERM')).toBe(0);
+    }
   });
 
   it('refuses --workers 2 with the memory store: one clear config line, exit 2', () => {
