@@ -30,4 +30,4 @@ export {
   type JournalFsyncMode,
 } from './replay-journal.js';
 export { RedisReplayStore, type RedisReplayStoreOptions } from './replay-redis.js';
-export { loadNativeEd25519, type NativeEd25519 } from './ed25519-native.js';
+export { loadNativeEd25519, nodeSha256, type NativeEd25519 } from './native-crypto.js';

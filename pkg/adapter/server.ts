@@ -17,7 +17,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
 import { openReplayStore } from './replay.js';
 import { useEd25519Primitive } from '../authcore/keys.js';
-import { loadNativeEd25519 } from './ed25519-native.js';
+import { loadNativeEd25519, nodeSha256 } from './native-crypto.js';
+import { useSha256Primitive } from '../internal/sha256.js';
 
 /** Options for {@link startAdapter} (injection points for tests and embedding). */
 export interface StartAdapterOptions {
@@ -95,10 +96,11 @@ export async function startAdapter(
   let bundles: BundleManager | undefined;
   const metrics =
     options.metrics ?? createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
-  // Two Ed25519 verifies per request dominate the cost: use libsodium (or node:crypto), which
-  // passes a known-answer test first, instead of WebCrypto.
+  // Two Ed25519 verifies per request dominate the cost: use libsodium (or node:crypto) instead of
+  // WebCrypto, and native SHA-256 for the transcript; both pass known-answer tests first.
   const ed25519 = loadNativeEd25519();
   useEd25519Primitive(ed25519.verify);
+  useSha256Primitive(nodeSha256());
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);

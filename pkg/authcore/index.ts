@@ -83,3 +83,4 @@ export {
   type MemoryReplayStoreOptions,
 } from './replay-store.js';
 export { keyBindingSchema } from './claims.js';
+export { useSha256Primitive, type Sha256Primitive } from '../internal/sha256.js';

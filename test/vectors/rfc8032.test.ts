@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadNativeEd25519 } from '../../pkg/adapter/ed25519-native.js';
+import { loadNativeEd25519 } from '../../pkg/adapter/native-crypto.js';
 import {
   ed25519Backend,
   parsePrivateKey,
