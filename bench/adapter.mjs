@@ -44,10 +44,10 @@ import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { generateSigningKey, issuePassport } from '../dist/pkg/authcore/index.js';
+import { issuePassport } from '../dist/pkg/authcore/index.js';
 import { loadNativeEd25519 } from '../dist/pkg/adapter/index.js';
-import { signDocument } from '../dist/pkg/bundle/index.js';
 import { signRequest } from '../dist/pkg/proof/index.js';
+import { ISSUER, ORIGIN, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -265,75 +265,11 @@ async function adapterMetrics(admin) {
 // ---------------------------------------------------------------------------------------------
 // World: the minimum of test/helpers/fixture.ts, on the real clock (the adapter runs on it).
 
-const ISSUER = 'https://issuer.example/software-jwks';
-const TRUST_DOMAIN = 'example.local';
-const ORIGIN = 'https://orders.example';
-const BUNDLE_SIGNER = { issuer: 'https://bundles.example', kid: 'bundle-signer-1' };
 const GET_TARGET = '/v1/orders/search?status=open&limit=50';
 const POST_TARGET = '/v1/orders';
 
 async function writeWorld(dir) {
-  const [caller, bundleSigner] = await Promise.all([generateSigningKey(), generateSigningKey()]);
-  const issuedAt = nowS() - 60;
-  const software = {
-    source_type: 'software_jwks',
-    issuer: ISSUER,
-    trust_domain: TRUST_DOMAIN,
-    subject_exact: 'service:orders-client',
-  };
-  const trustDoc = await signDocument(
-    {
-      version: 'trustplane-trust-material-v1',
-      kind: 'trust_material',
-      trust_domain: TRUST_DOMAIN,
-      issued_at: issuedAt,
-      issuers: [
-        {
-          issuer: ISSUER,
-          trust_domain: TRUST_DOMAIN,
-          source_type: 'software_jwks',
-          keys: [{ kty: 'OKP', crv: 'Ed25519', x: caller.publicKey.x, kid: 'caller-1' }],
-        },
-      ],
-    },
-    bundleSigner,
-    BUNDLE_SIGNER,
-  );
-  const policyDoc = await signDocument(
-    {
-      version: 'trustplane-bundle-v1',
-      kind: 'policy_runtime_bundle',
-      trust_domain: TRUST_DOMAIN,
-      issued_at: issuedAt,
-      apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: ORIGIN }],
-      route_groups: [
-        {
-          route_group_id: 'orders',
-          api_id: 'orders-api',
-          routes: [
-            {
-              route_id: 'orders.search',
-              method: 'GET',
-              path_template: '/v1/orders/search',
-              allowed_sources: [software],
-            },
-            {
-              route_id: 'orders.create',
-              method: 'POST',
-              path_template: '/v1/orders',
-              allowed_sources: [software],
-            },
-          ],
-        },
-      ],
-      default_required_key_binding: 'software',
-      default_freshness_class: 'bounded',
-      default_max_staleness_seconds: 300,
-      revocations: [],
-    },
-    bundleSigner,
-    BUNDLE_SIGNER,
-  );
+  const { caller, bundleSigner, trustDoc, policyDoc } = await buildBenchWorld(nowS() - 60);
   const trustMaterial = path.join(dir, 'trust.json');
   const policyBundle = path.join(dir, 'policy.json');
   writeFileSync(trustMaterial, JSON.stringify(trustDoc));

@@ -13,19 +13,14 @@ import { TextEncoder } from 'node:util';
 
 import {
   MemoryReplayStore,
-  generateSigningKey,
   importRawPublicKey,
   issuePassport,
   verifyPassport,
 } from '../dist/pkg/authcore/index.js';
-import {
-  buildRouteTable,
-  loadPolicyBundle,
-  loadTrustMaterial,
-  signDocument,
-} from '../dist/pkg/bundle/index.js';
+import { buildRouteTable, loadPolicyBundle, loadTrustMaterial } from '../dist/pkg/bundle/index.js';
 import { bodySha256, buildTranscript, normalizeQuery, signRequest } from '../dist/pkg/proof/index.js';
 import { verifyRequest } from '../dist/pkg/verifier/index.js';
+import { BUNDLE_SIGNER, ISSUER, ORIGIN, SOFTWARE_SOURCE, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
 const subtle = webcrypto.subtle;
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -102,79 +97,8 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 // World (the minimum of test/helpers/fixture.ts)
 
 const NOW = 1_767_225_600;
-const ISSUER = 'https://issuer.example/software-jwks';
-const TRUST_DOMAIN = 'example.local';
-const ORIGIN = 'https://orders.example';
-const BUNDLE_SIGNER = { issuer: 'https://bundles.example', kid: 'bundle-signer-1' };
-
-const software = {
-  source_type: 'software_jwks',
-  issuer: ISSUER,
-  trust_domain: TRUST_DOMAIN,
-  subject_exact: 'service:orders-client',
-};
-
 async function createWorld() {
-  const [caller, bundleSigner] = await Promise.all([generateSigningKey(), generateSigningKey()]);
-  const trustDoc = await signDocument(
-    {
-      version: 'trustplane-trust-material-v1',
-      kind: 'trust_material',
-      trust_domain: TRUST_DOMAIN,
-      issued_at: NOW - 60,
-      issuers: [
-        {
-          issuer: ISSUER,
-          trust_domain: TRUST_DOMAIN,
-          source_type: 'software_jwks',
-          keys: [{ kty: 'OKP', crv: 'Ed25519', x: caller.publicKey.x, kid: 'caller-1' }],
-        },
-      ],
-    },
-    bundleSigner,
-    BUNDLE_SIGNER,
-  );
-  const policyDoc = await signDocument(
-    {
-      version: 'trustplane-bundle-v1',
-      kind: 'policy_runtime_bundle',
-      trust_domain: TRUST_DOMAIN,
-      issued_at: NOW - 60,
-      apis: [{ api_id: 'orders-api', audience: 'orders-api', base_url: ORIGIN }],
-      route_groups: [
-        {
-          route_group_id: 'orders',
-          api_id: 'orders-api',
-          routes: [
-            {
-              route_id: 'orders.search',
-              method: 'GET',
-              path_template: '/v1/orders/search',
-              allowed_sources: [software],
-            },
-            {
-              route_id: 'orders.get',
-              method: 'GET',
-              path_template: '/v1/orders/{order_id}',
-              allowed_sources: [software],
-            },
-            {
-              route_id: 'orders.create',
-              method: 'POST',
-              path_template: '/v1/orders',
-              allowed_sources: [software],
-            },
-          ],
-        },
-      ],
-      default_required_key_binding: 'software',
-      default_freshness_class: 'bounded',
-      default_max_staleness_seconds: 300,
-      revocations: [],
-    },
-    bundleSigner,
-    BUNDLE_SIGNER,
-  );
+  const { caller, bundleSigner, trustDoc, policyDoc } = await buildBenchWorld(NOW - 60);
   const signers = [{ kid: BUNDLE_SIGNER.kid, key: bundleSigner.publicKey }];
   const trust = await loadTrustMaterial(trustDoc, { signers });
   const policy = await loadPolicyBundle(policyDoc, { signers });
@@ -401,7 +325,7 @@ async function main() {
           route_id: `r${i}.get`,
           method: 'GET',
           path_template: `/v${i % 7}/svc${i}/items/{id}`,
-          allowed_sources: [software],
+          allowed_sources: [SOFTWARE_SOURCE],
         },
         api,
         routeGroupId: 'g',
