@@ -11,6 +11,9 @@ import { Buffer } from 'node:buffer';
 import { Agent, createServer, request } from 'node:http';
 import process from 'node:process';
 
+// The same hop-by-hop set the adapter strips, so both proxies forward the same headers.
+import { isHopByHop } from '../dist/pkg/adapter/node-request.js';
+
 const upstreamPort = Number(process.argv[2]);
 const port = Number(process.argv[3] ?? 0);
 if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) {
@@ -20,22 +23,11 @@ if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) {
 
 // The adapter's defaults: keepAlive, maxSockets 256 (upstreamMaxSockets), maxFreeSockets 64.
 const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 function copyHeaders(headers) {
   const out = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    if (value !== undefined && !isHopByHop(name, undefined)) out[name] = value;
   }
   return out;
 }

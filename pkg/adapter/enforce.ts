@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { TrustplaneError } from '../authcore/errors.js';
+import { RequestError, TrustplaneError } from '../authcore/errors.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import { auditEventFromDecision, type AuditComponent, type AuditSink } from '../audit/event.js';
 import type { IDENTITY_HEADERS } from '../proof/wire.js';
@@ -72,6 +72,8 @@ function preVerifyDeny(e: unknown): DenyDecision {
 
 interface RequestFacts {
   readonly method: string;
+  /** The scheme the caller used (computed once; the verifier and X-Forwarded-Proto share it). */
+  readonly scheme: string;
   readonly authority: string;
   readonly path: string;
   readonly query: string;
@@ -166,10 +168,6 @@ function identityHeaders(d: AllowDecision): Record<(typeof IDENTITY_HEADERS)[num
   };
 }
 
-function callerScheme(rt: EnforcementRuntime, req: IncomingMessage): string {
-  return requestScheme(req, rt.config.trustForwardedHeaders);
-}
-
 function callerAuthority(rt: EnforcementRuntime, req: IncomingMessage): string {
   const forwarded = rt.config.trustForwardedHeaders
     ? headerValue(req.headers, 'x-forwarded-host')?.split(',')[0]?.trim()
@@ -191,7 +189,10 @@ function verifierOptions(rt: EnforcementRuntime) {
   };
 }
 
-/** Refuse repeated critical headers, then read and digest the body; on failure answer the deny. */
+/**
+ * Refuse a target not in origin-form and repeated critical headers, then read and digest the body;
+ * on failure answer the deny.
+ */
 async function readOrDeny(
   rt: EnforcementRuntime,
   component: AuditComponent,
@@ -200,6 +201,9 @@ async function readOrDeny(
   facts: RequestFacts,
 ): Promise<ReadBody | undefined> {
   try {
+    // Only origin-form targets ("/path?query"): absolute-form or "*" never reach routing.
+    if (!facts.path.startsWith('/'))
+      throw new RequestError('malformed_request', 'request target is not in origin-form');
     assertNoDuplicateCriticalHeaders(req.rawHeaders);
     return await readBody(req, rt.config.maxBodyBytes);
   } catch (e) {
@@ -223,6 +227,7 @@ export async function handleProxyRequest(
   const { path, query } = splitTarget(req.url ?? '/');
   const facts: RequestFacts = {
     method: req.method ?? 'GET',
+    scheme: requestScheme(req, rt.config.trustForwardedHeaders),
     authority: callerAuthority(rt, req),
     path,
     query,
@@ -234,7 +239,7 @@ export async function handleProxyRequest(
   if (body === undefined) return;
   const normalized: NormalizedRequest = {
     method: facts.method,
-    scheme: callerScheme(rt, req),
+    scheme: facts.scheme,
     authority: facts.authority,
     path,
     query,
@@ -277,7 +282,7 @@ function upstreamHeaders(
   const client = req.socket.remoteAddress ?? '';
   const priorFor = trustFwd ? headerValue(req.headers, 'x-forwarded-for') : undefined;
   out['x-forwarded-for'] = priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${client}` : client;
-  out['x-forwarded-proto'] = callerScheme(rt, req);
+  out['x-forwarded-proto'] = facts.scheme;
   if (facts.authority !== '') out['x-forwarded-host'] = facts.authority;
   if (body.length > 0 || req.headers['content-length'] !== undefined)
     out['content-length'] = String(body.length);
@@ -431,6 +436,7 @@ export async function handleForwardAuthRequest(
   const proto = headerValue(h, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
   const facts: RequestFacts = {
     method,
+    scheme: proto === 'https' || proto === 'http' ? proto : 'http',
     authority,
     path,
     query,
@@ -461,7 +467,7 @@ export async function handleForwardAuthRequest(
   }
   const normalized: NormalizedRequest = {
     method,
-    scheme: proto === 'https' || proto === 'http' ? proto : 'http',
+    scheme: facts.scheme,
     authority,
     path,
     query,

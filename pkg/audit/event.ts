@@ -125,15 +125,13 @@ export function auditEventFromDecision(decision: Decision, options: AuditEventOp
     put(event, 'client_address', r.clientAddress?.slice(0, 128));
   }
   put(event, 'route_id', decision.routeId);
+  put(event, 'iss', decision.issuer);
+  put(event, 'sub', decision.subject);
+  put(event, 'jti', decision.jti);
   if (decision.allowed) {
     put(event, 'api_id', decision.apiId);
     put(event, 'audience', decision.audience);
-  }
-  put(event, 'iss', decision.issuer);
-  put(event, 'sub', decision.subject);
-  if (decision.allowed) put(event, 'trust_domain', decision.trustDomain);
-  put(event, 'jti', decision.jti);
-  if (decision.allowed) {
+    put(event, 'trust_domain', decision.trustDomain);
     put(event, 'key_binding', decision.keyBinding);
     put(event, 'source_type', decision.sourceType);
     put(event, 'transcript_sha256', decision.transcriptSha256);

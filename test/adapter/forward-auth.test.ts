@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, signed, type World } from '../helpers/fixture.js';
+import { createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import {
   rawSend,
   startTestAdapter,
@@ -69,13 +69,7 @@ describe('forward-auth: nginx auth_request protocol', () => {
   });
   it('denies a body route it cannot see the body of: unverifiable_body', async () => {
     const body = '{"order_id":"o1"}';
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, body);
     const res = await rawSend(fa.base, {
       method: 'GET',
       target: '/auth',
@@ -96,6 +90,20 @@ describe('forward-auth: nginx auth_request protocol', () => {
         'x-original-method': 'GET',
         'x-original-uri': '/v1/orders/search',
         'x-original-content-length': '12',
+      },
+    });
+    expect([res.status, res.headers['x-trustplane-reason']]).toEqual([403, 'unverifiable_body']);
+  });
+  it('a GET whose gateway signals a transfer coding is denied unverifiable_body', async () => {
+    const s = await signed(world);
+    const res = await rawSend(fa.base, {
+      method: 'GET',
+      target: '/auth',
+      headers: {
+        ...s.headers,
+        'x-original-method': 'GET',
+        'x-original-uri': '/v1/orders/search',
+        'x-original-transfer-encoding': 'chunked',
       },
     });
     expect([res.status, res.headers['x-trustplane-reason']]).toEqual([403, 'unverifiable_body']);
@@ -129,6 +137,19 @@ describe('forward-auth: nginx auth_request protocol', () => {
       headers: { ...s.headers, 'x-original-method': 'GET', 'x-original-uri': '/v1/orders/..%2Fsearch' },
     });
     expect([res.status, res.headers['x-trustplane-reason']]).toEqual([400, 'unsafe_request_path']);
+  });
+  it('an original URI that is not in origin-form is refused malformed_request', async () => {
+    const s = await signed(world);
+    const res = await rawSend(fa.base, {
+      method: 'GET',
+      target: '/auth',
+      headers: {
+        ...s.headers,
+        'x-original-method': 'GET',
+        'x-original-uri': 'http://evil.example/v1/orders/search',
+      },
+    });
+    expect([res.status, res.headers['x-trustplane-reason']]).toEqual([400, 'malformed_request']);
   });
 });
 
@@ -174,13 +195,7 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
       bodyVerified: 'true',
     });
     // A different body under the same signature is refused.
-    const s2 = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const s2 = await signedJson(world, body);
     const bad = await rawSend(fa.base, {
       method: 'POST',
       target: '/authz/v1/orders',

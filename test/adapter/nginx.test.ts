@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, signed, type World } from '../helpers/fixture.js';
+import { createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import {
   sendSigned,
   startTestAdapter,
@@ -86,13 +86,7 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
 
   it('a body route is denied unverifiable_body; a route that allows unverified bodies passes, marked', async () => {
     const body = '{"order_id":"o1"}';
-    const create = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const create = await signedJson(world, body);
     const before = upstream.requests.length;
     const denied = await sendSigned(nginx.base, create, {}, body);
     expect([denied.status, JSON.parse(denied.body)]).toEqual([

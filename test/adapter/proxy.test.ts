@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REASON_CODES, type ReasonCode } from '../../pkg/authcore/index.js';
 import { auditEventSchema } from '../../pkg/audit/index.js';
-import { createWorld, signed, type World } from '../helpers/fixture.js';
+import { createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import {
   rawSend,
   sendSigned,
@@ -101,13 +101,7 @@ describe('adapter: allow', () => {
 
   it('forwards the exact body bytes of an allowed POST', async () => {
     const body = '{"order_id":"ord_123","note":"caf\u00e9 \u2603","amount":"42.00"}';
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, body);
     mark();
     const res = await sendSigned(tp.base, s, {}, body);
     expect(res.status).toBe(200);
@@ -197,6 +191,36 @@ describe('attack: spoofed X-TrustPlane-Subject', () => {
   });
 });
 
+describe('adapter: request ids and upgrades', () => {
+  it('a caller X-Request-Id is kept when well-formed and replaced otherwise', async () => {
+    const good = await sendSigned(tp.base, await signed(world), { headers: { 'x-request-id': 'req-42.a' } });
+    expect(good.status).toBe(200);
+    expect(upstream.requests.at(-1)!.headers['x-request-id']).toBe('req-42.a');
+    const bad = await sendSigned(tp.base, await signed(world), { headers: { 'x-request-id': 'has space;' } });
+    expect(bad.status).toBe(200);
+    expect(upstream.requests.at(-1)!.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+  it('an Upgrade (WebSocket) request is refused 501 and never reaches the upstream', async () => {
+    const s = await signed(world);
+    mark();
+    const u = new URL(tp.base);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({
+        host: u.hostname,
+        port: u.port,
+        path: '/v1/orders/search',
+        headers: { ...s.headers, connection: 'Upgrade', upgrade: 'websocket' },
+      });
+      req.on('response', (res) => resolve(res.statusCode ?? 0));
+      req.on('upgrade', () => reject(new Error('upgraded')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(501);
+    expect(upstream.requests.length).toBe(before);
+  });
+});
+
 describe('adapter: deny paths (status, body, upstream untouched)', () => {
   it('missing_passport', async () => {
     const s = await signed(world);
@@ -214,13 +238,7 @@ describe('adapter: deny paths (status, body, upstream untouched)', () => {
   });
   it('request_binding_mismatch: tampered body', async () => {
     const body = '{"amount":"1.00"}';
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, body);
     mark();
     expectDeny(await sendSigned(tp.base, s, {}, '{"amount":"9.00"}'), 'request_binding_mismatch', 401);
   });
@@ -280,6 +298,15 @@ describe('adapter: deny paths (status, body, upstream untouched)', () => {
     mark();
     expectDeny(await sendSigned(tp.base, s, { target: '/v1/orders/./search' }), 'unsafe_request_path', 400);
     expectDeny(await sendSigned(tp.base, s, { target: '/v1//orders/search' }), 'unsafe_request_path', 400);
+  });
+  it('malformed_request: an absolute-form request target', async () => {
+    const s = await signed(world);
+    mark();
+    expectDeny(
+      await sendSigned(tp.base, s, { target: 'http://orders.example/v1/orders/search' }),
+      'malformed_request',
+      400,
+    );
   });
   it('body_too_large by content-length', async () => {
     const s = await signed(world, { method: 'POST', target: '/v1/orders', routeId: 'orders.create' });

@@ -275,3 +275,15 @@ export function toRequest(
     ...(payload !== undefined && s.method !== 'GET' ? { body: payload } : {}),
   });
 }
+
+/** A signed `POST /v1/orders` (route `orders.create`) with a JSON body. */
+export function signedJson(world: World, body: string, spec: SignSpec = {}) {
+  return signed(world, {
+    method: 'POST',
+    target: '/v1/orders',
+    routeId: 'orders.create',
+    body,
+    headers: { 'content-type': 'application/json' },
+    ...spec,
+  });
+}

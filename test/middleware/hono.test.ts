@@ -11,7 +11,7 @@ import {
   type TrustplaneOptions,
   type TrustplaneVariables,
 } from '../../pkg/middleware/hono/index.js';
-import { NOW, ORIGIN, createWorld, signed, type World } from '../helpers/fixture.js';
+import { NOW, ORIGIN, createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import { expectOneEvent, patchedPolicy, secretsOf, revokeSubject } from './helpers.js';
 
 let world: World;
@@ -87,13 +87,7 @@ function send(
 const ORDER = '{"order_id":"ord_123","amount":"42.00","note":"é ✓"}';
 
 async function signedPost(body = ORDER) {
-  const s = await signed(world, {
-    method: 'POST',
-    target: '/v1/orders',
-    routeId: 'orders.create',
-    body,
-    headers: { 'content-type': 'application/json' },
-  });
+  const s = await signedJson(world, body);
   return { ...s, body };
 }
 

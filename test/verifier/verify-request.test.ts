@@ -28,6 +28,7 @@ import {
   signed,
   toRequest,
   type World,
+  signedJson,
 } from '../helpers/fixture.js';
 
 const seen = new Set<ReasonCode>();
@@ -554,13 +555,7 @@ describe('attack: request tampering', () => {
     );
   });
   it('attack: tampered body', async () => {
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body: '{"amount":"1.00"}',
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, '{"amount":"1.00"}');
     expectDeny(
       await verifyRequest(toRequest(s, {}, '{"amount":"9.00"}'), context()),
       'request_binding_mismatch',
@@ -581,13 +576,7 @@ describe('attack: request tampering', () => {
     );
   });
   it('attack: tampered covered header', async () => {
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body: '{}',
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, '{}');
     expectDeny(
       await verifyRequest(toRequest(s, { headers: { 'content-type': 'text/plain' } }, '{}'), context()),
       'request_binding_mismatch',
@@ -677,13 +666,7 @@ describe('trust material expiry at run time', () => {
 describe('unverified body (forward-auth)', () => {
   it('a request whose body the enforcement point cannot see is denied unless the route allows it', async () => {
     const body = '{"order_id":"ord_1"}';
-    const s = await signed(world, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const s = await signedJson(world, body);
     // The forward-auth endpoint passes the caller's claimed body digest, marked unverified.
     const req = { ...(await rawRequest(s, '/v1/orders', '', body)), bodyUnverified: true };
     context();
@@ -697,13 +680,7 @@ describe('unverified body (forward-auth)', () => {
         for (const r of groups[0]!.routes) if (r.route_id === 'orders.create') r.allow_unverified_body = true;
       },
     });
-    const p = await signed(permissive, {
-      method: 'POST',
-      target: '/v1/orders',
-      routeId: 'orders.create',
-      body,
-      headers: { 'content-type': 'application/json' },
-    });
+    const p = await signedJson(permissive, body);
     const preq = { ...(await rawRequest(p, '/v1/orders', '', body)), bodyUnverified: true };
     const d = await verifyRequest(preq, {
       trust: permissive.trust,
