@@ -8,7 +8,7 @@ export interface ReasonCodeInfo {
   /** HTTP status an enforcement point answers with. */
   readonly status: number;
   /** Which layer produces it. */
-  readonly layer: 'request' | 'passport' | 'policy' | 'proof' | 'replay' | 'dependency' | 'bundle';
+  readonly layer: 'request' | 'passport' | 'policy' | 'proof' | 'replay' | 'dependency' | 'bundle' | 'broker';
   /** One-line meaning, for docs and operators (never sent to callers). */
   readonly summary: string;
 }
@@ -198,6 +198,22 @@ const table = {
     status: 503,
     layer: 'dependency',
     summary: 'No valid trust material or policy bundle is loaded.',
+  },
+  // Broker (passport issuance; the status is what a broker-backed HTTP endpoint would answer).
+  issuance_policy_denied: {
+    status: 403,
+    layer: 'broker',
+    summary: 'The broker refused to mint: the identity may not get a passport for this audience or route.',
+  },
+  workload_attestation_failed: {
+    status: 403,
+    layer: 'broker',
+    summary: 'The workload identity (X.509-SVID) did not verify: expired, untrusted chain or invalid SPIFFE ID.',
+  },
+  workload_identity_unavailable: {
+    status: 503,
+    layer: 'broker',
+    summary: 'The broker has no current workload identity (SVID source or Workload API not answering).',
   },
   // Bundle loading (CLI and loaders; not a per-request answer).
   invalid_bundle: {

@@ -17,10 +17,12 @@ export {
 } from './covered-headers.js';
 export {
   buildTranscript,
+  transcriptFromDigests,
   bodySha256,
   getHeader,
   type Transcript,
   type TranscriptInput,
+  type TranscriptDigestInput,
   type HeaderSource,
 } from './transcript.js';
 export { signProof, verifyProof } from './request-proof.js';

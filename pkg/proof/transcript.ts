@@ -82,22 +82,60 @@ function field(name: string, value: string): string {
  * t.sha256 // '2e8a6583…'
  */
 export async function buildTranscript(input: TranscriptInput): Promise<Transcript> {
+  const normalizedQuery = normalizeQuery(input.query);
+  const allowList = normalizeCoveredHeaders(input.coveredHeaders);
+  const selected: { name: string; valueSha256: string }[] = [];
+  for (const name of allowList) {
+    const value = getHeader(input.headers, name);
+    // Small values: synchronous hashing (an async WebCrypto round trip per value costs more than
+    // the hash itself). Header values are bounded by the HTTP server's header limits.
+    if (value !== undefined) selected.push({ name, valueSha256: sha256HexSync(value.trim()) });
+  }
+  return transcriptFromDigests({
+    ...input,
+    normalizedQuery,
+    querySha256: sha256HexSync(normalizedQuery),
+    allowList,
+    selected,
+  });
+}
+
+/** Transcript facts with the query and header values already digested (broker-ipc-v1 `http`). */
+export interface TranscriptDigestInput
+  extends Omit<TranscriptInput, 'query' | 'coveredHeaders' | 'headers'> {
+  /** The normalized query (`rfc3986-sort-keys-values`). */
+  readonly normalizedQuery: string;
+  /** Lowercase hex SHA-256 of the normalized query. */
+  readonly querySha256: string;
+  /** The covered-header allow list, already normalized (lowercase, sorted, unique). */
+  readonly allowList: readonly string[];
+  /** Digests of the trimmed values of the allow-listed headers present, in allow-list order. */
+  readonly selected: readonly { readonly name: string; readonly valueSha256: string }[];
+}
+
+/**
+ * Build transcript-v1 from pre-digested parts, as a broker does from a broker-ipc-v1 request
+ * (it sees digests, never the header values or the body). The caller is responsible for the
+ * parts' consistency with the request; {@link buildTranscript} is the form verifiers use.
+ * @throws RequestError `malformed_request` for a digest that is not 64 lowercase hex, control
+ *   characters, or a selected header outside the allow list or out of order
+ */
+export function transcriptFromDigests(input: TranscriptDigestInput): Transcript {
   if (!HEX64.test(input.bodySha256))
     throw new RequestError('malformed_request', 'body digest must be hex SHA-256');
+  if (!HEX64.test(input.querySha256))
+    throw new RequestError('malformed_request', 'query digest must be hex SHA-256');
   if (!Number.isSafeInteger(input.issuedAt) || input.issuedAt < 0) {
     throw new RequestError('malformed_request', 'issued_at must be epoch seconds');
   }
-  const normalizedQuery = normalizeQuery(input.query);
-  const allowList = normalizeCoveredHeaders(input.coveredHeaders);
-  const present: { name: string; value: string }[] = [];
-  for (const name of allowList) {
-    const value = getHeader(input.headers, name);
-    if (value !== undefined) present.push({ name, value: value.trim() });
+  let next = 0;
+  for (const h of input.selected) {
+    const at = input.allowList.indexOf(h.name, next);
+    if (at < 0) throw new RequestError('malformed_request', 'selected headers must follow the allow list');
+    if (!HEX64.test(h.valueSha256))
+      throw new RequestError('malformed_request', 'header digest must be hex SHA-256');
+    next = at + 1;
   }
-  // Small values: synchronous hashing (an async WebCrypto round trip per value costs more than
-  // the hash itself). Header values are bounded by the HTTP server's header limits.
-  const queryHash = sha256HexSync(normalizedQuery);
-  const selected = present.map((h) => `${h.name}:${sha256HexSync(h.value)}`).join(',');
   const lines = [
     `version=${TRANSCRIPT_VERSION}`,
     `method=${field('method', input.method)}`,
@@ -108,11 +146,11 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
     `route_id=${field('route_id', input.routeId)}`,
     `content_encoding=${field('content_encoding', input.contentEncoding ?? 'identity')}`,
     `query_normalization.algorithm=${QUERY_NORMALIZATION}`,
-    `query_normalization.normalized=${normalizedQuery}`,
-    `query_normalization.sha256=${queryHash}`,
-    `query_sha256=${queryHash}`,
-    `headers.allow_list=${allowList.join(',')}`,
-    `headers.selected=${selected}`,
+    `query_normalization.normalized=${field('query', input.normalizedQuery)}`,
+    `query_normalization.sha256=${input.querySha256}`,
+    `query_sha256=${input.querySha256}`,
+    `headers.allow_list=${input.allowList.map((n) => field('header name', n)).join(',')}`,
+    `headers.selected=${input.selected.map((h) => `${h.name}:${h.valueSha256}`).join(',')}`,
     `body_sha256=${input.bodySha256}`,
     `passport_jti=${field('passport_jti', input.passportJti)}`,
     `nonce=${field('nonce', input.nonce)}`,
@@ -122,7 +160,7 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
   ];
   const canonical = lines.join('\n');
   const digest = sha256Sync(utf8(canonical));
-  return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery };
+  return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery: input.normalizedQuery };
 }
 
 /** Lowercase hex SHA-256 of exact body bytes (body-sha256-v1). */
