@@ -104,6 +104,11 @@ export interface MintOptions {
   readonly issuer?: MintedCert;
   /** Reuse an existing key pair (e.g. to mint a rotated cert for the same key). Default: a fresh key. */
   readonly key?: MintedKey;
+  /**
+   * Extra raw OpenSSL extension lines for the `[ext]` section, written verbatim, e.g.
+   * `'nameConstraints = critical,permitted;URI:example.org'` or `'1.2.3.4 = critical,DER:05:00'`.
+   */
+  readonly extraExtensions?: readonly string[];
 }
 
 /** Generate a fresh EC P-256 key pair (node:crypto; no openssl call). */
@@ -347,6 +352,7 @@ function config(options: MintOptions, defaults: Defaults): string {
   (options.uris ?? []).forEach((u, i) => alt.push(`URI.${i + 1} = ${escapeValue(u)}`));
   (options.dnsNames ?? []).forEach((d, i) => alt.push(`DNS.${i + 1} = ${escapeValue(d)}`));
   if (alt.length > 0) ext.push('subjectAltName = @alt');
+  ext.push(...(options.extraExtensions ?? []));
   return [
     '[ca]',
     'default_ca = testca',

@@ -1,0 +1,31 @@
+export {
+  MAX_SPIFFE_ID_BYTES,
+  MAX_TRUST_DOMAIN_BYTES,
+  SpiffeIdError,
+  formatSpiffeId,
+  isValidTrustDomain,
+  parseSpiffeId,
+  parseTrustDomain,
+  validateSpiffePath,
+  type SpiffeId,
+  type SpiffeIdErrorCode,
+} from './spiffe-id.js';
+export {
+  MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_KEYS,
+  bundlesFromPem,
+  bundlesFromSpiffeBundle,
+  bundlesFromTrustMaterial,
+  mergeTrustBundles,
+  parsePemCertificates,
+  type SpiffeTrustBundles,
+} from './bundle.js';
+export {
+  MAX_CERTIFICATE_BYTES,
+  MAX_SVID_CHAIN_LENGTH,
+  SvidError,
+  assertKeyMatchesLeaf,
+  verifyX509Svid,
+  type SvidErrorCode,
+  type VerifiedSvid,
+} from './x509-svid.js';
