@@ -109,6 +109,8 @@ export interface MintOptions {
    * `'nameConstraints = critical,permitted;URI:example.org'` or `'1.2.3.4 = critical,DER:05:00'`.
    */
   readonly extraExtensions?: readonly string[];
+  /** Signature digest (`openssl ca -md`). Default: sha256. */
+  readonly digest?: 'sha1' | 'sha256' | 'sha384' | 'sha512';
 }
 
 /** Generate a fresh EC P-256 key pair (node:crypto; no openssl call). */
@@ -310,6 +312,8 @@ function mint(options: MintOptions, defaults: Defaults): MintedCert {
       'ext',
       '-out',
       'cert.pem',
+      '-md',
+      options.digest ?? 'sha256',
     ];
     if (options.issuer === undefined) {
       args.push('-selfsign', '-keyfile', 'key.pem');
