@@ -25,7 +25,15 @@ export {
   MAX_SVID_CHAIN_LENGTH,
   SvidError,
   assertKeyMatchesLeaf,
+  readLeafSpiffeIdUnverified,
   verifyX509Svid,
   type SvidErrorCode,
   type VerifiedSvid,
 } from './x509-svid.js';
+export {
+  DEFAULT_SVID_DEBOUNCE_MS,
+  DEFAULT_SVID_POLL_INTERVAL_MS,
+  SvidFileSource,
+  type SvidFileSourceOptions,
+  type SvidSnapshot,
+} from './file-source.js';

@@ -532,6 +532,26 @@ export function verifyX509Svid(
 }
 
 /**
+ * The SPIFFE ID of a leaf certificate WITHOUT verifying anything but its shape (one URI SAN that is
+ * a SPIFFE ID with a path). Only for choosing which trust bundle to verify against; never an
+ * identity on its own.
+ *
+ * @throws {@link SvidError} `svid_malformed`, `svid_no_uri_san`, `svid_multiple_uri_sans`,
+ *   `svid_invalid_spiffe_id`, `svid_leaf_is_ca`, `svid_bad_key_usage`, `svid_unsupported_extension`.
+ * @example
+ * ```ts
+ * const { trustDomain } = readLeafSpiffeIdUnverified(chain[0]);
+ * ```
+ */
+export function readLeafSpiffeIdUnverified(leafDer: Uint8Array): {
+  id: string;
+  trustDomain: string;
+  path: string;
+} {
+  return checkLeaf(decode(leafDer, 'leaf certificate'));
+}
+
+/**
  * Check that `privateKey` is the private half of the leaf's public key (SubjectPublicKeyInfo
  * comparison).
  *
