@@ -233,6 +233,27 @@ describe('verifyX509Svid: trust domain and chain', () => {
     expectCode(() => verifyX509Svid([leaf.der, intermediate.der], bundles, NOW), 'svid_untrusted_chain');
   });
 
+  it('a chain that also carries the root itself verifies (the bundle root anchors the path)', () => {
+    const svid = verifyX509Svid([...main.chainDer, root.der], bundles, NOW);
+    expect(svid.chain).toHaveLength(3);
+  });
+
+  it('attack: mutually cross-signed intermediates do not blow up path building', () => {
+    const shared = generateKey();
+    const seed = mintCa({ subject: '/CN=loop', key: shared, ...validity });
+    const loop = Array.from({ length: 7 }, () =>
+      mintCa({ subject: '/CN=loop', key: shared, issuer: seed, ...validity }),
+    );
+    const leaf = leafUnder(seed);
+    const started = performance.now();
+    expectCode(
+      () => verifyX509Svid([leaf.der, ...loop.map((c) => c.der)], bundles, NOW),
+      'svid_untrusted_chain',
+    );
+    // 7! candidate orders without memoization; well under a second with it.
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
   it('pathLenConstraint 0 on the root refuses an intermediate -> svid_untrusted_chain', () => {
     const r0 = mintCa({ basicConstraints: { ca: true, pathLen: 0 }, ...validity });
     const i0 = mintCa({ issuer: r0, ...validity });

@@ -89,14 +89,16 @@ async function readBounded(file: string, role: FileRole): Promise<string> {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new SvidError('svid_source_unreadable', `the ${role} is not a regular file`);
     if (stat.size > MAX_BUNDLE_BYTES) throw new SvidError('svid_malformed', `the ${role} is too large`);
-    // Read at most one byte past the bound so a file growing under us is still caught.
-    const buffer = Buffer.alloc(MAX_BUNDLE_BYTES + 1);
+    // One byte more than the size seen, to notice a file that grows while being read.
+    const buffer = Buffer.alloc(stat.size + 1);
     let length = 0;
     for (;;) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
       if (bytesRead === 0) break;
       length += bytesRead;
-      if (length > MAX_BUNDLE_BYTES) throw new SvidError('svid_malformed', `the ${role} is too large`);
+      if (length === buffer.length) {
+        throw new SvidError('svid_source_unreadable', `the ${role} changed while being read`);
+      }
     }
     return buffer.subarray(0, length).toString('utf8');
   } catch (err) {

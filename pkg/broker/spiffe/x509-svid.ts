@@ -342,21 +342,49 @@ function isIssuedBy(child: ParsedCert, parent: ParsedCert): boolean {
   }
 }
 
-/** Every leaf-to-root path through the presented intermediates, depth-first, shortest first per level. */
-function* candidatePaths(
-  path: readonly ParsedCert[],
-  intermediates: readonly ParsedCert[],
-  roots: readonly ParsedCert[],
-): Generator<readonly ParsedCert[]> {
-  const current = path[path.length - 1];
-  if (current === undefined) return;
-  for (const root of roots) {
-    if (isIssuedBy(current, root)) yield [...path, root];
+/** Most path-building steps per verification: bounds work on hostile, cross-signed chains. */
+const MAX_PATH_BUILDING_STEPS = 256;
+
+/**
+ * Path-building state of one verification: every (child, parent) signature is checked at most
+ * once, and the number of steps is bounded, so a chain of mutually cross-signed intermediates
+ * costs O(n²) signature checks instead of O(n!).
+ */
+class PathBuilder {
+  readonly #issued = new Map<ParsedCert, Map<ParsedCert, boolean>>();
+  #steps = 0;
+
+  constructor(
+    readonly intermediates: readonly ParsedCert[],
+    readonly roots: readonly ParsedCert[],
+  ) {}
+
+  issued(child: ParsedCert, parent: ParsedCert): boolean {
+    let byParent = this.#issued.get(child);
+    if (byParent === undefined) {
+      byParent = new Map();
+      this.#issued.set(child, byParent);
+    }
+    let ok = byParent.get(parent);
+    if (ok === undefined) {
+      ok = isIssuedBy(child, parent);
+      byParent.set(parent, ok);
+    }
+    return ok;
   }
-  if (path.length >= MAX_SVID_CHAIN_LENGTH) return;
-  for (const next of intermediates) {
-    if (path.includes(next)) continue;
-    if (isIssuedBy(current, next)) yield* candidatePaths([...path, next], intermediates, roots);
+
+  /** Every leaf-to-root path through the presented intermediates, depth-first, roots first per level. */
+  *paths(path: readonly ParsedCert[]): Generator<readonly ParsedCert[]> {
+    const current = path[path.length - 1];
+    if (current === undefined || ++this.#steps > MAX_PATH_BUILDING_STEPS) return;
+    for (const root of this.roots) {
+      if (this.issued(current, root)) yield [...path, root];
+    }
+    if (path.length >= MAX_SVID_CHAIN_LENGTH) return;
+    for (const next of this.intermediates) {
+      if (path.includes(next)) continue;
+      if (this.issued(current, next)) yield* this.paths([...path, next]);
+    }
   }
 }
 
@@ -502,7 +530,7 @@ export function verifyX509Svid(
   const parsedRoots = roots.map((r) => decodeRoot(r, id.trustDomain));
 
   let firstFailure: SvidError | undefined;
-  for (const path of candidatePaths([leaf], intermediates, parsedRoots)) {
+  for (const path of new PathBuilder(intermediates, parsedRoots).paths([leaf])) {
     try {
       checkPath(path, nowSeconds);
     } catch (err) {
