@@ -331,6 +331,14 @@ describe('SvidFileSource expiry', () => {
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
   });
 
+  it('current() throws svid_not_yet_valid if the clock goes back before notBefore', async () => {
+    const source = await openSource({ watch: false, pollIntervalMs: 600_000 });
+    now = NOT_BEFORE - 10;
+    expect(refused(() => source.current()).code).toBe('svid_not_yet_valid');
+    now = NOW;
+    expect(source.current().svid.trustDomain).toBe(TD);
+  });
+
   it('the expiry is the earliest notAfter of the chain, not only the leaf', async () => {
     const shortInt = mintCa({ issuer: first.root, ...validity, notAfter: NOW + 30 });
     const leaf = mintLeaf({ issuer: shortInt, uris: ['spiffe://example.org/x'], ...validity });

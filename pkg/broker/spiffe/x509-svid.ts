@@ -112,7 +112,6 @@ interface ParsedCert {
   readonly x509: X509Certificate;
   readonly version: number;
   readonly ca: boolean;
-  readonly hasBasicConstraints: boolean;
   readonly pathLen: number | undefined;
   /** KeyUsageFlags bits, or undefined when the extension is absent. */
   readonly keyUsage: number | undefined;
@@ -233,7 +232,6 @@ function decode(der: Uint8Array, what: string, x509?: X509Certificate): ParsedCe
     x509: cert,
     version: tbs.version,
     ca: basic?.cA === true,
-    hasBasicConstraints: basic !== undefined,
     pathLen: basic?.pathLenConstraint,
     keyUsage,
     uris,
