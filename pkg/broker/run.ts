@@ -1,0 +1,190 @@
+import { BundleManager, parseConfiguredKeys } from '../adapter/bundles.js';
+import { createLogger, type Logger, type LogLevel } from '../adapter/logger.js';
+import { parsePrivateKey } from '../authcore/keys.js';
+import type { AuditSink } from '../audit/event.js';
+import { openFileAuditSink, StreamAuditSink } from '../audit/stream-sink.js';
+import { Broker } from './broker.js';
+import { softwareIdentity, type IdentitySource } from './identity.js';
+import { serveBrokerIpc, type BrokerIpcServer } from './ipc-server.js';
+import type { IssuancePolicy } from './issuance-policy.js';
+import { openSpiffeFilesIdentity, openWorkloadApiIdentity } from './spiffe-identity.js';
+import { serveBrokerTls, type BrokerTlsServer } from './tls-server.js';
+
+/** How the broker learns the workload identity it mints for. */
+export type BrokerIdentityConfig =
+  | { readonly kind: 'software'; readonly subject: string; readonly trustDomain: string }
+  | {
+      readonly kind: 'spiffe-files';
+      /** PEM chain, leaf first (spiffe-helper `svid.pem`). */
+      readonly certFile: string;
+      /** PEM private key (spiffe-helper `svid_key.pem`). */
+      readonly keyFile: string;
+      /** PEM CA certificates of the trust domain (spiffe-helper `svid_bundle.pem`). */
+      readonly bundleFile: string;
+    }
+  | {
+      readonly kind: 'workload-api';
+      /** `unix:///path` (default `SPIFFE_ENDPOINT_SOCKET`). */
+      readonly endpoint?: string;
+    };
+
+/** A resolved broker configuration (the CLI builds it from flags and environment). */
+export interface BrokerConfig {
+  /** Unix socket for broker-ipc-v1 (mode 0600). */
+  readonly socketPath: string;
+  /** Passport `iss`. */
+  readonly issuer: string;
+  /** Header `kid` of the issuer key. */
+  readonly issuerKid: string;
+  /** The issuer private key text (Ed25519; any format `parsePrivateKey` accepts). Secret. */
+  readonly issuerKeyText: string;
+  readonly identity: BrokerIdentityConfig;
+  readonly trustMaterial: string;
+  readonly policyBundle: string;
+  readonly trustMaterialPublicKeys: readonly string[];
+  readonly policyBundlePublicKeys: readonly string[];
+  readonly devAllowUnsigned?: boolean;
+  readonly issuance?: IssuancePolicy;
+  /** `stdout` or a file path. */
+  readonly audit: string;
+  /** Network mode: `host:port` for TLS with SPIFFE client-certificate authentication. */
+  readonly tlsListen?: string;
+  readonly instance?: string;
+  readonly logLevel?: LogLevel;
+  /** Bundle poll interval, ms (0 = watch + SIGHUP only). */
+  readonly reloadIntervalMs?: number;
+}
+
+/** A running broker. */
+export interface RunningBroker {
+  readonly broker: Broker;
+  readonly ipc: BrokerIpcServer;
+  readonly tls?: BrokerTlsServer;
+  readonly bundles: BundleManager;
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Start a broker: load and verify bundles (watched), open the identity source, check the trust
+ * material lists the broker's issuer key, and serve broker-ipc-v1 on the Unix socket (and on TLS
+ * in network mode).
+ * @throws on any startup problem (bad key, bundles, identity); nothing is left running
+ */
+export async function startBroker(
+  config: BrokerConfig,
+  options: { log?: Logger; audit?: AuditSink; clock?: () => number } = {},
+): Promise<RunningBroker> {
+  const log = options.log ?? createLogger(config.logLevel ?? 'info');
+  const cleanups: (() => unknown)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  };
+  try {
+    const issuerKey = await parsePrivateKey(config.issuerKeyText.trim());
+    const bundles = await BundleManager.open(
+      {
+        trustMaterialPath: config.trustMaterial,
+        policyBundlePath: config.policyBundle,
+        trustMaterialKeys: await parseConfiguredKeys(config.trustMaterialPublicKeys),
+        policyBundleKeys: await parseConfiguredKeys(config.policyBundlePublicKeys),
+        devAllowUnsigned: config.devAllowUnsigned ?? false,
+      },
+      { log, ...(options.clock ? { clock: options.clock } : {}) },
+    );
+    cleanups.push(() => bundles.close());
+    bundles.watch(config.reloadIntervalMs ?? 5000);
+    const listed = bundles.current.trust.getIssuer(config.issuer)?.keys.get(config.issuerKid);
+    if (listed === undefined || listed.key.x !== issuerKey.publicKey.x) {
+      throw new Error(
+        `the trust material does not list the broker key ${config.issuerKid} under issuer ${config.issuer}`,
+      );
+    }
+
+    let identity: IdentitySource;
+    const trustBundles = () => bundles.current.trust.spiffeBundles;
+    switch (config.identity.kind) {
+      case 'software':
+        identity = softwareIdentity(config.identity);
+        break;
+      case 'spiffe-files':
+        identity = await openSpiffeFilesIdentity(config.identity, {
+          log,
+          trustBundles,
+          clock: options.clock,
+        });
+        break;
+      case 'workload-api':
+        identity = await openWorkloadApiIdentity(config.identity, {
+          log,
+          trustBundles,
+          clock: options.clock,
+        });
+        break;
+    }
+    cleanups.push(() => identity.close?.());
+
+    const audit =
+      options.audit ??
+      (config.audit === 'stdout'
+        ? new StreamAuditSink(process.stdout, {
+            onError: (e) => log.error('audit write failed', { error: e.message }),
+          })
+        : openFileAuditSink(config.audit, {
+            onError: (e) => log.error('audit write failed', { error: e.message }),
+          }));
+    if (!options.audit) cleanups.push(() => audit.close?.());
+
+    const broker = new Broker({
+      issuer: config.issuer,
+      issuerKey,
+      issuerKid: config.issuerKid,
+      identity,
+      material: () => bundles.current,
+      audit,
+      ...(config.issuance ? { issuance: config.issuance } : {}),
+      ...(config.instance ? { instance: config.instance } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+    const ipc = await serveBrokerIpc(broker, {
+      socketPath: config.socketPath,
+      onError: (message) => log.warn(message),
+    });
+    cleanups.push(() => ipc.close());
+    log.info('broker listening', {
+      socket: config.socketPath,
+      identity: identity.kind,
+      key_binding: identity.keyBinding,
+    });
+
+    let tls: BrokerTlsServer | undefined;
+    if (config.tlsListen !== undefined) {
+      if (!('tlsCredentials' in identity)) {
+        throw new Error('network mode (--tls-listen) needs a SPIFFE identity (spiffe-files or workload-api)');
+      }
+      tls = await serveBrokerTls(broker, {
+        listen: config.tlsListen,
+        credentials: identity as never,
+        trustBundles,
+        onError: (message) => log.warn(message),
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
+      cleanups.push(() => tls!.close());
+      log.info('broker TLS listening', { address: `${tls.address.address}:${tls.address.port}` });
+    }
+
+    return {
+      broker,
+      ipc,
+      ...(tls ? { tls } : {}),
+      bundles,
+      async reload() {
+        await bundles.reload('signal');
+      },
+      close: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

@@ -1,0 +1,226 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import type { Logger } from '../adapter/logger.js';
+import { PolicyError } from '../authcore/errors.js';
+import type { SpiffeBundle } from '../bundle/schemas.js';
+import { spiffeWorkloadIdentity, type IdentitySource, type WorkloadIdentity } from './identity.js';
+import {
+  SvidError,
+  SvidFileSource,
+  assertKeyMatchesLeaf,
+  bundlesFromTrustMaterial,
+  mergeTrustBundles,
+  parseSpiffeId,
+  verifyX509Svid,
+  type SpiffeTrustBundles,
+  type VerifiedSvid,
+} from './spiffe/index.js';
+import type { WorkloadApiError} from './spiffe/workload-api.js';
+import { WorkloadApiX509Source, type X509SvidUpdate } from './spiffe/workload-api.js';
+import type { TlsCredentialSource } from './tls-server.js';
+
+/** A SPIFFE identity source: the broker's workload identity and its TLS credentials. */
+export type SpiffeIdentitySource = IdentitySource & TlsCredentialSource;
+
+interface Verified {
+  readonly svid: VerifiedSvid;
+  readonly privateKey: KeyObject;
+  readonly bundles: SpiffeTrustBundles;
+}
+
+interface Options {
+  readonly log: Logger;
+  /** SPIFFE bundles of the trust material (extra and federated roots). */
+  readonly trustBundles: () => ReadonlyMap<string, SpiffeBundle>;
+  readonly clock?: (() => number) | undefined;
+}
+
+function attestationFailed(error: unknown): PolicyError {
+  if (error instanceof SvidError) {
+    return new PolicyError('workload_attestation_failed', `workload SVID refused: ${error.message}`, {
+      svid_error: error.code,
+    });
+  }
+  if (error instanceof PolicyError) return error;
+  return new PolicyError('workload_identity_unavailable', 'no current workload SVID');
+}
+
+/** Identity, TLS credentials and rotation listeners over a "last verified SVID" getter. */
+function spiffeSource(
+  kind: string,
+  get: () => Verified,
+  close: () => void,
+): {
+  source: SpiffeIdentitySource;
+  rotated: () => void;
+} {
+  const listeners: (() => void)[] = [];
+  let cached: { svid: VerifiedSvid; identity: WorkloadIdentity } | undefined;
+  const source: SpiffeIdentitySource = {
+    keyBinding: 'attested_workload',
+    kind,
+    current() {
+      let verified: Verified;
+      try {
+        verified = get();
+      } catch (error) {
+        throw attestationFailed(error);
+      }
+      if (cached?.svid !== verified.svid) {
+        const s = verified.svid;
+        cached = { svid: s, identity: spiffeWorkloadIdentity(s.spiffeId, s.trustDomain, s.expiresAt) };
+      }
+      return cached.identity;
+    },
+    tlsCredentials() {
+      const v = get();
+      // The verified path ends with the bundle root; a TLS peer gets leaf + intermediates.
+      const presented = v.svid.chain.length > 1 ? v.svid.chain.slice(0, -1) : v.svid.chain;
+      return {
+        certChainPem: presented.map((c) => c.toString()).join(''),
+        keyPem: v.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+        bundles: v.bundles,
+      };
+    },
+    onRotate(listener) {
+      listeners.push(listener);
+    },
+    close,
+  };
+  return { source, rotated: () => listeners.forEach((l) => l()) };
+}
+
+/**
+ * The broker identity from files written by spiffe-helper (cert chain, key, bundle). Each
+ * rotation is verified before it replaces the SVID in force; a bad rotation keeps the last good
+ * one (logged). Startup fails if the first SVID does not verify.
+ */
+export async function openSpiffeFilesIdentity(
+  config: { certFile: string; keyFile: string; bundleFile: string },
+  options: Options,
+): Promise<SpiffeIdentitySource> {
+  const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
+  let rotated: () => void = () => undefined;
+  const files = await SvidFileSource.open({
+    certFile: config.certFile,
+    keyFile: config.keyFile,
+    bundleFile: config.bundleFile,
+    trustDomainBundles: bundlesFromTrustMaterial(options.trustBundles().values()),
+    clock,
+    onUpdate: (snapshot) => {
+      options.log.info('workload SVID rotated', {
+        spiffe_id: snapshot.svid.spiffeId,
+        not_after: snapshot.svid.notAfter,
+      });
+      rotated();
+    },
+    onError: (error) =>
+      options.log.warn('workload SVID reload failed; keeping the last good SVID', {
+        error: error.message,
+        ...(error instanceof SvidError ? { code: error.code } : {}),
+      }),
+  });
+  const built = spiffeSource(
+    'spiffe-files',
+    () => files.current(),
+    () => files.close(),
+  );
+  rotated = built.rotated;
+  const first = files.current().svid;
+  options.log.info('workload SVID loaded', { spiffe_id: first.spiffeId, not_after: first.notAfter });
+  return built.source;
+}
+
+function certificates(ders: readonly Uint8Array[]): X509Certificate[] {
+  return ders.map((der) => new X509Certificate(Buffer.from(der)));
+}
+
+/** Verify the default SVID of a Workload API update against its own bundle, federated bundles and the trust material. */
+export function verifyWorkloadUpdate(
+  update: X509SvidUpdate,
+  extra: SpiffeTrustBundles,
+  now: number,
+): Verified {
+  const svid = update.svids[0];
+  if (svid === undefined) throw new SvidError('svid_malformed', 'the Workload API sent no SVID');
+  const own = new Map([[parseSpiffeId(svid.spiffeId).trustDomain, certificates(svid.bundleDer)]]);
+  const federated = new Map([...update.federatedBundles].map(([td, ders]) => [td, certificates(ders)]));
+  const bundles = mergeTrustBundles(own, federated, extra);
+  const verified = verifyX509Svid(svid.chainDer, bundles, now);
+  if (verified.spiffeId !== svid.spiffeId) {
+    throw new SvidError(
+      'svid_invalid_spiffe_id',
+      'the SVID certificate does not carry the SPIFFE ID the agent named',
+    );
+  }
+  const privateKey = createPrivateKey({ key: Buffer.from(svid.keyPkcs8Der), format: 'der', type: 'pkcs8' });
+  assertKeyMatchesLeaf(verified.leaf, privateKey);
+  return { svid: verified, privateKey, bundles };
+}
+
+/**
+ * The broker identity from the SPIFFE Workload API (`SPIFFE_ENDPOINT_SOCKET`): a FetchX509SVID
+ * stream with the `workload.spiffe.io: true` header. Every update is verified (chain to its trust
+ * domain bundle, SPIFFE X.509-SVID rules, key match) before it is used; a bad update keeps the
+ * last good SVID. Startup fails if the first SVID does not verify.
+ */
+export async function openWorkloadApiIdentity(
+  config: { endpoint?: string },
+  options: Options,
+): Promise<SpiffeIdentitySource> {
+  const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
+  let verified: Verified | undefined;
+  let rotated: () => void = () => undefined;
+  const apply = (update: X509SvidUpdate, initial: boolean) => {
+    const extra = bundlesFromTrustMaterial(options.trustBundles().values());
+    try {
+      verified = verifyWorkloadUpdate(update, extra, clock());
+    } catch (error) {
+      if (initial) throw error;
+      options.log.warn('Workload API SVID refused; keeping the last good SVID', {
+        error: (error as Error).message,
+        ...(error instanceof SvidError ? { code: error.code } : {}),
+      });
+      return;
+    }
+    if (!initial) {
+      options.log.info('workload SVID rotated', {
+        spiffe_id: verified.svid.spiffeId,
+        not_after: verified.svid.notAfter,
+      });
+      rotated();
+    }
+  };
+  let ready = false;
+  const api = await WorkloadApiX509Source.connect({
+    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
+    onUpdate: (update) => {
+      if (ready) apply(update, false);
+    },
+    onError: (error: WorkloadApiError) =>
+      options.log.warn('Workload API stream error; reconnecting', { code: error.code, error: error.message }),
+  });
+  try {
+    apply(api.current(), true);
+  } catch (error) {
+    api.close();
+    throw error;
+  }
+  ready = true;
+  options.log.info('workload SVID loaded', {
+    spiffe_id: verified!.svid.spiffeId,
+    not_after: verified!.svid.notAfter,
+  });
+  const built = spiffeSource(
+    'workload-api',
+    () => {
+      const v = verified;
+      if (v === undefined) throw new PolicyError('workload_identity_unavailable', 'no workload SVID yet');
+      if (!(clock() <= v.svid.expiresAt))
+        throw new SvidError('svid_expired', 'the workload SVID has expired');
+      return v;
+    },
+    () => api.close(),
+  );
+  rotated = built.rotated;
+  return built.source;
+}
