@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerAdapter } from './commands/adapter.js';
+import { registerBroker } from './commands/broker.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerSign(program);
   registerBundle(program);
   registerAdapter(program);
+  registerBroker(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

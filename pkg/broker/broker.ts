@@ -12,14 +12,7 @@ import { normalizeCoveredHeaders } from '../proof/covered-headers.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
 import { signProof } from '../proof/request-proof.js';
 import { transcriptFromDigests } from '../proof/transcript.js';
-import { pathSafetyProblem } from '../proof/path-safety.js';
-
-// TEMP until pkg/client lands
-function clientPathProblem(path: string): string | undefined {
-  if (path.includes('%')) return 'path has percent-encoding';
-  if (path.length > 1 && path.endsWith('/')) return 'path has a trailing slash';
-  return pathSafetyProblem(path);
-}
+import { clientPathProblem } from '../client/path-safety.js';
 import type { IdentitySource, WorkloadIdentity } from './identity.js';
 import { DEFAULT_MAX_TTL_SECONDS, findGrant, type IssuancePolicy } from './issuance-policy.js';
 import { evaluateSourcePolicy } from '../verifier/evaluate-policy.js';

@@ -34,3 +34,25 @@ export {
 } from './issuance-policy.js';
 export { serveBrokerIpc, type BrokerIpcServer, type BrokerIpcServerOptions } from './ipc-server.js';
 export { BrokerIpcClient, BrokerIpcError, type BrokerIpcClientOptions } from './ipc-client.js';
+export { startBroker, type BrokerConfig, type BrokerIdentityConfig, type RunningBroker } from './run.js';
+export {
+  serveBrokerTls,
+  type BrokerTlsOptions,
+  type BrokerTlsServer,
+  type TlsCredentialSource,
+} from './tls-server.js';
+export {
+  openSpiffeFilesIdentity,
+  openWorkloadApiIdentity,
+  verifyWorkloadUpdate,
+  type SpiffeIdentitySource,
+} from './spiffe-identity.js';
+export * from './spiffe/index.js';
+export {
+  WorkloadApiX509Source,
+  WorkloadApiError,
+  parseWorkloadEndpoint,
+  type X509SvidUpdate,
+  type X509Svid,
+  type WorkloadApiX509SourceOptions,
+} from './spiffe/workload-api.js';

@@ -14,7 +14,7 @@ import {
   type SpiffeTrustBundles,
   type VerifiedSvid,
 } from './spiffe/index.js';
-import type { WorkloadApiError} from './spiffe/workload-api.js';
+import type { WorkloadApiError } from './spiffe/workload-api.js';
 import { WorkloadApiX509Source, type X509SvidUpdate } from './spiffe/workload-api.js';
 import type { TlsCredentialSource } from './tls-server.js';
 
