@@ -14,6 +14,8 @@ import {
   spiffeBundleKeySchema,
   trustMaterialSchema,
 } from '../pkg/bundle/schemas.js';
+import { brokerIpcRequestSchema, brokerIpcResponseSchema } from '../pkg/broker/ipc-v1.js';
+import { issuanceGrantSchema, issuancePolicySchema } from '../pkg/broker/issuance-policy.js';
 
 const SCHEMA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'schemas');
 const BASE_ID = 'urn:trustplane:schema:';
@@ -27,6 +29,12 @@ type JsonSchema = Record<string, unknown>;
  */
 function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
   if (ctx.zodSchema === policySourceSchema) {
+    ctx.jsonSchema.oneOf = [
+      { required: ['subject_exact'], not: { required: ['subject_prefix'] } },
+      { required: ['subject_prefix'], not: { required: ['subject_exact'] } },
+    ];
+  }
+  if (ctx.zodSchema === issuanceGrantSchema) {
     ctx.jsonSchema.oneOf = [
       { required: ['subject_exact'], not: { required: ['subject_prefix'] } },
       { required: ['subject_prefix'], not: { required: ['subject_exact'] } },
@@ -66,6 +74,26 @@ const files: Record<string, string> = {
     'Generated from pkg/bundle/schemas.ts by scripts/generate-schemas.ts; do not edit. ' +
       'The loader additionally enforces: unique issuer names, kids within an issuer, SPIFFE bundle trust ' +
       'domains and receipt kids; key exp after nbf; expires_at after issued_at.',
+  ),
+  'trustplane-broker-ipc-v1.request.schema.json': generate(
+    brokerIpcRequestSchema,
+    'trustplane-broker-ipc-v1.request',
+    'TrustPlane broker-ipc-v1 request (issue_request_bound_passport)',
+    'Generated from pkg/broker/ipc-v1.ts by scripts/generate-schemas.ts; do not edit. One JSON object per ' +
+      'line on the broker socket, at most 1 MiB. The broker additionally checks the query and header ' +
+      'digests against each other (docs/broker.md).',
+  ),
+  'trustplane-broker-ipc-v1.response.schema.json': generate(
+    brokerIpcResponseSchema,
+    'trustplane-broker-ipc-v1.response',
+    'TrustPlane broker-ipc-v1 response',
+    'Generated from pkg/broker/ipc-v1.ts by scripts/generate-schemas.ts; do not edit.',
+  ),
+  'trustplane-broker-issuance-v1.schema.json': generate(
+    issuancePolicySchema,
+    'trustplane-broker-issuance-v1',
+    'TrustPlane broker issuance policy (trustplane-broker-issuance-v1)',
+    'Generated from pkg/broker/issuance-policy.ts by scripts/generate-schemas.ts; do not edit.',
   ),
 };
 
