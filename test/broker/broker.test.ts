@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodePassportUnverified, MemoryReplayStore, type KeyBinding } from '../../pkg/authcore/index.js';
+import {
+  decodePassportUnverified,
+  MemoryReplayStore,
+  PolicyError,
+  REASON_CODES,
+  REASON_CODE_LIST,
+  type KeyBinding,
+} from '../../pkg/authcore/index.js';
 import { auditEventSchema, MemoryAuditSink } from '../../pkg/audit/index.js';
 import {
   Broker,
@@ -407,6 +414,29 @@ describe('Broker.issue', () => {
       'issuance_policy_denied',
     ],
   ];
+
+  it('answers workload_identity_unavailable (retryable) when the identity source has no SVID', async () => {
+    const unavailable: IdentitySource = {
+      keyBinding: 'attested_workload',
+      kind: 'test',
+      current: () => {
+        throw new PolicyError('workload_identity_unavailable', 'no workload SVID yet');
+      },
+    };
+    const response = await broker({ identity: unavailable }).issue(ipcRequest(describeHttp(createSpec)));
+    expect(response).toMatchObject({
+      accepted: false,
+      reason_code: 'workload_identity_unavailable',
+      error: { retryable: true },
+    });
+  });
+
+  it('the broker layer has exactly the codes these tests produce', () => {
+    const broker = REASON_CODE_LIST.filter((c) => REASON_CODES[c].layer === 'broker');
+    expect(broker.sort()).toEqual(
+      ['issuance_policy_denied', 'workload_attestation_failed', 'workload_identity_unavailable'].sort(),
+    );
+  });
 
   it.each(refusals)('refuses %s', async (_name, run, reason) => {
     const response = await run();
