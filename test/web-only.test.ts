@@ -10,6 +10,7 @@ const WEB_ONLY = [
   'pkg/verifier',
   'pkg/internal',
   'pkg/middleware/hono',
+  'pkg/client',
 ];
 
 function files(dir: string): string[] {
