@@ -191,6 +191,10 @@ export async function prepareOutgoingRequest(input: PrepareRequestInput): Promis
     throw new TypeError('method must be 1 to 16 letters');
   }
   const method = input.method.toUpperCase();
+  // Fetch refuses these (Fetch standard, forbidden methods); refuse them before minting anything.
+  if (method === 'CONNECT' || method === 'TRACE' || method === 'TRACK') {
+    throw new TypeError(`method ${method} cannot be sent`);
+  }
   let body: Uint8Array;
   if (input.body === undefined) body = new Uint8Array(0);
   else if (typeof input.body === 'string') body = utf8(input.body);

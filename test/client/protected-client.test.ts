@@ -217,6 +217,9 @@ describe('ProtectedClient: other misuse is refused before any network call', () 
     );
     await expect(c.request({ ...base, method: 'GE T' })).rejects.toThrow(TypeError);
     await expect(c.request({ ...base, method: 'G\r\nET' })).rejects.toThrow(TypeError);
+    for (const method of ['CONNECT', 'trace', 'TRACK']) {
+      await expect(c.request({ ...base, method })).rejects.toThrow(TypeError);
+    }
     await expect(c.request({ ...base, method: 'GET', routeId: '' })).rejects.toThrow(TypeError);
     await expect(c.request({ ...base, method: 'GET', routeId: 'a\nb' })).rejects.toThrow(TypeError);
     await expect(
