@@ -76,7 +76,10 @@ const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/** True for a header name the caller may not set (`Authorization`, `Host`, `X-TrustPlane-*`, …). */
+/**
+ * True for a header name the caller may not set (`Authorization`, `Host`, `X-TrustPlane-*`, …).
+ * @example isReservedHeader('X-TrustPlane-Subject') // true
+ */
 export function isReservedHeader(name: string): boolean {
   const lower = name.toLowerCase();
   return RESERVED.has(lower) || lower.startsWith('x-trustplane-');
