@@ -66,6 +66,10 @@ export function describeRequestForBroker(request: OutgoingRequest): BrokerHttpDe
 /**
  * The broker refused to mint (a broker-ipc-v1 deny response). Carries the broker's reason code,
  * whether a retry may succeed, and the response's non-secret `error.details`.
+ * @example
+ * try { await client.request(req) } catch (e) {
+ *   if (e instanceof BrokerDeniedError && e.retryable) scheduleRetry()
+ * }
  */
 export class BrokerDeniedError extends Error {
   /** The broker's `reason_code` (e.g. `insufficient_key_binding`, `issuance_policy_denied`). */
@@ -108,6 +112,8 @@ const CHECK_REASON: Readonly<Record<BrokerResponseCheck, ReasonCode>> = Object.f
  * the exact request the client is about to send. `reason` is `malformed_passport` (shape,
  * passport, jti), `audience_mismatch`, `insufficient_key_binding` or `request_binding_mismatch`
  * (request id, transcript, stamp); `check` names the failed check.
+ * @example
+ * catch (e) { if (e instanceof BrokerResponseError) log.warn({ reason: e.reason, check: e.check }) }
  */
 export class BrokerResponseError extends TrustplaneError {
   /** The failed check. */
