@@ -208,7 +208,8 @@ const table = {
   workload_attestation_failed: {
     status: 403,
     layer: 'broker',
-    summary: 'The workload identity (X.509-SVID) did not verify: expired, untrusted chain or invalid SPIFFE ID.',
+    summary:
+      'The workload identity (X.509-SVID) did not verify: expired, untrusted chain or invalid SPIFFE ID.',
   },
   workload_identity_unavailable: {
     status: 503,

@@ -101,8 +101,7 @@ export async function buildTranscript(input: TranscriptInput): Promise<Transcrip
 }
 
 /** Transcript facts with the query and header values already digested (broker-ipc-v1 `http`). */
-export interface TranscriptDigestInput
-  extends Omit<TranscriptInput, 'query' | 'coveredHeaders' | 'headers'> {
+export interface TranscriptDigestInput extends Omit<TranscriptInput, 'query' | 'coveredHeaders' | 'headers'> {
   /** The normalized query (`rfc3986-sort-keys-values`). */
   readonly normalizedQuery: string;
   /** Lowercase hex SHA-256 of the normalized query. */
