@@ -7,7 +7,11 @@ import { Broker } from './broker.js';
 import { softwareIdentity, type IdentitySource } from './identity.js';
 import { serveBrokerIpc, type BrokerIpcServer } from './ipc-server.js';
 import type { IssuancePolicy } from './issuance-policy.js';
-import { openSpiffeFilesIdentity, openWorkloadApiIdentity } from './spiffe-identity.js';
+import {
+  openSpiffeFilesIdentity,
+  openWorkloadApiIdentity,
+  type SpiffeIdentitySource,
+} from './spiffe-identity.js';
 import { serveBrokerTls, type BrokerTlsServer } from './tls-server.js';
 
 /** How the broker learns the workload identity it mints for. */
@@ -164,8 +168,7 @@ export async function startBroker(
       }
       tls = await serveBrokerTls(broker, {
         listen: config.tlsListen,
-        credentials: identity as never,
-        trustBundles,
+        credentials: identity as SpiffeIdentitySource,
         onError: (message) => log.warn(message),
         ...(options.clock ? { clock: options.clock } : {}),
       });

@@ -1,6 +1,6 @@
-import type { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { createServer, type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
+import { createServer, type TLSSocket } from 'node:tls';
+import { peerChainDer } from './tls-client.js';
 import type { Broker } from './broker.js';
 import { spiffeWorkloadIdentity } from './identity.js';
 import { handleConnection } from './ipc-server.js';
@@ -24,8 +24,6 @@ export interface BrokerTlsOptions {
   /** `host:port` (port 0 picks one). */
   readonly listen: string;
   readonly credentials: TlsCredentialSource;
-  /** Extra SPIFFE bundles (trust material `spiffe_bundles`, federated), re-read per connection. */
-  readonly trustBundles?: () => ReadonlyMap<string, unknown>;
   readonly clock?: () => number;
   readonly timeoutMs?: number;
   readonly onError?: (message: string) => void;
@@ -41,22 +39,6 @@ function rootsPem(bundles: SpiffeTrustBundles): string[] {
   const out: string[] = [];
   for (const roots of bundles.values()) for (const cert of roots) out.push(cert.toString());
   return out;
-}
-
-/** The peer's chain as DER, leaf first, without a self-signed root. */
-function peerChain(socket: TLSSocket): Uint8Array[] {
-  const chain: Uint8Array[] = [];
-  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  const seen = new Set<string>();
-  while (cert?.raw !== undefined && !seen.has(cert.fingerprint256) && chain.length < 8) {
-    seen.add(cert.fingerprint256);
-    const selfIssued =
-      cert.issuerCertificate === cert || cert.issuerCertificate?.fingerprint256 === cert.fingerprint256;
-    if (selfIssued && chain.length > 0) break;
-    chain.push(new Uint8Array(cert.raw));
-    cert = cert.issuerCertificate;
-  }
-  return chain;
 }
 
 /**
@@ -97,8 +79,8 @@ export async function serveBrokerTls(
     socket.setTimeout(options.timeoutMs ?? BROKER_IPC_TIMEOUT_MS, () => socket.destroy());
     try {
       const bundles = options.credentials.tlsCredentials().bundles;
-      const svid = verifyX509Svid(peerChain(socket), bundles, clock());
-      const peer = spiffeWorkloadIdentity(svid.spiffeId, svid.trustDomain, svid.notAfter, svid.spiffeId);
+      const svid = verifyX509Svid(peerChainDer(socket.getPeerCertificate(true)), bundles, clock());
+      const peer = spiffeWorkloadIdentity(svid.spiffeId, svid.trustDomain, svid.expiresAt, svid.spiffeId);
       handleConnection(broker, socket, { peer });
     } catch (error) {
       const code = error instanceof SvidError ? error.code : 'svid_malformed';
@@ -130,9 +112,4 @@ function splitHostPort(listen: string): [string, string] {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   if (!m) throw new TypeError(`--tls-listen must be host:port, got ${JSON.stringify(listen)}`);
   return [m[1]!.replace(/^\[|\]$/g, ''), m[2]!];
-}
-
-/** For tests: the PEM of certificates. */
-export function certificatesPem(certs: readonly X509Certificate[]): string {
-  return certs.map((c) => c.toString()).join('');
 }

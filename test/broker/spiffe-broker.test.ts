@@ -14,6 +14,8 @@ import {
 } from '../../pkg/broker/index.js';
 import { openSpiffeFilesIdentity, openWorkloadApiIdentity } from '../../pkg/broker/spiffe-identity.js';
 import { serveBrokerTls, type BrokerTlsServer } from '../../pkg/broker/tls-server.js';
+import { brokerTlsConnector } from '../../pkg/broker/tls-client.js';
+import { bundlesFromPem } from '../../pkg/broker/spiffe/index.js';
 import { sha256HexSync } from '../../pkg/internal/sha256.js';
 import { verifyRequest } from '../../pkg/verifier/index.js';
 import { BROKER_ISSUER, NOW, ORIGIN, TRUST_DOMAIN, createWorld, type World } from '../helpers/fixture.js';
@@ -348,6 +350,37 @@ describe('network mode: TLS with SPIFFE client certificates', () => {
       provenance: { spiffe_id: WORKER, peer: WORKER, posture: 'spiffe_svid_verified' },
     });
     expect((await verifierAccepts(request, response)).allowed).toBe(true);
+  });
+
+  it('brokerTlsConnector authenticates the broker by SPIFFE ID', async () => {
+    const caller = tlsChain(WORKER);
+    const credentials = {
+      tlsCredentials: () => ({
+        certChainPem: caller.chainPem,
+        keyPem: caller.leafKey.pkcs8Pem,
+        bundles: bundlesFromPem(TRUST_DOMAIN, tlsRoot.pem),
+      }),
+    };
+    const via = (brokerSpiffeId: string) =>
+      new BrokerIpcClient({
+        socketPath: '',
+        timeoutMs: 5000,
+        connect: brokerTlsConnector({
+          host: '127.0.0.1',
+          port: tls.address.port,
+          credentials,
+          brokerSpiffeId,
+        }),
+      });
+    const request = refundRequest();
+    const response = await via('spiffe://example.local/trustplane/broker').issue(request);
+    expect(subjectOf(response)).toBe(WORKER);
+    expect((await verifierAccepts(request, response)).allowed).toBe(true);
+    const impostor = await via('spiffe://example.local/trustplane/other-broker')
+      .issue(refundRequest())
+      .catch((e: unknown) => e);
+    expect(impostor).toMatchObject({ code: 'broker_unreachable' });
+    expect(String((impostor as Error).message)).toContain('another SPIFFE ID');
   });
 
   it('refuses a peer without a certificate, from an unknown root, or with an invalid SVID', async () => {
