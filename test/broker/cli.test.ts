@@ -13,6 +13,8 @@ import { mintSpiffeChain } from '../helpers/x509.js';
 // The built CLI runs as a real process: real clock, real Unix socket, real SVID files.
 const now = () => Math.floor(Date.now() / 1000);
 const WORKER = 'spiffe://example.local/ns/orders/sa/worker';
+const REMOTE = 'spiffe://example.local/ns/orders/sa/remote-caller';
+let callerDir: string;
 
 let world: World;
 let files: ReturnType<typeof writeWorld>;
@@ -48,6 +50,12 @@ beforeAll(async () => {
   writeFileSync(keyFile, world.broker.exportKeyText(), { mode: 0o600 });
   const svidDir = mkdtempSync(path.join(files.dir, 'svid-'));
   const chain = mintSpiffeChain({ trustDomain: TRUST_DOMAIN, spiffeId: WORKER });
+  // A remote caller's SVID under the same root, for network mode.
+  callerDir = mkdtempSync(path.join(files.dir, 'caller-'));
+  const caller = mintSpiffeChain({ trustDomain: TRUST_DOMAIN, spiffeId: REMOTE, root: chain.root });
+  writeFileSync(path.join(callerDir, 'svid.pem'), caller.chainPem);
+  writeFileSync(path.join(callerDir, 'svid_key.pem'), caller.leafKey.pkcs8Pem, { mode: 0o600 });
+  writeFileSync(path.join(callerDir, 'svid_bundle.pem'), caller.bundlePem);
   writeFileSync(path.join(svidDir, 'svid.pem'), chain.chainPem);
   writeFileSync(path.join(svidDir, 'svid_key.pem'), chain.leafKey.pkcs8Pem, { mode: 0o600 });
   writeFileSync(path.join(svidDir, 'svid_bundle.pem'), chain.bundlePem);
@@ -81,12 +89,14 @@ beforeAll(async () => {
       auditFile,
       '--reload-interval-ms',
       '0',
+      '--tls-listen',
+      '127.0.0.1:0',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   broker.stderr!.on('data', (c: Buffer) => (brokerStderr += c.toString()));
   const deadline = Date.now() + 15_000;
-  while (!existsSync(socket)) {
+  while (!existsSync(socket) || !brokerStderr.includes('broker TLS listening')) {
     if (broker.exitCode !== null) throw new Error(`broker exited: ${brokerStderr}`);
     if (Date.now() > deadline) throw new Error(`broker did not start: ${brokerStderr}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -174,6 +184,32 @@ describe('trustplane broker over a real Unix socket', () => {
     const first = await verifyRequest(request(result.headers), { ...verifier(), replayStore: store });
     const second = await verifyRequest(request(result.headers), { ...verifier(), replayStore: store });
     expect([first.allowed, second.allowed]).toEqual([true, false]);
+  });
+
+  it('network mode: `broker issue --connect` over mutual TLS gets a passport for the caller SPIFFE ID', async () => {
+    const address = /"msg":"broker TLS listening","address":"([0-9.]+:\d+)"/.exec(brokerStderr)?.[1];
+    expect(address).toBeDefined();
+    const out = issue(['--connect', address!, '--broker-spiffe-id', WORKER, '--svid-dir', callerDir]);
+    expect(out.status, out.stderr).toBe(0);
+    const result = JSON.parse(out.stdout) as { passport: string; headers: Record<string, string> };
+    expect(decodePassportUnverified(result.passport).payload).toMatchObject({
+      sub: REMOTE,
+      provenance: { spiffe_id: REMOTE, peer: REMOTE },
+    });
+    expect(await verifyRequest(request(result.headers), verifier())).toMatchObject({
+      allowed: true,
+      subject: REMOTE,
+    });
+    const impostor = issue([
+      '--connect',
+      address!,
+      '--broker-spiffe-id',
+      'spiffe://example.local/other',
+      '--svid-dir',
+      callerDir,
+    ]);
+    expect(impostor.status).toBe(1);
+    expect(impostor.stderr).toMatch(/broker_unreachable: .*another SPIFFE ID/);
   });
 
   it('prints curl and header forms', () => {

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { LOG_LEVELS, type LogLevel } from '../../../pkg/adapter/logger.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/adapter/logger.js';
 import { isKeyBinding, type KeyBinding } from '../../../pkg/authcore/signer-taxonomy.js';
 import { BrokerIpcClient, BrokerIpcError } from '../../../pkg/broker/ipc-client.js';
+import { openSpiffeFilesIdentity, type SpiffeIdentitySource } from '../../../pkg/broker/spiffe-identity.js';
+import { brokerTlsConnector } from '../../../pkg/broker/tls-client.js';
 import { issuancePolicySchema, type IssuancePolicy } from '../../../pkg/broker/issuance-policy.js';
 import { startBroker, type BrokerConfig, type BrokerIdentityConfig } from '../../../pkg/broker/run.js';
 import { BrokerDeniedError, brokerPassports, prepareRequest } from '../../../pkg/client/index.js';
@@ -134,6 +137,9 @@ export function brokerConfigFromFlags(opts: ServeFlags, env: NodeJS.ProcessEnv =
 
 interface IssueFlags {
   socket?: string;
+  connect?: string;
+  brokerSpiffeId?: string;
+  svidDir?: string;
   method: string;
   url: string;
   routeId: string;
@@ -205,7 +211,12 @@ passport, stamp and headers). Exits 1 with the broker's reason code when it refu
 Example:
   trustplane broker issue --socket /run/trustplane/broker.sock --audience orders-api \\
     --method POST --url https://orders.example/v1/orders --route-id orders.create \\
-    --header 'Content-Type: application/json' --body '{"sku":"A-1"}' --ctx purpose=create_order --curl`;
+    --header 'Content-Type: application/json' --body '{"sku":"A-1"}' --ctx purpose=create_order --curl
+
+Network mode (a broker serving --tls-listen; passports are minted for this caller's SPIFFE ID):
+  trustplane broker issue --connect broker.internal:8443 \\
+    --broker-spiffe-id spiffe://example.org/trustplane/broker --svid-dir /run/spiffe \\
+    --audience orders-api --url https://orders.example/v1/orders/search --route-id orders.search`;
 
 /** Register `trustplane broker` (serve, issue). */
 export function registerBroker(program: Command): void {
@@ -280,6 +291,12 @@ export function registerBroker(program: Command): void {
       '--socket <path>',
       'broker Unix socket (default $TRUSTPLANE_BROKER_SOCKET or ./trustplane-state/broker.sock)',
     )
+    .option('--connect <host:port>', 'network mode: reach the broker over TLS instead of the Unix socket')
+    .option('--broker-spiffe-id <id>', 'network mode: the SPIFFE ID the broker must present')
+    .option(
+      '--svid-dir <dir>',
+      "network mode: this caller's SVID (spiffe-helper svid.pem, svid_key.pem, svid_bundle.pem)",
+    )
     .option('--method <method>', 'HTTP method', 'GET')
     .requiredOption('--url <url>', 'absolute target URL: scheme, authority, path and query exactly as sent')
     .requiredOption('--route-id <id>', 'route id the verifier resolves for this request')
@@ -323,9 +340,32 @@ export function registerBroker(program: Command): void {
       const acceptable = (opts.accept ?? [requested]).map((v) => keyBindingFlag(v, '--accept'));
       if (!/^\d{1,7}$/.test(opts.timeoutMs))
         throw new CliError('--timeout-ms must be an integer', 'usage', 2);
+      let tlsIdentity: SpiffeIdentitySource | undefined;
+      let connect: (() => Socket) | undefined;
+      if (opts.connect !== undefined) {
+        const m = /^(.+):(\d{1,5})$/.exec(opts.connect);
+        if (!m || opts.brokerSpiffeId === undefined || opts.svidDir === undefined) {
+          throw new CliError('--connect host:port needs --broker-spiffe-id and --svid-dir', 'usage', 2);
+        }
+        tlsIdentity = await openSpiffeFilesIdentity(
+          {
+            certFile: join(opts.svidDir, 'svid.pem'),
+            keyFile: join(opts.svidDir, 'svid_key.pem'),
+            bundleFile: join(opts.svidDir, 'svid_bundle.pem'),
+          },
+          { log: createLogger('silent'), trustBundles: () => new Map() },
+        );
+        connect = brokerTlsConnector({
+          host: m[1]!.replace(/^\[|\]$/g, ''),
+          port: Number(m[2]),
+          credentials: tlsIdentity,
+          brokerSpiffeId: opts.brokerSpiffeId,
+        });
+      }
       const client = new BrokerIpcClient({
         socketPath: opts.socket ?? defaultBrokerSocket(),
         timeoutMs: Number(opts.timeoutMs),
+        ...(connect ? { connect } : {}),
       });
       const ctx = parseCtx(opts.ctx);
       const source = brokerPassports({
@@ -348,10 +388,12 @@ export function registerBroker(program: Command): void {
         });
         credentials = await source.authorize(request);
       } catch (e) {
+        await tlsIdentity?.close?.();
         if (e instanceof BrokerDeniedError) throw new CliError(e.message, e.reasonCode, 1);
         if (e instanceof BrokerIpcError) throw new CliError(e.message, e.code, 1);
         throw e;
       }
+      await tlsIdentity?.close?.();
       const wire: Record<string, string> = {
         ...request.headers,
         authorization: `Bearer ${credentials.passport}`,
