@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdapter } from './commands/adapter.js';
 import { registerBroker } from './commands/broker.js';
+import { registerDevStack } from './commands/devstack.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerBundle(program);
   registerAdapter(program);
   registerBroker(program);
+  registerDevStack(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -1,0 +1,350 @@
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  type WriteStream,
+} from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { resolveAdapterConfig } from '../../../pkg/adapter/config.js';
+import { createLogger, type LogLevel } from '../../../pkg/adapter/logger.js';
+import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
+import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/keys.js';
+import { signDocument } from '../../../pkg/bundle/sign-document.js';
+import { createDevSpiffeCa, mintDevSvid, writeSpiffeHelperFiles } from '../../../pkg/broker/dev-svid.js';
+import { startBroker, type RunningBroker } from '../../../pkg/broker/run.js';
+
+/** Names of the dev world (`trustplane up` / `trustplane demo`). */
+export const DEV = Object.freeze({
+  trustDomain: 'demo.trustplane.local',
+  audience: 'demo-api',
+  softwareIssuer: 'https://issuer.demo.trustplane.local/software',
+  softwareSubject: 'service:demo-client',
+  softwareKid: 'caller-1',
+  brokerIssuer: 'https://issuer.demo.trustplane.local/broker',
+  brokerKid: 'broker-1',
+  workload: 'spiffe://demo.trustplane.local/ns/demo/sa/worker',
+  bundleSigner: { issuer: 'https://bundles.demo.trustplane.local', kid: 'bundle-signer-1' },
+});
+
+/** What `trustplane up` writes to `<dir>/stack.json` for `trustplane demo` and for people. */
+export interface StackInfo {
+  readonly pid: number;
+  readonly dir: string;
+  readonly adapter: string;
+  readonly admin: string;
+  readonly upstream: string;
+  readonly brokerSocket: string;
+  readonly trustMaterial: string;
+  readonly policyBundle: string;
+  readonly bundlePublicKey: string;
+  readonly callerKeyFile: string;
+  readonly audit: { readonly adapter: string; readonly broker: string };
+  readonly logs: string;
+  readonly startedAt: string;
+}
+
+/** A running dev stack. */
+export interface DevStack {
+  readonly info: StackInfo;
+  close(): Promise<void>;
+}
+
+/** Where to listen (port 0 = any free port). */
+export interface DevStackOptions {
+  readonly dir: string;
+  readonly listen?: string;
+  readonly adminListen?: string;
+  readonly upstreamListen?: string;
+  readonly logLevel?: LogLevel;
+}
+
+const jwk = (key: SigningKey, kid: string) => ({ kty: 'OKP', crv: 'Ed25519', x: key.publicKey.x, kid });
+
+function writeSecret(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+}
+
+/**
+ * Generate the dev world in `dir`: keys (mode 0600), a dev SPIFFE CA and the workload's SVID as
+ * spiffe-helper files, and the signed trust material and policy bundle. Everything is new on each
+ * call; nothing is read from or written to the repository.
+ */
+export async function generateDevWorld(dir: string, now: number) {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const [signer, caller, broker] = await Promise.all([
+    generateSigningKey(),
+    generateSigningKey(),
+    generateSigningKey(),
+  ]);
+  const keys = path.join(dir, 'keys');
+  mkdirSync(keys, { recursive: true, mode: 0o700 });
+  const callerKeyFile = path.join(keys, 'caller.key');
+  const brokerKeyFile = path.join(keys, 'broker.key');
+  writeSecret(path.join(keys, 'bundle-signer.key'), signer.exportKeyText());
+  writeSecret(callerKeyFile, caller.exportKeyText());
+  writeSecret(brokerKeyFile, broker.exportKeyText());
+  writeFileSync(path.join(keys, 'bundle-signer.pub'), signer.publicKey.x);
+
+  const ca = createDevSpiffeCa({ trustDomain: DEV.trustDomain, nowSeconds: now });
+  writeSecret(path.join(keys, 'spiffe-ca.key'), ca.keyPem);
+  writeFileSync(path.join(keys, 'spiffe-ca.pem'), ca.certPem);
+  const svidDir = path.join(dir, 'svid');
+  await writeSpiffeHelperFiles(svidDir, mintDevSvid(ca, { spiffeId: DEV.workload, nowSeconds: now }));
+
+  const trust = await signDocument(
+    {
+      version: 'trustplane-trust-material-v1',
+      kind: 'trust_material',
+      trust_domain: DEV.trustDomain,
+      issued_at: now,
+      issuers: [
+        {
+          issuer: DEV.softwareIssuer,
+          trust_domain: DEV.trustDomain,
+          source_type: 'software_jwks',
+          keys: [jwk(caller, DEV.softwareKid)],
+        },
+        {
+          issuer: DEV.brokerIssuer,
+          trust_domain: DEV.trustDomain,
+          source_type: 'spiffe_spire',
+          max_key_binding: 'attested_workload',
+          keys: [jwk(broker, DEV.brokerKid)],
+        },
+      ],
+    },
+    signer,
+    DEV.bundleSigner,
+  );
+  const software = {
+    source_type: 'software_jwks',
+    issuer: DEV.softwareIssuer,
+    trust_domain: DEV.trustDomain,
+    subject_exact: DEV.softwareSubject,
+  };
+  const workloads = {
+    source_type: 'spiffe_spire',
+    issuer: DEV.brokerIssuer,
+    trust_domain: DEV.trustDomain,
+    subject_prefix: `spiffe://${DEV.trustDomain}/ns/demo/`,
+    provenance_policy: {
+      profile: 'trustplane-spiffe-spire-k8s-v1',
+      required_posture: 'spiffe_svid_verified',
+      required_spiffe_trust_domain: DEV.trustDomain,
+    },
+  };
+  const policy = await signDocument(
+    {
+      version: 'trustplane-bundle-v1',
+      kind: 'policy_runtime_bundle',
+      trust_domain: DEV.trustDomain,
+      issued_at: now,
+      policy_version: 'demo-1',
+      // No base_url: the adapter binds transcripts to the loopback origin callers address.
+      apis: [{ api_id: DEV.audience, audience: DEV.audience }],
+      route_groups: [
+        {
+          route_group_id: 'demo',
+          api_id: DEV.audience,
+          routes: [
+            {
+              route_id: 'orders.list',
+              method: 'GET',
+              path_template: '/v1/orders',
+              allowed_sources: [software, workloads],
+            },
+            {
+              route_id: 'orders.create',
+              method: 'POST',
+              path_template: '/v1/orders',
+              allowed_sources: [software, workloads],
+            },
+            {
+              route_id: 'payments.create',
+              method: 'POST',
+              path_template: '/v1/payments',
+              required_key_binding: 'attested_workload',
+              allowed_sources: [software, workloads],
+            },
+          ],
+        },
+      ],
+      default_required_key_binding: 'software',
+      // A dev stack runs for hours: bundles stay fresh for a day (production uses minutes).
+      default_freshness_class: 'bounded',
+      default_max_staleness_seconds: 86_400,
+      revocations: [],
+    },
+    signer,
+    DEV.bundleSigner,
+  );
+  const bundles = path.join(dir, 'bundles');
+  mkdirSync(bundles, { recursive: true });
+  const trustMaterial = path.join(bundles, 'trust.json');
+  const policyBundle = path.join(bundles, 'policy.json');
+  writeFileSync(trustMaterial, `${JSON.stringify(trust, null, 2)}\n`);
+  writeFileSync(policyBundle, `${JSON.stringify(policy, null, 2)}\n`);
+  return {
+    trustMaterial,
+    policyBundle,
+    callerKeyFile,
+    brokerKeyFile,
+    svidDir,
+    bundlePublicKey: signer.publicKey.x,
+  };
+}
+
+/** The demo upstream: answers with what it received, including the identity the adapter vouched for. */
+function startUpstream(listen: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => (size += chunk.length));
+    req.on('end', () => {
+      const h = req.headers;
+      const body = JSON.stringify({
+        upstream: 'demo-api',
+        method: req.method,
+        path: req.url,
+        body_bytes: size,
+        caller: {
+          subject: h['x-trustplane-subject'],
+          issuer: h['x-trustplane-issuer'],
+          trust_domain: h['x-trustplane-trust-domain'],
+          key_binding: h['x-trustplane-key-binding'],
+          route_id: h['x-trustplane-route-id'],
+          jti: h['x-trustplane-jti'],
+        },
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+  });
+  const [host, port] = splitListen(listen);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+function splitListen(listen: string): [string, number] {
+  const m = /^([^:]+):(\d{1,5})$/.exec(listen);
+  if (!m) throw new TypeError(`listen address must be host:port, got ${JSON.stringify(listen)}`);
+  return [m[1]!, Number(m[2])];
+}
+
+const url = (a: AddressInfo) => `http://${a.address}:${a.port}`;
+
+/**
+ * Start the whole stack in this process on the embedded defaults: generate the dev world in
+ * `dir`, start the demo upstream, the adapter in front of it (memory replay store with a journal,
+ * audit to a file) and the broker on a Unix socket (SPIFFE identity from the dev SVID files). Logs
+ * go to `<dir>/logs/stack.log`. Writes `<dir>/stack.json`; `close()` stops everything and removes it.
+ */
+export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
+  const dir = path.resolve(options.dir);
+  const now = Math.floor(Date.now() / 1000);
+  const world = await generateDevWorld(dir, now);
+  mkdirSync(path.join(dir, 'logs'), { recursive: true });
+  mkdirSync(path.join(dir, 'audit'), { recursive: true });
+  mkdirSync(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
+  const logsFile = path.join(dir, 'logs', 'stack.log');
+  const logStream: WriteStream = createWriteStream(logsFile, { flags: 'a' });
+  const log = createLogger(options.logLevel ?? 'info', logStream);
+  const auditAdapter = path.join(dir, 'audit', 'adapter.jsonl');
+  const auditBroker = path.join(dir, 'audit', 'broker.jsonl');
+  const cleanups: (() => unknown)[] = [() => new Promise((r) => logStream.end(r))];
+  const close = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  };
+  try {
+    const upstream = await startUpstream(options.upstreamListen ?? '127.0.0.1:0');
+    cleanups.push(() => new Promise((r) => upstream.close(r)));
+    const adapter: Adapter = await startAdapter(
+      resolveAdapterConfig({
+        flags: {
+          listen: options.listen ?? '127.0.0.1:0',
+          adminListen: options.adminListen ?? '127.0.0.1:0',
+          upstream: url(upstream.address() as AddressInfo),
+          trustMaterial: world.trustMaterial,
+          policyBundle: world.policyBundle,
+          trustMaterialPublicKeys: [world.bundlePublicKey],
+          policyBundlePublicKeys: [world.bundlePublicKey],
+          replayJournal: path.join(dir, 'state', 'replay.journal'),
+          audit: auditAdapter,
+          instance: 'demo-adapter',
+        },
+      }),
+      { log },
+    );
+    cleanups.push(() => adapter.close());
+    const broker: RunningBroker = await startBroker(
+      {
+        socketPath: path.join(dir, 'state', 'broker.sock'),
+        issuer: DEV.brokerIssuer,
+        issuerKid: DEV.brokerKid,
+        issuerKeyText: readFileSync(world.brokerKeyFile, 'utf8'),
+        identity: {
+          kind: 'spiffe-files',
+          certFile: path.join(world.svidDir, 'svid.pem'),
+          keyFile: path.join(world.svidDir, 'svid_key.pem'),
+          bundleFile: path.join(world.svidDir, 'svid_bundle.pem'),
+        },
+        trustMaterial: world.trustMaterial,
+        policyBundle: world.policyBundle,
+        trustMaterialPublicKeys: [world.bundlePublicKey],
+        policyBundlePublicKeys: [world.bundlePublicKey],
+        audit: auditBroker,
+        instance: 'demo-broker',
+      },
+      { log },
+    );
+    cleanups.push(() => broker.close());
+    const info: StackInfo = {
+      pid: process.pid,
+      dir,
+      adapter: url(adapter.address),
+      admin: url(adapter.adminAddress!),
+      upstream: url(upstream.address() as AddressInfo),
+      brokerSocket: broker.ipc.socketPath,
+      trustMaterial: world.trustMaterial,
+      policyBundle: world.policyBundle,
+      bundlePublicKey: world.bundlePublicKey,
+      callerKeyFile: world.callerKeyFile,
+      audit: { adapter: auditAdapter, broker: auditBroker },
+      logs: logsFile,
+      startedAt: new Date(now * 1000).toISOString(),
+    };
+    const stackFile = path.join(dir, 'stack.json');
+    writeFileSync(stackFile, `${JSON.stringify(info, null, 2)}\n`);
+    cleanups.push(() => rmSync(stackFile, { force: true }));
+    return { info, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/**
+ * The stack described by `<dir>/stack.json`, if its process is alive and its adapter is ready.
+ */
+export async function findRunningStack(dir: string): Promise<StackInfo | undefined> {
+  const file = path.join(path.resolve(dir), 'stack.json');
+  if (!existsSync(file)) return undefined;
+  let info: StackInfo;
+  try {
+    info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+    process.kill(info.pid, 0);
+  } catch {
+    return undefined;
+  }
+  try {
+    const ready = await fetch(`${info.admin}/readyz`, { signal: AbortSignal.timeout(2000) });
+    return ready.status === 200 && existsSync(info.brokerSocket) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
