@@ -101,16 +101,19 @@ const SWITCHES: readonly (readonly [flag: string, key: keyof AdapterConfig, help
   ['--no-preserve-host', 'preserveHost', "send the upstream's host instead of the caller's Host"],
 ];
 
-const EXAMPLE = `
+/** The help example, written for the command name the user typed (`trustplane adapter` or `trustplane-adapter`). */
+function example(command: string): string {
+  return `
 Example:
-  trustplane adapter --upstream http://127.0.0.1:3000 \\
+  ${command} --upstream http://127.0.0.1:3000 \\
     --trust-material trust.json --policy-bundle policy.json --bundle-public-key @bundle-signer.pub
-  trustplane adapter --mode forward-auth --listen 127.0.0.1:8181 \\
+  ${command} --mode forward-auth --listen 127.0.0.1:8181 \\
     --trust-material trust.json --policy-bundle policy.json --bundle-public-key @bundle-signer.pub
 
 Every option can also come from the environment (TRUSTPLANE_UPSTREAM, TRUSTPLANE_REDIS_URL, ...) or
 a JSON file (--config adapter.json, keys as in docs/adapter.md); flags win over the environment,
 which wins over the file.`;
+}
 
 /** Add the adapter's options and action to a command (shared by `trustplane adapter` and `trustplane-adapter`). */
 export function configureAdapterCommand(cmd: Command): Command {
@@ -120,7 +123,7 @@ export function configureAdapterCommand(cmd: Command): Command {
   for (const [flag, , help] of SWITCHES) cmd.option(flag, help);
   cmd.option('--config <file>', 'JSON config file (lowest precedence)');
   cmd.option('--check', 'validate the configuration and bundles, then exit');
-  cmd.addHelpText('after', EXAMPLE);
+  cmd.addHelpText('after', () => example(cmd.parent ? `${cmd.parent.name()} ${cmd.name()}` : cmd.name()));
   cmd.action(async (_opts: Record<string, unknown>, command: Command) => {
     const opts = command.opts<Record<string, unknown>>();
     const fromCli = (name: string) => command.getOptionValueSource(name) === 'cli';

@@ -224,6 +224,16 @@ export function registerBroker(program: Command): void {
     .command('broker')
     .description(
       'The passport broker: mint request-bound passports for a workload over a Unix socket (broker-ipc-v1).',
+    )
+    .addHelpText(
+      'after',
+      `
+Without a sub-command, \`trustplane broker\` runs \`serve\`. See docs/broker.md.
+
+Example:
+  trustplane broker serve --identity workload-api --issuer https://issuer.example/spire --kid broker-1 \\
+    --private-key @broker.key --trust-material trust.json --policy-bundle policy.json --bundle-public-key @signer.pub
+  trustplane broker issue --audience orders-api --url https://orders.example/v1/orders/search --route-id orders.search --curl`,
     );
 
   broker
