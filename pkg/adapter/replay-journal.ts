@@ -492,24 +492,52 @@ interface LockHandle {
  * place: the link is the exclusive create (like `open(..., 'wx')`), and the lock can never be seen
  * half-written, so an empty or garbled lock only ever comes from a crash and counts as stale.
  */
+/** Lock paths this process holds (a lock naming our pid that is not here is a previous life's). */
+const HELD_HERE = new Set<string>();
+
+/**
+ * The kernel start time of a process (`/proc/<pid>/stat` field 22), or undefined off Linux or when
+ * it cannot be read. Recorded in the lock so that a reused pid is not mistaken for the holder.
+ */
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "pid (comm) " start at field 3; starttime is field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const value = fields[19];
+    return value !== undefined && /^\d+$/.test(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function acquireLock(journalPath: string): LockHandle {
   const lockPath = `${journalPath}.lock`;
-  const token = `${process.pid}\n${randomBytes(16).toString('hex')}\n`;
+  const start = processStartTime(process.pid);
+  const token = `${process.pid}\n${randomBytes(16).toString('hex')}\n${start !== undefined ? `start=${start}\n` : ''}`;
   const tmp = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}`;
   writeFileSync(tmp, token, { flag: 'wx', mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         linkSync(tmp, lockPath);
+        HELD_HERE.add(lockPath);
         return { path: lockPath, token };
       } catch (e) {
         if (errorCode(e) !== 'EEXIST') throw e;
       }
       const holder = readLockPid(lockPath);
-      if (holder !== undefined && isProcessAlive(holder)) {
-        if (holder === process.pid) {
-          throw new Error(`replay journal ${journalPath} is already open in this process (lock ${lockPath})`);
-        }
+      if (holder === process.pid && HELD_HERE.has(lockPath)) {
+        throw new Error(`replay journal ${journalPath} is already open in this process (lock ${lockPath})`);
+      }
+      // Our own pid without the lock held here is a previous life of this pid (a container
+      // restarted as pid 1); a live pid with another start time than recorded was reused.
+      if (
+        holder !== undefined &&
+        holder !== process.pid &&
+        isProcessAlive(holder) &&
+        !pidReused(lockPath, holder)
+      ) {
         throw new Error(
           `replay journal ${journalPath} is in use by another process (pid ${holder}, lock ${lockPath}); ` +
             'a memory replay store serves one process only: run one worker or use the Redis store',
@@ -530,6 +558,20 @@ function acquireLock(journalPath: string): LockHandle {
       // already gone
     }
   }
+}
+
+/** True when the lock records a start time and the live process `pid` started at another time. */
+function pidReused(lockPath: string, pid: number): boolean {
+  let text: string;
+  try {
+    text = readFileSync(lockPath, 'utf8');
+  } catch {
+    return false;
+  }
+  const recorded = /^start=(\d+)$/m.exec(text)?.[1];
+  if (recorded === undefined) return false;
+  const current = processStartTime(pid);
+  return current !== undefined && current !== recorded;
 }
 
 function readLockPid(lockPath: string): number | undefined {
@@ -556,6 +598,7 @@ function isProcessAlive(pid: number): boolean {
 }
 
 function releaseLock(lock: LockHandle): void {
+  HELD_HERE.delete(lock.path);
   try {
     if (readFileSync(lock.path, 'utf8') === lock.token) unlinkSync(lock.path);
   } catch {

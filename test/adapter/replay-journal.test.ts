@@ -274,6 +274,33 @@ describe('JournalReplayStore', () => {
       expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
     });
 
+    it('a lock naming our own pid that this process does not hold (a restarted pid 1) is taken over', async () => {
+      writeFileSync(`${journal}.lock`, `${process.pid}\nprevious-life\nstart=1\n`);
+      const store = await open();
+      expect(readFileSync(`${journal}.lock`, 'utf8')).not.toContain('previous-life');
+      expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    });
+
+    it('a lock whose live pid started at another time than recorded (pid reused) is taken over', async () => {
+      const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+      try {
+        writeFileSync(`${journal}.lock`, `${other.pid}\nreused\nstart=1\n`);
+        const store = await open();
+        expect(readFileSync(`${journal}.lock`, 'utf8').split('\n')[0]).toBe(String(process.pid));
+        expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+        await store.close();
+        // With the holder's real start time recorded, the same live pid is respected.
+        const start = readFileSync(`/proc/${other.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+        writeFileSync(`${journal}.lock`, `${other.pid}\nlive\nstart=${start}\n`);
+        await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(
+          /in use by another process/,
+        );
+      } finally {
+        other.kill('SIGKILL');
+        await new Promise((resolve) => other.once('exit', resolve));
+      }
+    });
+
     it('a stale lock from a dead pid is taken over', async () => {
       const pid = await deadPid();
       writeFileSync(`${journal}.lock`, `${pid}\nold\n`);
