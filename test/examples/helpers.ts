@@ -104,11 +104,14 @@ export async function runToExit(
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
-/** Wait (bounded) until `check` returns a value other than undefined. */
-export async function eventually<T>(check: () => T | undefined, timeoutMs = 5_000): Promise<T> {
+/** Wait (bounded) until `check` returns (or resolves to) a value other than undefined. */
+export async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 5_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 25));
