@@ -317,18 +317,24 @@ describe('examples/docker/Dockerfile: the runtime layout, rebuilt from this chec
   });
 });
 
-const dockerInfo = spawnSync('docker', ['info'], { timeout: 20_000, stdio: 'ignore' });
-const DOCKER = dockerInfo.status === 0;
+// Building the image downloads base images and packages and takes minutes: opt-in, so CI stays
+// well inside its time limit whatever the machine has. TRUSTPLANE_TEST_DOCKER=1 with a daemon.
+const OPT_IN = process.env.TRUSTPLANE_TEST_DOCKER === '1';
+const dockerInfo = OPT_IN
+  ? spawnSync('docker', ['info'], { timeout: 20_000, stdio: 'ignore' })
+  : { status: null as number | null };
+const DOCKER = OPT_IN && dockerInfo.status === 0;
 
 describe('examples/docker/Dockerfile: the image', () => {
   it(
     DOCKER
       ? 'branch: docker daemon reachable: builds the image and runs --help in it'
-      : 'branch: no docker daemon here (`docker info` failed): image not built; the static and runtime-layout checks above ran',
+      : 'branch: image build not requested (TRUSTPLANE_TEST_DOCKER=1 with a daemon): the static and runtime-layout checks above ran',
     async () => {
       if (!DOCKER) {
-        console.info('examples/docker: `docker info` failed; ran the static and runtime-layout checks only');
-        expect(dockerInfo.status).not.toBe(0);
+        if (OPT_IN)
+          throw new Error('TRUSTPLANE_TEST_DOCKER=1 but `docker info` failed: no daemon to build with');
+        expect(existsSync(DOCKERFILE)).toBe(true);
         return;
       }
       const tag = `trustplane-adapter-test:${process.pid}`;
