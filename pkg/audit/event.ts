@@ -55,6 +55,21 @@ export const auditEventSchema = z.strictObject({
   policy_version: short(256).optional(),
   /** Verification time, microseconds. */
   latency_us: z.number().int().nonnegative().optional(),
+  /** Response status the upstream answered (receipt routes; also `status` when it differs). */
+  upstream_status: z.number().int().min(100).max(599).optional(),
+  /** The signed receipt (`trustplane-receipt-v1`, compact JWS) returned in `X-TrustPlane-Receipt`. */
+  receipt: short(8192).optional(),
+  /** Ledger chain fields (set by chaining sinks, see `trustplane/audit` chain.ts). */
+  chain_id: short(256).optional(),
+  seq: z.number().int().positive().optional(),
+  prev_hash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  record_hash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 
 /** One audit event. */
@@ -144,6 +159,12 @@ export function auditEventFromDecision(decision: Decision, options: AuditEventOp
 /** Where audit events go. `write` must not throw for a healthy sink; failures reject. */
 export interface AuditSink {
   write(event: AuditEvent): void | Promise<void>;
+  /**
+   * Write and resolve only once the event is durable (file fsync, PostgreSQL commit); reject when
+   * that cannot happen. Routes with `audit: "required"` use it before allowing. Sinks without it
+   * cannot serve such routes.
+   */
+  writeDurable?(event: AuditEvent): Promise<void>;
   /** Flush buffered events. */
   flush?(): Promise<void>;
   close?(): Promise<void>;

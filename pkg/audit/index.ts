@@ -11,3 +11,14 @@ export {
   type AuditRequestInfo,
 } from './event.js';
 export { StreamAuditSink, openFileAuditSink, type StreamAuditSinkOptions } from './stream-sink.js';
+export {
+  HashChain,
+  verifyChain,
+  ledgerRecordHash,
+  GENESIS_HASH,
+  LEDGER_RECORD_PREFIX,
+  type LedgerRecord,
+  type ChainHead,
+  type ChainBreak,
+  type ChainVerification,
+} from './chain.js';
