@@ -195,8 +195,9 @@ export async function runDemo(
   const auditCounts = { adapter: count(stack.audit.adapter), broker: count(stack.audit.broker) };
   step(
     'audit events written (one per decision)',
-    'adapter ≥ 6, broker ≥ 1',
+    'adapter 6, broker 1 (a fresh stack)',
     `adapter ${auditCounts.adapter}, broker ${auditCounts.broker}`,
+    // A stack started by `up` may have served other requests before this demo.
     auditCounts.adapter >= 6 && auditCounts.broker >= 1,
   );
   return { steps, auditCounts };

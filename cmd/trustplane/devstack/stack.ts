@@ -247,6 +247,9 @@ const url = (a: AddressInfo) => `http://${a.address}:${a.port}`;
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const dir = path.resolve(options.dir);
   const now = Math.floor(Date.now() / 1000);
+  // A new stack is a new world: state, audit events and logs of an earlier run in this directory
+  // belonged to keys that no longer exist, so they are cleared (nothing else in `dir` is touched).
+  for (const sub of ['state', 'audit', 'logs']) rmSync(path.join(dir, sub), { recursive: true, force: true });
   const world = await generateDevWorld(dir, now);
   mkdirSync(path.join(dir, 'logs'), { recursive: true });
   mkdirSync(path.join(dir, 'audit'), { recursive: true });
