@@ -34,6 +34,10 @@ export interface LoadedReceiptKey {
   readonly kid: string;
   readonly key: VerifyKey;
   readonly adapter?: string;
+  /** Epoch seconds from which the key may sign receipts (checked against the receipt `iat`). */
+  readonly nbf?: number;
+  /** Epoch seconds from which the key may no longer sign receipts (checked against the receipt `iat`). */
+  readonly exp?: number;
 }
 
 /** Verified trust material, keys imported once. Implements `IssuerRegistry` for `verifyPassport`. */
@@ -174,10 +178,14 @@ export async function loadTrustMaterial(
   const receiptKeys = await Promise.all(
     (document.receipt_keys ?? []).map(async (k, i): Promise<[string, LoadedReceiptKey]> => {
       const key = await importKey(k.x, `receipt_keys[${i}].x`);
-      return [
-        k.kid,
-        Object.freeze({ kid: k.kid, key, ...(k.adapter !== undefined ? { adapter: k.adapter } : {}) }),
-      ];
+      const loaded: LoadedReceiptKey = {
+        kid: k.kid,
+        key,
+        ...(k.adapter !== undefined ? { adapter: k.adapter } : {}),
+        ...(k.nbf !== undefined ? { nbf: k.nbf } : {}),
+        ...(k.exp !== undefined ? { exp: k.exp } : {}),
+      };
+      return [k.kid, Object.freeze(loaded)];
     }),
   );
   deepFreeze(document);

@@ -359,14 +359,26 @@ export const spiffeBundleSchema = z.strictObject({
   spiffe_refresh_hint: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
-/** A receipt-signing key of an adapter. */
-export const receiptKeySchema = z.strictObject({
-  kid: text(256),
-  kty: z.literal('OKP'),
-  crv: z.literal('Ed25519'),
-  x: ed25519X,
-  adapter: text(256).optional(),
-});
+/**
+ * A receipt-signing key of an adapter. `nbf`/`exp` bound when the key may SIGN receipts: a receipt
+ * is checked against its own `iat`, never the verifier's clock, so a key rotated out (exp passed)
+ * keeps verifying the receipts it signed while the trust material still lists it.
+ */
+export const receiptKeySchema = z
+  .strictObject({
+    kid: text(256),
+    kty: z.literal('OKP'),
+    crv: z.literal('Ed25519'),
+    x: ed25519X,
+    adapter: text(256).optional(),
+    nbf: epochSeconds.optional(),
+    exp: epochSeconds.optional(),
+  })
+  .superRefine((key, ctx) => {
+    if (key.nbf !== undefined && key.exp !== undefined && key.exp <= key.nbf) {
+      ctx.addIssue({ code: 'custom', message: 'exp must be after nbf', path: ['exp'] });
+    }
+  });
 
 /** trustplane-trust-material-v1: trusted issuers and their keys, SPIFFE bundles, receipt keys. */
 export const trustMaterialSchema = z
