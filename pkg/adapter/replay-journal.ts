@@ -1,16 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fdatasync,
   fdatasyncSync,
   fsyncSync,
   ftruncateSync,
-  linkSync,
   openSync,
-  readFileSync,
   renameSync,
   unlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -23,6 +19,7 @@ import {
   MemoryReplayStore,
   type ReplayStore,
 } from '../authcore/replay-store.js';
+import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/file-lock.js';
 
 /**
  * When the journal is flushed to stable storage.
@@ -82,7 +79,7 @@ export class JournalReplayStore implements ReplayStore {
   readonly path: string;
   readonly #memory: MemoryReplayStore;
   readonly #fsync: JournalFsyncMode;
-  readonly #lock: LockHandle;
+  readonly #lock: FileLockHandle;
   readonly #encoder = new Encoder({ useRecords: false });
   #fd: number | undefined;
   /** Size of the journal: every byte up to here belongs to a complete record. */
@@ -98,7 +95,12 @@ export class JournalReplayStore implements ReplayStore {
   #lastSyncAt = 0;
   #closing: Promise<void> | undefined;
 
-  private constructor(path: string, memory: MemoryReplayStore, fsync: JournalFsyncMode, lock: LockHandle) {
+  private constructor(
+    path: string,
+    memory: MemoryReplayStore,
+    fsync: JournalFsyncMode,
+    lock: FileLockHandle,
+  ) {
     this.path = path;
     this.#memory = memory;
     this.#fsync = fsync;
@@ -129,7 +131,10 @@ export class JournalReplayStore implements ReplayStore {
     if (!Number.isFinite(now)) throw new RangeError('now() must return a finite number of seconds');
 
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const lock = acquireLock(path);
+    const lock = acquireFileLock(path, {
+      subject: `replay journal ${path}`,
+      busyHint: 'a memory replay store serves one process only: run one worker or use the Redis store',
+    });
     try {
       let data: Uint8Array;
       try {
@@ -151,7 +156,7 @@ export class JournalReplayStore implements ReplayStore {
       store.#compact(now);
       return store;
     } catch (e) {
-      releaseLock(lock);
+      releaseFileLock(lock);
       throw e;
     }
   }
@@ -221,7 +226,7 @@ export class JournalReplayStore implements ReplayStore {
       flushError = e;
     }
     closeSync(fd);
-    releaseLock(this.#lock);
+    releaseFileLock(this.#lock);
     if (flushError !== undefined) {
       throw new ReplayError('replay_store_unavailable', 'replay journal flush failed', {
         store: 'journal',
@@ -478,130 +483,4 @@ function readJournal(path: string, data: Uint8Array): Map<string, number> {
     if (previous === undefined || expiresAt > previous) latest.set(key, expiresAt);
   });
   return latest;
-}
-
-// ---- lock ----------------------------------------------------------------------------------------
-
-interface LockHandle {
-  readonly path: string;
-  readonly token: string;
-}
-
-/**
- * Take `<journal>.lock`. The lock is written to a private temp file first and then hard-linked into
- * place: the link is the exclusive create (like `open(..., 'wx')`), and the lock can never be seen
- * half-written, so an empty or garbled lock only ever comes from a crash and counts as stale.
- */
-/** Lock paths this process holds (a lock naming our pid that is not here is a previous life's). */
-const HELD_HERE = new Set<string>();
-
-/**
- * The kernel start time of a process (`/proc/<pid>/stat` field 22), or undefined off Linux or when
- * it cannot be read. Recorded in the lock so that a reused pid is not mistaken for the holder.
- */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "pid (comm) " start at field 3; starttime is field 22.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const value = fields[19];
-    return value !== undefined && /^\d+$/.test(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function acquireLock(journalPath: string): LockHandle {
-  const lockPath = `${journalPath}.lock`;
-  const start = processStartTime(process.pid);
-  const token = `${process.pid}\n${randomBytes(16).toString('hex')}\n${start !== undefined ? `start=${start}\n` : ''}`;
-  const tmp = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}`;
-  writeFileSync(tmp, token, { flag: 'wx', mode: 0o600 });
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(tmp, lockPath);
-        HELD_HERE.add(lockPath);
-        return { path: lockPath, token };
-      } catch (e) {
-        if (errorCode(e) !== 'EEXIST') throw e;
-      }
-      const holder = readLockPid(lockPath);
-      if (holder === process.pid && HELD_HERE.has(lockPath)) {
-        throw new Error(`replay journal ${journalPath} is already open in this process (lock ${lockPath})`);
-      }
-      // Our own pid without the lock held here is a previous life of this pid (a container
-      // restarted as pid 1); a live pid with another start time than recorded was reused.
-      if (
-        holder !== undefined &&
-        holder !== process.pid &&
-        isProcessAlive(holder) &&
-        !pidReused(lockPath, holder)
-      ) {
-        throw new Error(
-          `replay journal ${journalPath} is in use by another process (pid ${holder}, lock ${lockPath}); ` +
-            'a memory replay store serves one process only: run one worker or use the Redis store',
-        );
-      }
-      // Stale (its process is gone): take it over.
-      try {
-        unlinkSync(lockPath);
-      } catch (e) {
-        if (errorCode(e) !== 'ENOENT') throw e;
-      }
-    }
-    throw new Error(`replay journal ${journalPath}: could not take the lock ${lockPath}`);
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** True when the lock records a start time and the live process `pid` started at another time. */
-function pidReused(lockPath: string, pid: number): boolean {
-  let text: string;
-  try {
-    text = readFileSync(lockPath, 'utf8');
-  } catch {
-    return false;
-  }
-  const recorded = /^start=(\d+)$/m.exec(text)?.[1];
-  if (recorded === undefined) return false;
-  const current = processStartTime(pid);
-  return current !== undefined && current !== recorded;
-}
-
-function readLockPid(lockPath: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(lockPath, 'utf8');
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') return undefined;
-    throw e;
-  }
-  const match = /^(\d{1,10})\n/.exec(text);
-  const pid = match?.[1] === undefined ? NaN : Number(match[1]);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return errorCode(e) === 'EPERM';
-  }
-}
-
-function releaseLock(lock: LockHandle): void {
-  HELD_HERE.delete(lock.path);
-  try {
-    if (readFileSync(lock.path, 'utf8') === lock.token) unlinkSync(lock.path);
-  } catch {
-    // already gone or taken over: nothing of ours to remove
-  }
 }
