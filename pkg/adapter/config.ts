@@ -76,8 +76,23 @@ export const adapterConfigSchema = z
       .transform((v) => (v === 'auto' ? availableParallelism() : v)),
     skewSeconds: z.coerce.number().int().min(0).max(600).default(30),
     maxLifetimeSeconds: positiveInt(86_400).default(600),
-    /** Audit events: `stdout` or a file path (JSON lines, appended). */
+    /**
+     * Audit ledger: `stdout`, a file path (hash-chained JSON lines, appended), or a
+     * `postgres://` / `postgresql://` URL (batched, buffered while PostgreSQL is down).
+     */
     audit: z.string().min(1).default('stdout'),
+    /** Ledger chain id (one chain per sink instance; default the instance name). */
+    auditChainId: z.string().min(1).max(256).optional(),
+    /** PostgreSQL ledger: disk spill file used while PostgreSQL is unreachable. */
+    auditSpill: z.string().min(1).default('./trustplane-state/audit-spill.jsonl'),
+    /** How long an `audit: required` route waits for the durable write before answering 503. */
+    auditDurableTimeoutMs: positiveInt(60_000).default(2_000),
+    /** Ed25519 private key that signs receipts (`@file`; secret, never echoed). */
+    receiptPrivateKey: z.string().min(1).optional(),
+    /** kid of the receipt key as listed in the trust material `receipt_keys`. */
+    receiptKid: z.string().min(1).max(256).optional(),
+    /** Largest upstream response buffered to sign a receipt (502 beyond). */
+    receiptMaxResponseBytes: positiveInt(64 * 1024 * 1024).default(1024 * 1024),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** Bundle poll interval (files are also watched, and SIGHUP reloads); 0 disables polling. */
     reloadIntervalMs: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
@@ -113,6 +128,13 @@ export const adapterConfigSchema = z
         code: 'custom',
         path: ['policyBundlePublicKeys'],
         message: 'at least one key is required (or devAllowUnsigned)',
+      });
+    }
+    if ((c.receiptPrivateKey === undefined) !== (c.receiptKid === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['receiptKid'],
+        message: 'receiptPrivateKey and receiptKid go together',
       });
     }
     if (c.listen === c.adminListen && !c.listen.endsWith(':0')) {
@@ -163,6 +185,12 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_SKEW_SECONDS: 'skewSeconds',
   TRUSTPLANE_MAX_LIFETIME_SECONDS: 'maxLifetimeSeconds',
   TRUSTPLANE_AUDIT: 'audit',
+  TRUSTPLANE_AUDIT_CHAIN_ID: 'auditChainId',
+  TRUSTPLANE_AUDIT_SPILL: 'auditSpill',
+  TRUSTPLANE_AUDIT_DURABLE_TIMEOUT_MS: 'auditDurableTimeoutMs',
+  TRUSTPLANE_RECEIPT_PRIVATE_KEY: 'receiptPrivateKey',
+  TRUSTPLANE_RECEIPT_KID: 'receiptKid',
+  TRUSTPLANE_RECEIPT_MAX_RESPONSE_BYTES: 'receiptMaxResponseBytes',
   TRUSTPLANE_LOG_LEVEL: 'logLevel',
   TRUSTPLANE_RELOAD_INTERVAL_MS: 'reloadIntervalMs',
   TRUSTPLANE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
@@ -253,6 +281,14 @@ export function resolveAdapterConfig(sources: ConfigSources): AdapterConfig {
           return item;
         }
       });
+    }
+  }
+  const receiptKey = merged.receiptPrivateKey;
+  if (typeof receiptKey === 'string' && receiptKey.startsWith('@')) {
+    try {
+      merged.receiptPrivateKey = read(receiptKey).trim();
+    } catch {
+      problems.push(`receiptPrivateKey: cannot read ${receiptKey.slice(1)}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -4,7 +4,13 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { RequestError, TrustplaneError } from '../authcore/errors.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
-import { auditEventFromDecision, type AuditComponent, type AuditSink } from '../audit/event.js';
+import {
+  auditEventFromDecision,
+  type AuditComponent,
+  type AuditEvent,
+  type AuditSink,
+} from '../audit/event.js';
+import type { ReceiptPayload } from '../audit/receipt.js';
 import type { IDENTITY_HEADERS } from '../proof/wire.js';
 import { WIRE_HEADERS } from '../proof/wire.js';
 import {
@@ -44,6 +50,8 @@ export interface EnforcementRuntime {
   readonly clock?: () => number;
   readonly upstream?: URL;
   readonly agent?: HttpAgent | HttpsAgent;
+  /** Receipt signer (routes with `receipt: true`); absent when no receipt key is configured. */
+  readonly receipts?: ReceiptSigner;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -82,12 +90,13 @@ interface RequestFacts {
   readonly started: bigint;
 }
 
-function record(
+/** Count and log one decision (metrics and the decision log line). */
+function observe(
   rt: EnforcementRuntime,
   component: AuditComponent,
   decision: Decision,
   facts: RequestFacts,
-): void {
+): number {
   const seconds = Number(process.hrtime.bigint() - facts.started) / 1e9;
   const outcome = decision.allowed ? 'allow' : 'deny';
   const reason = decision.allowed ? 'none' : decision.reason;
@@ -112,29 +121,106 @@ function record(
       latency_ms: Math.round(seconds * 1e6) / 1e3,
     });
   }
+  return seconds;
+}
+
+/** The audit event of one decision. */
+function decisionEvent(
+  rt: EnforcementRuntime,
+  component: AuditComponent,
+  decision: Decision,
+  facts: RequestFacts,
+  seconds: number,
+): AuditEvent {
   const policyVersion = rt.bundles.current.policy.policyVersion;
+  return auditEventFromDecision(decision, {
+    component,
+    instance: rt.config.instance,
+    request: {
+      method: facts.method,
+      authority: facts.authority,
+      path: facts.path,
+      ...(facts.query !== '' ? { querySha256: createHash('sha256').update(facts.query).digest('hex') } : {}),
+      ...(facts.clientAddress !== undefined ? { clientAddress: facts.clientAddress } : {}),
+      requestId: facts.requestId,
+    },
+    ...(policyVersion !== undefined ? { policyVersion } : {}),
+    latencyUs: seconds * 1e6,
+  });
+}
+
+/** Hand an event to the audit sink without waiting (failures are counted and logged). */
+function writeEvent(rt: EnforcementRuntime, event: () => AuditEvent): void {
   try {
-    const event = auditEventFromDecision(decision, {
-      component,
-      instance: rt.config.instance,
-      request: {
-        method: facts.method,
-        authority: facts.authority,
-        path: facts.path,
-        ...(facts.query !== ''
-          ? { querySha256: createHash('sha256').update(facts.query).digest('hex') }
-          : {}),
-        ...(facts.clientAddress !== undefined ? { clientAddress: facts.clientAddress } : {}),
-        requestId: facts.requestId,
-      },
-      ...(policyVersion !== undefined ? { policyVersion } : {}),
-      latencyUs: seconds * 1e6,
-    });
-    const written = rt.audit.write(event);
+    const written = rt.audit.write(event());
     if (written instanceof Promise) written.catch((e: unknown) => auditFailed(rt, e));
   } catch (e) {
     auditFailed(rt, e);
   }
+}
+
+/** Count, log and audit one decision (the audit write never delays the answer). */
+function record(
+  rt: EnforcementRuntime,
+  component: AuditComponent,
+  decision: Decision,
+  facts: RequestFacts,
+): void {
+  const seconds = observe(rt, component, decision, facts);
+  writeEvent(rt, () => decisionEvent(rt, component, decision, facts, seconds));
+}
+
+/**
+ * Record an allow on an `audit: "required"` route: the allow event must be durable (PostgreSQL
+ * commit, file fsync) before the request goes on. When the sink cannot promise that right now
+ * (it says so, or has no durable write) or the write fails or times out, the decision becomes a
+ * 503 `audit_unavailable` deny, which is recorded instead (best effort).
+ * @returns the decision that stands
+ */
+async function recordDurably(
+  rt: EnforcementRuntime,
+  component: AuditComponent,
+  decision: AllowDecision,
+  facts: RequestFacts,
+): Promise<Decision> {
+  const sink = rt.audit;
+  const seconds = Number(process.hrtime.bigint() - facts.started) / 1e9;
+  if (sink.writeDurable !== undefined && sink.durableAvailable !== false) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        sink.writeDurable(decisionEvent(rt, component, decision, facts, seconds)),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('durable audit write timed out')),
+            rt.config.auditDurableTimeoutMs,
+          );
+        }),
+      ]);
+      observe(rt, component, decision, facts);
+      return decision;
+    } catch (e) {
+      auditFailed(rt, e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  const err = new TrustplaneError('audit_unavailable', 'the route requires a durable audit write');
+  const deny: DenyDecision = {
+    ...preVerifyDeny(err),
+    stage: 'policy',
+    routeId: decision.routeId,
+    issuer: decision.issuer,
+    subject: decision.subject,
+    jti: decision.jti,
+  };
+  record(rt, component, deny, facts);
+  return deny;
+}
+
+/** The policy route of an allowed decision (for its audit and receipt options). */
+function routeOptions(rt: EnforcementRuntime, decision: AllowDecision) {
+  return rt.bundles.current.policy.routesById.get(decision.routeId)?.route;
 }
 
 function auditFailed(rt: EnforcementRuntime, e: unknown): void {
@@ -247,13 +333,19 @@ export async function handleProxyRequest(
     bodySha256: body.sha256,
     bodyLength: body.bytes.length,
   };
-  const decision = await verifyRequest(normalized, verifierOptions(rt));
-  record(rt, 'adapter', decision, facts);
+  const verified = await verifyRequest(normalized, verifierOptions(rt));
+  const route = verified.allowed ? routeOptions(rt, verified) : undefined;
+  let decision: Decision = verified;
+  if (verified.allowed && route?.audit === 'required') {
+    decision = await recordDurably(rt, 'adapter', verified, facts);
+  } else {
+    record(rt, 'adapter', verified, facts);
+  }
   if (!decision.allowed) {
     sendDeny(res, decision, facts.requestId);
     return;
   }
-  forward(rt, req, res, decision, body.bytes, facts);
+  forward(rt, req, res, decision, body.bytes, facts, route?.receipt === true);
 }
 
 function upstreamHeaders(
@@ -297,6 +389,7 @@ function forward(
   decision: AllowDecision,
   body: Buffer,
   facts: RequestFacts,
+  receipt = false,
 ): void {
   const upstream = rt.upstream!;
   let headers: OutgoingHttpHeaders;
@@ -377,6 +470,10 @@ function forward(
       if (value === undefined || isHopByHop(name, listed)) continue;
       out[name] = value;
     }
+    if (receipt && rt.receipts !== undefined) {
+      respondWithReceipt(rt, res, upRes, status, out, decision, facts);
+      return;
+    }
     try {
       res.writeHead(status, out);
     } catch {
@@ -393,6 +490,107 @@ function forward(
     if (!res.writableFinished) upReq.destroy();
   });
   upReq.end(body.length > 0 ? body : undefined);
+}
+
+/** Signs receipts for an adapter (`trustplane-receipt-v1`). */
+export interface ReceiptSigner {
+  sign(payload: ReceiptPayload): Promise<string>;
+}
+
+/**
+ * Buffer the upstream answer (bounded), sign a receipt over the request transcript, the identity,
+ * the decision and the answer's status and body digest, send it in `X-TrustPlane-Receipt` with the
+ * answer, and write it to the ledger as a `receipt_issued` event.
+ */
+function respondWithReceipt(
+  rt: EnforcementRuntime,
+  res: ServerResponse,
+  upRes: IncomingMessage,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  decision: AllowDecision,
+  facts: RequestFacts,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  const hash = createHash('sha256');
+  const fail = (message: string) => {
+    if (failed) return;
+    failed = true;
+    upRes.destroy();
+    rt.metrics.upstreamErrors.inc({ kind: 'reset' });
+    rt.log.warn('receipt not issued', {
+      route_id: decision.routeId,
+      request_id: facts.requestId,
+      error: message,
+    });
+    const err = new TrustplaneError('upstream_unavailable', message);
+    sendDeny(res, { ...preVerifyDeny(err), routeId: decision.routeId }, facts.requestId);
+  };
+  upRes.on('data', (chunk: Buffer) => {
+    if (failed) return;
+    size += chunk.length;
+    if (size > rt.config.receiptMaxResponseBytes) {
+      fail('the upstream response exceeds receiptMaxResponseBytes');
+      return;
+    }
+    hash.update(chunk);
+    chunks.push(chunk);
+  });
+  upRes.on('error', () => fail('the upstream response failed'));
+  upRes.on('aborted', () => fail('the upstream response was aborted'));
+  upRes.on('end', () => {
+    if (failed) return;
+    const bodyDigest = hash.digest('hex');
+    const policyVersion = rt.bundles.current.policy.policyVersion;
+    const payload: ReceiptPayload = {
+      v: 'trustplane-receipt-v1',
+      adapter: rt.config.instance,
+      iat: Math.floor(rt.clock ? rt.clock() : Date.now() / 1000),
+      request: {
+        transcript_sha256: decision.transcriptSha256,
+        method: facts.method,
+        authority: facts.authority,
+        path: facts.path,
+        route_id: decision.routeId,
+      },
+      identity: {
+        iss: decision.issuer,
+        sub: decision.subject,
+        aud: decision.audience,
+        jti: decision.jti,
+        trust_domain: decision.trustDomain,
+        key_binding: decision.keyBinding,
+      },
+      decision: 'allow',
+      response: { status, body_sha256: bodyDigest },
+      ...(policyVersion !== undefined ? { policy_version: policyVersion } : {}),
+    };
+    rt.receipts!.sign(payload).then(
+      (receipt) => {
+        const body = Buffer.concat(chunks);
+        try {
+          res.writeHead(status, {
+            ...headers,
+            'content-length': String(body.length),
+            'x-trustplane-receipt': receipt,
+          });
+          res.end(body);
+        } catch {
+          res.destroy();
+          return;
+        }
+        writeEvent(rt, () => ({
+          ...decisionEvent(rt, 'adapter', decision, facts, 0),
+          event_type: 'receipt_issued',
+          upstream_status: status,
+          receipt,
+        }));
+      },
+      (e: unknown) => fail(`receipt signing failed: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  });
 }
 
 /**

@@ -22,7 +22,7 @@ export const auditEventSchema = z.strictObject({
   event_id: short(64),
   /** RFC 3339 UTC with milliseconds. */
   time: short(40),
-  event_type: z.enum(['authorization_decision', 'passport_issued', 'passport_denied']),
+  event_type: z.enum(['authorization_decision', 'passport_issued', 'passport_denied', 'receipt_issued']),
   component: z.enum(['library', 'middleware-hono', 'middleware-node', 'adapter', 'forward-auth', 'broker']),
   /** Instance name of the component (`--instance`, default the host name). */
   instance: short(256).optional(),
@@ -165,6 +165,11 @@ export interface AuditSink {
    * cannot serve such routes.
    */
   writeDurable?(event: AuditEvent): Promise<void>;
+  /**
+   * False while the sink knows a durable write cannot succeed (PostgreSQL unreachable, events
+   * buffered): `audit: "required"` routes are then refused at once without recording an allow.
+   */
+  readonly durableAvailable?: boolean;
   /** Flush buffered events. */
   flush?(): Promise<void>;
   close?(): Promise<void>;

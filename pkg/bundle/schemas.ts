@@ -115,6 +115,13 @@ export const policyRouteSchema = z
     covered_headers: z.array(headerName).max(32).optional(),
     /** Accept a body without `X-TrustPlane-Body-SHA256` verification (ours; default false). */
     allow_unverified_body: z.boolean().optional(),
+    /**
+     * `required`: the adapter allows only after the allow event is durably written (PostgreSQL
+     * commit or file fsync), else 503 `audit_unavailable`. Default `best_effort` (never waits).
+     */
+    audit: z.enum(['required', 'best_effort']).optional(),
+    /** Sign a `trustplane-receipt-v1` over the request and the upstream's answer (ours; default false). */
+    receipt: z.boolean().optional(),
   })
   .superRefine((route, ctx) => {
     const headers = route.covered_headers ?? [];

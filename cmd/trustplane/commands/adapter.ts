@@ -61,7 +61,29 @@ const FLAG_KEYS: readonly (readonly [
   ['--workers <n|auto>', 'workers', 'worker processes (default 1; >1 needs --replay-store redis)'],
   ['--skew-seconds <n>', 'skewSeconds', 'clock skew tolerance (default 30)'],
   ['--max-lifetime-seconds <n>', 'maxLifetimeSeconds', 'longest passport lifetime accepted (default 600)'],
-  ['--audit <stdout|file>', 'audit', 'audit events: stdout (default) or a file (JSON lines, appended)'],
+  [
+    '--audit <stdout|file|postgres-url>',
+    'audit',
+    'audit ledger: stdout (default), a file (hash-chained JSON lines) or postgres://… (batched)',
+  ],
+  ['--audit-chain-id <id>', 'auditChainId', 'ledger chain id (default the instance name)'],
+  ['--audit-spill <file>', 'auditSpill', 'PostgreSQL ledger: disk buffer while PostgreSQL is down'],
+  [
+    '--audit-durable-timeout-ms <n>',
+    'auditDurableTimeoutMs',
+    'audit: required routes wait this long for the durable write (default 2000; 503 beyond)',
+  ],
+  [
+    '--receipt-private-key <key>',
+    'receiptPrivateKey',
+    'Ed25519 key signing receipts (@file; prefer TRUSTPLANE_RECEIPT_PRIVATE_KEY)',
+  ],
+  ['--receipt-kid <kid>', 'receiptKid', 'kid of the receipt key in the trust material receipt_keys'],
+  [
+    '--receipt-max-response-bytes <n>',
+    'receiptMaxResponseBytes',
+    'largest upstream response buffered for a receipt (default 1048576; 502 beyond)',
+  ],
   ['--log-level <level>', 'logLevel', 'debug | info (default) | warn | error | silent'],
   [
     '--reload-interval-ms <n>',
