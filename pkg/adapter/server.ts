@@ -9,10 +9,17 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
+import { signReceipt } from '../audit/receipt.js';
+import { parsePrivateKey } from '../authcore/keys.js';
 import { openFileAuditSink, StreamAuditSink } from '../audit/stream-sink.js';
 import { BundleManager, parseConfiguredKeys, type BundleName, type ReloadOutcome } from './bundles.js';
 import type { AdapterConfig } from './config.js';
-import { handleForwardAuthRequest, handleProxyRequest, type EnforcementRuntime } from './enforce.js';
+import {
+  handleForwardAuthRequest,
+  handleProxyRequest,
+  type ReceiptSigner,
+  type EnforcementRuntime,
+} from './enforce.js';
 import { createLogger, type Logger } from './logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
 import { openReplayStore } from './replay.js';
@@ -145,6 +152,17 @@ export async function startAdapter(
       : undefined;
     if (agent) cleanups.push(() => agent.destroy());
 
+    let receipts: ReceiptSigner | undefined;
+    if (config.receiptPrivateKey !== undefined && config.receiptKid !== undefined) {
+      const receiptKey = await parsePrivateKey(config.receiptPrivateKey);
+      const kid = config.receiptKid;
+      const listed = bm.current.trust.receiptKeys.get(kid);
+      if (listed === undefined || listed.key.x !== receiptKey.publicKey.x) {
+        log.warn('the trust material does not list this receipt key: receipts will not verify', { kid });
+      }
+      receipts = { sign: (payload) => signReceipt(payload, receiptKey, kid) };
+    }
+
     const rt: EnforcementRuntime = {
       config,
       bundles: bm,
@@ -155,6 +173,7 @@ export async function startAdapter(
       clock,
       ...(upstream ? { upstream } : {}),
       ...(agent ? { agent } : {}),
+      ...(receipts ? { receipts } : {}),
     };
 
     let draining = false;

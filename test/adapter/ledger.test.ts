@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../pkg/adapter/logger.js';
+import { resolveAdapterConfig } from '../../pkg/adapter/config.js';
+import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
+import { generateSigningKey, type SigningKey } from '../../pkg/authcore/index.js';
+import { auditEventSchema, MemoryAuditSink, type AuditEvent } from '../../pkg/audit/index.js';
+import { verifyReceipt } from '../../pkg/audit/receipt.js';
+import { loadTrustMaterial, signDocument } from '../../pkg/bundle/index.js';
+import { NOW, createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
+import { sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
+
+/** A sink whose durable writes can be made to fail (a stand-in for a ledger outage). */
+class SwitchableDurableSink extends MemoryAuditSink {
+  durableAvailable = true;
+  failDurable = false;
+  readonly durable: AuditEvent[] = [];
+  async writeDurable(event: AuditEvent): Promise<void> {
+    if (this.failDurable) throw new Error('ledger down');
+    await new Promise((r) => setTimeout(r, 1));
+    this.durable.push(event);
+    this.events.push(event);
+  }
+}
+
+let world: World;
+let upstream: Upstream;
+let adapter: Adapter;
+let base: string;
+let receiptKey: SigningKey;
+let trustWithReceipts: Awaited<ReturnType<typeof loadTrustMaterial>>;
+const sink = new SwitchableDurableSink();
+const INSTANCE = 'edge-test-1';
+
+beforeAll(async () => {
+  world = await createWorld({
+    policyPatch: (doc) => {
+      const routes = (doc.route_groups as { routes: Record<string, unknown>[] }[])[0]!.routes;
+      routes.find((r) => r.route_id === 'orders.search')!.audit = 'required';
+      routes.find((r) => r.route_id === 'orders.create')!.receipt = true;
+    },
+  });
+  receiptKey = await generateSigningKey();
+  const { signature: _s, signed_by: _b, ...unsigned } = world.trustDoc;
+  const trustDoc = await signDocument(
+    {
+      ...unsigned,
+      receipt_keys: [
+        {
+          kid: 'receipt-1',
+          kty: 'OKP',
+          crv: 'Ed25519',
+          x: receiptKey.publicKey.x,
+          adapter: INSTANCE,
+          nbf: NOW - 3600,
+          exp: NOW + 3600,
+        },
+      ],
+    },
+    world.bundleSigner,
+    { issuer: 'https://bundles.example', kid: 'bundle-signer-1' },
+  );
+  trustWithReceipts = await loadTrustMaterial(trustDoc, {
+    signers: [{ kid: 'bundle-signer-1', key: world.bundleSigner.publicKey }],
+  });
+  const files = writeWorld(world);
+  writeFileSync(files.trustMaterial, JSON.stringify(trustDoc));
+  upstream = await startUpstream();
+  adapter = await startAdapter(
+    resolveAdapterConfig({
+      flags: {
+        listen: '127.0.0.1:0',
+        adminListen: '127.0.0.1:0',
+        upstream: upstream.url,
+        trustMaterial: files.trustMaterial,
+        policyBundle: files.policyBundle,
+        trustMaterialPublicKeys: [files.signerKey],
+        policyBundlePublicKeys: [files.signerKey],
+        replayJournal: path.join(files.dir, 'replay.journal'),
+        reloadIntervalMs: 0,
+        instance: INSTANCE,
+        receiptPrivateKey: receiptKey.exportKeyText(),
+        receiptKid: 'receipt-1',
+        auditDurableTimeoutMs: 500,
+      },
+    }),
+    { clock: () => NOW, audit: sink, log: createLogger('silent') },
+  );
+  base = `http://127.0.0.1:${adapter.address.port}`;
+});
+
+afterAll(async () => {
+  await adapter.close();
+  await upstream.close();
+});
+
+describe('audit: "required" routes', () => {
+  it('allow only after the durable write; 503 audit_unavailable when it fails or the sink is down', async () => {
+    const before = upstream.requests.length;
+    const ok = await sendSigned(base, await signed(world));
+    expect(ok.status).toBe(200);
+    expect(sink.durable.at(-1)).toMatchObject({ decision: 'allow', route_id: 'orders.search' });
+
+    sink.failDurable = true;
+    const failed = await sendSigned(base, await signed(world));
+    expect(failed.status).toBe(503);
+    expect(JSON.parse(failed.body)).toEqual({ allowed: false, reason: 'audit_unavailable' });
+    sink.failDurable = false;
+
+    sink.durableAvailable = false;
+    const down = await sendSigned(base, await signed(world));
+    expect(down.status).toBe(503);
+    sink.durableAvailable = true;
+
+    // The upstream saw only the request whose allow was durable.
+    expect(upstream.requests.length - before).toBe(1);
+    const last = sink.events.slice(-2).map((e) => auditEventSchema.parse(e));
+    expect(last.map((e) => [e.decision, e.reason, e.status])).toEqual([
+      ['deny', 'audit_unavailable', 503],
+      ['deny', 'audit_unavailable', 503],
+    ]);
+  });
+
+  it('other routes never wait on the ledger', async () => {
+    sink.failDurable = true;
+    sink.durableAvailable = false;
+    try {
+      const res = await sendSigned(base, await signedJson(world, '{"a":1}'), {}, '{"a":1}');
+      expect(res.status).toBe(200);
+    } finally {
+      sink.failDurable = false;
+      sink.durableAvailable = true;
+    }
+  });
+});
+
+describe('receipts', () => {
+  it('receipt routes return X-TrustPlane-Receipt over the answer; it verifies offline and is in the ledger', async () => {
+    const body = '{"sku":"A-1"}';
+    const s = await signedJson(world, body);
+    const res = await sendSigned(base, s, {}, body);
+    expect(res.status).toBe(200);
+    const receipt = res.headers['x-trustplane-receipt'] as string;
+    expect(receipt).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const verified = await verifyReceipt(receipt, trustWithReceipts);
+    expect(verified.payload).toMatchObject({
+      v: 'trustplane-receipt-v1',
+      adapter: INSTANCE,
+      decision: 'allow',
+      request: {
+        transcript_sha256: s.transcript.sha256,
+        route_id: 'orders.create',
+        method: 'POST',
+        path: '/v1/orders',
+      },
+      identity: { sub: 'service:orders-client', jti: s.claims.jti, aud: 'orders-api' },
+      response: { status: 200, body_sha256: createHash('sha256').update(res.body).digest('hex') },
+    });
+    const stored = sink.events.find((e) => e.event_type === 'receipt_issued' && e.receipt === receipt);
+    expect(stored && auditEventSchema.parse(stored)).toMatchObject({
+      upstream_status: 200,
+      jti: s.claims.jti,
+    });
+
+    // Any changed byte, or another key, fails.
+    const flipped = `${receipt.slice(0, -2)}${receipt.at(-2) === 'A' ? 'B' : 'A'}${receipt.at(-1)}`;
+    await expect(verifyReceipt(flipped, trustWithReceipts)).rejects.toMatchObject({ name: 'ReceiptError' });
+  });
+
+  it('routes without receipt: true get none', async () => {
+    const res = await sendSigned(base, await signed(world));
+    expect(res.headers['x-trustplane-receipt']).toBeUndefined();
+  });
+});
