@@ -6,6 +6,7 @@ import { registerDevStack } from './commands/devstack.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
+import { registerReceipt } from './commands/receipt.js';
 import { registerSign } from './commands/sign.js';
 import { formatError } from './io.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerVerify(program, loadTrustRegistry, policyCheck);
   registerSign(program);
   registerBundle(program);
+  registerReceipt(program);
   registerAdapter(program);
   registerBroker(program);
   registerDevStack(program);
