@@ -22,3 +22,19 @@ export {
   type ChainBreak,
   type ChainVerification,
 } from './chain.js';
+export {
+  signReceipt,
+  verifyReceipt,
+  responseBodyDigest,
+  ReceiptError,
+  RECEIPT_ERROR_CODES,
+  RECEIPT_VERSION,
+  MAX_RECEIPT_LENGTH,
+  receiptPayloadSchema,
+  type ReceiptPayload,
+  type ReceiptHeader,
+  type ReceiptTrust,
+  type ReceiptVerifyKey,
+  type VerifiedReceipt,
+  type ReceiptErrorCode,
+} from './receipt.js';
