@@ -333,38 +333,86 @@ describe('PostgreSQL audit ledger', () => {
       expect(await verifyPostgresLedger(dbUrl(), 'resume')).toMatchObject({ ok: true, count: 15 });
     });
 
-    it('records left in the spill file at close (PostgreSQL down) are written by the next open', async () => {
-      const db = pgServer();
-      const spillPath = path.join(scratch, 'restart', 'spill.jsonl');
-      const errors: Error[] = [];
-      const first = await openSink('restart', {
-        spillPath,
-        maxBufferedEvents: 20,
-        flushTimeoutMs: 300,
-        onError: (e) => errors.push(e),
-      });
-      await writeRange(first, 1, 5);
-      await first.flush();
-      await db.stop();
-      await writeRange(first, 6, 100);
-      await first.close();
-      expect(errors.some((e) => e.message.includes('flush timed out'))).toBe(true);
-      expectNoSecret(errors);
-      const kept = (await readFile(spillPath, 'utf8')).trim().split('\n');
-      expect(JSON.parse(kept.at(-1) ?? '{}')).toMatchObject({ seq: 100, event_id: 'evt-100' });
+    it.each([
+      ['spilled to disk during the outage', 20],
+      ['held in memory until close', 1000],
+    ])(
+      'records not committed at close (PostgreSQL crashed) stay in the spill file and the next open writes them (%s)',
+      async (label, maxBufferedEvents) => {
+        const db = pgServer();
+        const chainId = `restart-${maxBufferedEvents}`;
+        const spillPath = path.join(scratch, chainId, 'spill.jsonl');
+        const errors: Error[] = [];
+        const first = await openSink(chainId, {
+          spillPath,
+          maxBufferedEvents,
+          flushTimeoutMs: 300,
+          onError: (e) => errors.push(e),
+        });
+        await writeRange(first, 1, 5);
+        await first.flush();
+        await db.kill();
+        await writeRange(first, 6, 100);
+        await first.close();
+        expect(
+          errors.some((e) => e.message.includes('flush timed out')),
+          label,
+        ).toBe(true);
+        expectNoSecret(errors);
+        const kept = (await readFile(spillPath, 'utf8')).trim().split('\n');
+        expect(JSON.parse(kept.at(-1) ?? '{}')).toMatchObject({ seq: 100, event_id: 'evt-100' });
 
-      await db.start();
-      const second = await openSink('restart', { spillPath });
-      expect(second.head.seq).toBe(100);
-      expect(second.bufferDepth).toBe(95);
-      second.write(event(101));
-      await second.flush();
-      await second.close();
-      const rows = await chainRows('restart');
-      expect(rows.map((r) => r.event_id)).toEqual(Array.from({ length: 101 }, (_, i) => `evt-${i + 1}`));
-      expect(await verifyPostgresLedger(dbUrl(), 'restart')).toMatchObject({ ok: true, count: 101 });
-      expect((await stat(spillPath)).size).toBe(0);
-    }, 30_000);
+        await db.start();
+        const second = await openSink(chainId, { spillPath });
+        expect(second.head.seq).toBe(100);
+        expect(second.bufferDepth).toBe(95);
+        second.write(event(101));
+        await second.flush();
+        await second.close();
+        const rows = await chainRows(chainId);
+        expect(rows.map((r) => r.event_id)).toEqual(Array.from({ length: 101 }, (_, i) => `evt-${i + 1}`));
+        expect(await verifyPostgresLedger(dbUrl(), chainId)).toMatchObject({ ok: true, count: 101 });
+        expect((await stat(spillPath)).size).toBe(0);
+      },
+      30_000,
+    );
+
+    it('a batch retried after a commit that did land (ambiguous failure) is not duplicated', async () => {
+      // The sink opened before the rows landed, as if its COMMIT succeeded but the reply was lost:
+      // its records 1..5 are already stored (byte for byte: same events, same chain).
+      const errors: Error[] = [];
+      const retrying = await openSink('retry', { onError: (e) => errors.push(e) });
+      const earlier = await openSink('retry');
+      await writeRange(earlier, 1, 5);
+      await earlier.close();
+      await writeRange(retrying, 1, 10);
+      await retrying.flush();
+      await retrying.close();
+      expect(errors).toEqual([]);
+      expect((await chainRows('retry')).map((r) => r.event_id)).toEqual(
+        Array.from({ length: 10 }, (_, i) => `evt-${i + 1}`),
+      );
+      expect(await verifyPostgresLedger(dbUrl(), 'retry')).toMatchObject({ ok: true, count: 10 });
+    });
+
+    it('writeDurable rejects when the commit does not happen in time (table locked); the record is written afterwards', async () => {
+      const sink = await openSink('slow', { durableTimeoutMs: 300 });
+      const locker = new pg.Client({ connectionString: dbUrl() });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE trustplane_ledger IN EXCLUSIVE MODE');
+        const started = Date.now();
+        await expect(sink.writeDurable(event(1))).rejects.toMatchObject({ reason: 'audit_unavailable' });
+        expect(Date.now() - started).toBeLessThan(1500);
+        await locker.query('COMMIT');
+      } finally {
+        await locker.end();
+      }
+      await sink.flush();
+      await sink.close();
+      expect(await chainRows('slow')).toEqual([{ seq: '1', event_id: 'evt-1' }]);
+    });
 
     it('strings PostgreSQL cannot store (U+0000, lone surrogates) are made storable before chaining', async () => {
       const sink = await openSink('unstorable');
