@@ -480,6 +480,11 @@ export class PostgresLedgerSink implements AuditSink {
     return this.#chain.head;
   }
 
+  /** False while PostgreSQL writes fail (from the first failed attempt to the next commit). */
+  get healthy(): boolean {
+    return !this.#failing;
+  }
+
   /** The seq of the last committed record. */
   get committedSeq(): number {
     return this.#committedSeq;
@@ -703,7 +708,7 @@ export class PostgresLedgerSink implements AuditSink {
       const started = Date.now();
       try {
         await this.#commitNext();
-        if (this.#failing) this.#failing = false;
+        this.#failing = false;
         failures = 0;
       } catch (e) {
         failures++;

@@ -24,10 +24,16 @@ const PASSWORD = 'Sup3r-s3cret-pw';
 const BASE_TIME = Date.parse('2026-01-31T12:00:00.000Z');
 
 let server: PostgresServer | undefined;
+let startError: unknown;
 let scratch: string;
 
+/** The server; every test fails (none is skipped) when it could not start. */
 function pgServer(): PostgresServer {
-  if (server === undefined) throw new Error('PostgreSQL did not start (see the first failure)');
+  if (server === undefined) {
+    throw new Error(
+      `PostgreSQL did not start: ${startError instanceof Error ? startError.message : 'unknown'}`,
+    );
+  }
   return server;
 }
 
@@ -128,7 +134,12 @@ describe('PostgreSQL audit ledger', () => {
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), 'trustplane-ledger-test-'));
-    server = await startPostgres();
+    try {
+      server = await startPostgres();
+    } catch (e) {
+      // Not thrown here: a failed beforeAll would mark the tests skipped; they fail instead.
+      startError = e;
+    }
   }, 60_000);
 
   // A test that stopped PostgreSQL and failed before restarting it must not fail the next ones.
@@ -257,11 +268,13 @@ describe('PostgreSQL audit ledger', () => {
       expect(spilled).toBeGreaterThan(0);
       expect(sink.bufferDepth).toBeGreaterThan(300);
       expect(sink.droppedEvents).toBe(0);
+      expect(sink.healthy).toBe(false);
 
       await db.start();
       await writeRange(sink, 4001, 5000, 50);
       await sink.flush();
       expect(sink.bufferDepth).toBe(0);
+      expect(sink.healthy).toBe(true);
       await waitFor('the drained spill file to be truncated', async () => (await stat(spillPath)).size === 0);
       await sink.close();
 
