@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerAdapter } from './commands/adapter.js';
+import { registerAudit } from './commands/audit.js';
 import { registerBroker } from './commands/broker.js';
 import { registerDevStack } from './commands/devstack.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerAdapter(program);
   registerBroker(program);
   registerDevStack(program);
+  registerAudit(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -357,7 +357,9 @@ export class FileLedgerSink implements AuditSink {
     }
     if (unawaited > 0) {
       const lost = unawaited === 1 ? '1 event' : `${unawaited} events`;
-      this.#report(Object.assign(new Error(`${error.message} (${lost} not recorded)`), { cause: error }));
+      this.#report(
+        Object.assign(new Error(`${error.message} (${lost} not durably recorded)`), { cause: error }),
+      );
     }
   }
 

@@ -329,7 +329,7 @@ describe('FileLedgerSink', () => {
       await expect(sink.writeDurable(event(2))).rejects.toMatchObject({ reason: 'audit_unavailable' });
       sink.write(event(3));
       await vi.waitFor(() => expect(errors).toHaveLength(1));
-      expect(errors[0]!.message).toMatch(/\(1 event not recorded\)/);
+      expect(errors[0]!.message).toMatch(/\(1 event not durably recorded\)/);
       await expect(sink.flush()).rejects.toMatchObject({ reason: 'audit_unavailable' });
     });
 
