@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
+// Node-only, so it cannot live in pkg/internal (Web APIs only). Shared by the audit file ledger and
+// the adapter's replay journal; not exported from the audit entry point.
+
 /** A lock file held by this process (release it with {@link releaseFileLock}). */
 export interface FileLockHandle {
   /** The lock file, `<target>.lock`. */
