@@ -6,6 +6,7 @@ import { registerBroker } from './commands/broker.js';
 import { registerDevStack } from './commands/devstack.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerGenKey } from './commands/keys.js';
+import { registerLedger } from './commands/ledger.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
 import { registerReceipt } from './commands/receipt.js';
 import { registerSign } from './commands/sign.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerBroker(program);
   registerDevStack(program);
   registerAudit(program);
+  registerLedger(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

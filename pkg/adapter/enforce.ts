@@ -172,9 +172,14 @@ function record(
 
 /**
  * Record an allow on an `audit: "required"` route: the allow event must be durable (PostgreSQL
- * commit, file fsync) before the request goes on. When the sink cannot promise that right now
- * (it says so, or has no durable write) or the write fails or times out, the decision becomes a
- * 503 `audit_unavailable` deny, which is recorded instead (best effort).
+ * commit, file fsync) before the request goes on; otherwise the answer is 503 `audit_unavailable`.
+ * - When the sink says it cannot make a write durable right now (PostgreSQL unreachable) or has
+ *   no durable write, the allow is never recorded: the 503 deny is the decision's one record.
+ * - When a durable write was attempted and the sink says the event stays queued (PostgreSQL went
+ *   down during the commit) or our timeout fired first, the allow event will be written when it
+ *   can: it stays the decision's one record (a second, deny record would count the decision
+ *   twice); the 503 is logged and counted. When the write failed and nothing was recorded (a
+ *   file whose fsync failed is rolled back), the 503 deny is recorded.
  * @returns the decision that stands
  */
 async function recordDurably(
@@ -185,26 +190,6 @@ async function recordDurably(
 ): Promise<Decision> {
   const sink = rt.audit;
   const seconds = Number(process.hrtime.bigint() - facts.started) / 1e9;
-  if (sink.writeDurable !== undefined && sink.durableAvailable !== false) {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        sink.writeDurable(decisionEvent(rt, component, decision, facts, seconds)),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error('durable audit write timed out')),
-            rt.config.auditDurableTimeoutMs,
-          );
-        }),
-      ]);
-      observe(rt, component, decision, facts);
-      return decision;
-    } catch (e) {
-      auditFailed(rt, e);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
   const err = new TrustplaneError('audit_unavailable', 'the route requires a durable audit write');
   const deny: DenyDecision = {
     ...preVerifyDeny(err),
@@ -214,8 +199,32 @@ async function recordDurably(
     subject: decision.subject,
     jti: decision.jti,
   };
-  record(rt, component, deny, facts);
-  return deny;
+  if (sink.writeDurable === undefined || sink.durableAvailable === false) {
+    record(rt, component, deny, facts);
+    return deny;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Error('durable audit write timed out');
+  try {
+    await Promise.race([
+      sink.writeDurable(decisionEvent(rt, component, decision, facts, seconds)),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(timedOut), rt.config.auditDurableTimeoutMs);
+      }),
+    ]);
+    observe(rt, component, decision, facts);
+    return decision;
+  } catch (e) {
+    auditFailed(rt, e);
+    // Queued (or still in flight when our timeout fired): the allow event will be written, and it
+    // is the decision's one record. Otherwise nothing was recorded: record the deny.
+    const queued = e === timedOut || (e as { queued?: unknown }).queued === true;
+    if (queued) observe(rt, component, deny, facts);
+    else record(rt, component, deny, facts);
+    return deny;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The policy route of an allowed decision (for its audit and receipt options). */

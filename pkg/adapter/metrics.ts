@@ -13,6 +13,7 @@ export interface AdapterMetrics {
   readonly bundleIssuedAt: Gauge<'bundle'>;
   readonly replayStoreErrors: Counter;
   readonly auditWriteFailures: Counter;
+  readonly auditBufferDepth: Gauge;
 }
 
 /** Options for {@link createAdapterMetrics}. */
@@ -108,6 +109,11 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     auditWriteFailures: new Counter({
       name: 'trustplane_audit_write_failures_total',
       help: 'Audit events that could not be written.',
+      registers,
+    }),
+    auditBufferDepth: new Gauge({
+      name: 'trustplane_audit_buffer_depth',
+      help: 'Ledger records waiting to be written (PostgreSQL ledger: memory and disk buffer).',
       registers,
     }),
   };

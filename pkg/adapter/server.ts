@@ -11,7 +11,6 @@ import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
 import { signReceipt } from '../audit/receipt.js';
 import { parsePrivateKey } from '../authcore/keys.js';
-import { openFileAuditSink, StreamAuditSink } from '../audit/stream-sink.js';
 import { BundleManager, parseConfiguredKeys, type BundleName, type ReloadOutcome } from './bundles.js';
 import type { AdapterConfig } from './config.js';
 import {
@@ -20,6 +19,7 @@ import {
   type ReceiptSigner,
   type EnforcementRuntime,
 } from './enforce.js';
+import { openLedgerSink } from './ledger.js';
 import { createLogger, type Logger } from './logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
 import { openReplayStore } from './replay.js';
@@ -136,11 +136,7 @@ export async function startAdapter(
       metrics.auditWriteFailures.inc();
       log.error('audit write failed', { error: e.message });
     };
-    const audit =
-      options.audit ??
-      (config.audit === 'stdout'
-        ? new StreamAuditSink(process.stdout, { onError: onAuditError })
-        : openFileAuditSink(config.audit, { onError: onAuditError }));
+    const audit = options.audit ?? (await openLedgerSink(config, { log, metrics, onError: onAuditError }));
     if (!options.audit) cleanups.push(() => audit.close?.());
 
     const upstream = config.upstream !== undefined ? new URL(config.upstream) : undefined;

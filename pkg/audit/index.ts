@@ -38,3 +38,31 @@ export {
   type VerifiedReceipt,
   type ReceiptErrorCode,
 } from './receipt.js';
+export {
+  FileLedgerSink,
+  StdoutLedgerSink,
+  readLedgerFile,
+  MAX_LEDGER_LINE_BYTES,
+  type FileLedgerSinkOptions,
+  type LedgerFsyncMode,
+  type StdoutLedgerSinkOptions,
+  type ReadLedgerFileOptions,
+} from './file-ledger.js';
+export {
+  verifyLedgerStream,
+  queryRecords,
+  formatTable,
+  type LedgerQuery,
+  type QueriedRecord,
+} from './query.js';
+export {
+  PostgresLedgerSink,
+  verifyPostgresLedger,
+  queryPostgresLedger,
+  AuditUnavailableError,
+  LedgerError,
+  redactConnectionString,
+  type PostgresLedgerSinkOptions,
+  type PostgresLedgerVerification,
+} from './postgres-ledger.js';
+export { migrateLedger, LEDGER_TABLE, type MigrateLedgerResult } from './ledger-migrations.js';

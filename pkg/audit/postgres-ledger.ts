@@ -40,8 +40,15 @@ export class LedgerError extends Error {
  * write denies. The record stays queued and is written once PostgreSQL is back.
  */
 export class AuditUnavailableError extends TrustplaneError {
-  constructor(message: string) {
+  /**
+   * True when the event was chained and stays queued (it will be written when PostgreSQL is
+   * back): the caller must not record the decision a second time.
+   */
+  readonly queued: boolean;
+
+  constructor(message: string, queued = false) {
     super('audit_unavailable', message);
+    this.queued = queued;
   }
 }
 
@@ -485,6 +492,14 @@ export class PostgresLedgerSink implements AuditSink {
     return !this.#failing;
   }
 
+  /**
+   * For `audit: "required"` routes: false while PostgreSQL writes fail, so the adapter refuses at
+   * once (503) instead of recording an allow that could only be committed later.
+   */
+  get durableAvailable(): boolean {
+    return !this.#failing;
+  }
+
   /** The seq of the last committed record. */
   get committedSeq(): number {
     return this.#committedSeq;
@@ -518,7 +533,7 @@ export class PostgresLedgerSink implements AuditSink {
         timer: setTimeout(() => {
           if (waiter.done) return;
           waiter.done = true;
-          reject(new AuditUnavailableError('the durable audit write was not committed in time'));
+          reject(new AuditUnavailableError('the durable audit write was not committed in time', true));
         }, this.#durableTimeoutMs),
       };
       this.#durable.push(waiter);
@@ -715,7 +730,7 @@ export class PostgresLedgerSink implements AuditSink {
         this.#failing = true;
         const error = ledgerError('audit ledger write failed', e, this.#url);
         this.#onError?.(error);
-        const unavailable = new AuditUnavailableError('the audit ledger is unavailable');
+        const unavailable = new AuditUnavailableError('the audit ledger is unavailable', true);
         for (const w of this.#durable.splice(0)) settle(w, unavailable);
         if (this.#stopping) return;
         const delay = Math.min(this.#maxRetryDelayMs, FIRST_RETRY_MS * 2 ** Math.min(failures - 1, 16));
