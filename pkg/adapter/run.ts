@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { AdapterConfig } from './config.js';
+import { WORKER_SLOT_ENV } from './ledger.js';
 import { createLogger, type Logger } from './logger.js';
 import { createAdminServer, startAdapter, type Adapter } from './server.js';
 
@@ -86,8 +87,12 @@ async function runWorker(config: AdapterConfig, log: Logger): Promise<void> {
 async function runPrimary(config: AdapterConfig, log: Logger): Promise<void> {
   const statuses = new Map<number, WorkerStatus>();
   let stopping = false;
-  const fork = (): Worker => {
-    const worker = cluster.fork();
+  // Each worker has a stable slot (0..workers-1), kept by its replacement: per-worker resources
+  // (its ledger file and chain) continue across a worker restart.
+  const slots = new Map<number, number>();
+  const fork = (slot: number): Worker => {
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
+    slots.set(worker.id, slot);
     worker.on('message', (m: unknown) => {
       if (isStatus(m)) statuses.set(worker.id, m);
     });
@@ -95,15 +100,18 @@ async function runPrimary(config: AdapterConfig, log: Logger): Promise<void> {
   };
   cluster.on('exit', (worker, code, signal) => {
     statuses.delete(worker.id);
+    const slot = slots.get(worker.id) ?? 0;
+    slots.delete(worker.id);
     if (stopping) return;
     log.error('worker exited; starting a new one', {
       worker: worker.id,
+      slot,
       code: code ?? undefined,
       signal: signal ?? undefined,
     });
-    setTimeout(fork, 500).unref();
+    setTimeout(() => fork(slot), 500).unref();
   });
-  for (let i = 0; i < config.workers; i += 1) fork();
+  for (let i = 0; i < config.workers; i += 1) fork(i);
 
   const aggregator = new AggregatorRegistry();
   const admin = createAdminServer({

@@ -264,8 +264,11 @@ export async function startAdapter(
             });
           }
           server.closeAllConnections();
+          // Everything decided is written before the sink (closed by cleanup) goes away.
+          await audit
+            .flush?.()
+            .catch((e: unknown) => onAuditError(e instanceof Error ? e : new Error(String(e))));
           await cleanup();
-          await audit.flush?.();
           log.info('stopped', {});
         })();
         return closing;

@@ -213,15 +213,18 @@ describe('adapter processes sharing a real Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const args = [
+    // Two instances: each writes its own ledger file (one writer per chain).
+    const args = (name: string) => [
       ...common(),
       '--replay-store',
       'redis',
       '--audit',
-      path.join(files.dir, 'redis-audit.jsonl'),
+      path.join(files.dir, `redis-audit-${name}.jsonl`),
+      '--instance',
+      `adapter-${name}`,
     ];
     const env = { TRUSTPLANE_REDIS_URL: redis.url };
-    [a, b] = await Promise.all([spawnAdapter(args, { env }), spawnAdapter(args, { env })]);
+    [a, b] = await Promise.all([spawnAdapter(args('a'), { env }), spawnAdapter(args('b'), { env })]);
   }, 30_000);
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
