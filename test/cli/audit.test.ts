@@ -401,6 +401,44 @@ describe('trustplane audit verify --postgres', () => {
     );
   });
 
+  it('audit query --postgres filters through the database (JSON and table)', async () => {
+    const json = await cli([
+      'audit',
+      'query',
+      '--postgres',
+      url(),
+      '--chain-id',
+      'cli-pg',
+      '--decision',
+      'deny',
+      '--json',
+    ]);
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { jti: string; reason: string; chain_id: string });
+    // Events 2 and 5 of 6 are denies (i % 3 === 2).
+    expect(rows.map((r) => [r.chain_id, r.jti, r.reason])).toEqual([
+      ['cli-pg', 'jti-2', 'jti_replay'],
+      ['cli-pg', 'jti-5', 'jti_replay'],
+    ]);
+    const table = await cli([
+      'audit',
+      'query',
+      '--postgres',
+      url(),
+      '--jti',
+      'jti-3',
+      '--chain-id',
+      'cli-pg-2',
+    ]);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')).toHaveLength(3); // header, one row, trailing newline
+    expect(table.stdout).toContain('jti-3');
+    expect(table.stdout).not.toContain(PASSWORD);
+  });
+
   it('an unreachable database exits 1 without printing the password', async () => {
     const r = await cli([
       'audit',

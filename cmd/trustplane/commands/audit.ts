@@ -50,7 +50,9 @@ interface VerifyFlags {
 }
 
 interface QueryFlags {
-  file: string;
+  file?: string;
+  postgres?: string;
+  chainId?: string;
   sub?: string;
   iss?: string;
   jti?: string;
@@ -195,7 +197,9 @@ export function registerAudit(program: Command): void {
       'List ledger records matching every filter given, as a table or JSON lines. Does not check the chain: ' +
         'run trustplane audit verify for that.',
     )
-    .requiredOption('--file <file>', 'ledger file (JSON lines)')
+    .option('--file <file>', 'ledger file (JSON lines)')
+    .option('--postgres <url>', 'PostgreSQL ledger connection URL (instead of --file; uses its indexes)')
+    .option('--chain-id <id>', 'with --postgres: only this chain')
     .option('--sub <subject>', 'passport subject')
     .option('--iss <issuer>', 'passport issuer')
     .option('--jti <jti>', 'passport jti')
@@ -221,12 +225,16 @@ export function registerAudit(program: Command): void {
         '  trustplane audit query --file /var/log/trustplane/ledger.jsonl --decision deny --since 2026-01-31T00:00:00Z',
         '  trustplane audit query --file ledger.jsonl --sub spiffe://example.local/orders-client --route orders.create --json',
         '  trustplane audit query --file ledger.jsonl --jti 4f1c2a --limit 1',
+        '  trustplane audit query --postgres postgresql://auditor@db.internal/trustplane --sub spiffe://example.local/orders-client --since 2026-01-01',
       ].join('\n'),
     )
     .action(async (opts: QueryFlags) => {
       const since = parseTime('--since', opts.since);
       const until = parseTime('--until', opts.until);
-      requireFile(opts.file);
+      if ((opts.file === undefined) === (opts.postgres === undefined)) {
+        throw new CliError('give exactly one of --file or --postgres', 'usage', 2);
+      }
+      if (opts.file !== undefined) requireFile(opts.file);
       // Without --limit the table shows DEFAULT_TABLE_ROWS and reads one more, to tell it was cut.
       const limit = opts.limit ?? (opts.json ? undefined : DEFAULT_TABLE_ROWS + 1);
       const filter: LedgerQuery = {
@@ -242,9 +250,24 @@ export function registerAudit(program: Command): void {
         ...(limit !== undefined ? { limit } : {}),
       };
       let skipped = 0;
-      const matches = queryRecords(readLedgerFile(opts.file), filter, { onSkipped: () => skipped++ });
+      let source: AsyncIterable<unknown>;
+      let label: string;
+      if (opts.postgres !== undefined) {
+        const { queryPostgresLedger, redactConnectionString } =
+          await import('../../../pkg/audit/postgres-ledger.js');
+        label = redactConnectionString(opts.postgres);
+        // PostgreSQL filters through its indexes; the same filter runs again below (cheap, exact).
+        source = queryPostgresLedger(opts.postgres, {
+          ...filter,
+          ...(opts.chainId !== undefined ? { chainId: opts.chainId } : {}),
+        });
+      } else {
+        label = opts.file!;
+        source = readLedgerFile(opts.file!);
+      }
+      const matches = queryRecords(source, filter, { onSkipped: () => skipped++ });
       const rows: QueriedRecord[] = [];
-      await reading(opts.file, async () => {
+      await reading(label, async () => {
         for await (const record of matches) {
           if (!opts.json) rows.push(record);
           // Respect backpressure: a ledger can be far larger than memory.
@@ -262,7 +285,7 @@ export function registerAudit(program: Command): void {
       }
       if (skipped > 0) {
         process.stderr.write(
-          `trustplane: WARNING: ${skipped} unreadable line${skipped === 1 ? '' : 's'} skipped; run trustplane audit verify --file ${opts.file}\n`,
+          `trustplane: WARNING: ${skipped} unreadable line${skipped === 1 ? '' : 's'} skipped; run trustplane audit verify ${opts.postgres !== undefined ? '--postgres <url>' : `--file ${label}`}\n`,
         );
       }
     });
