@@ -66,3 +66,4 @@ export {
   type PostgresLedgerVerification,
 } from './postgres-ledger.js';
 export { migrateLedger, LEDGER_TABLE, type MigrateLedgerResult } from './ledger-migrations.js';
+export { openLedger, isPostgresLedger, type LedgerSpec } from './open-ledger.js';

@@ -2,7 +2,7 @@ import { BundleManager, parseConfiguredKeys } from '../adapter/bundles.js';
 import { createLogger, type Logger, type LogLevel } from '../adapter/logger.js';
 import { parsePrivateKey } from '../authcore/keys.js';
 import type { AuditSink } from '../audit/event.js';
-import { openFileAuditSink, StreamAuditSink } from '../audit/stream-sink.js';
+import { openLedger } from '../audit/open-ledger.js';
 import { Broker } from './broker.js';
 import { softwareIdentity, type IdentitySource } from './identity.js';
 import { serveBrokerIpc, type BrokerIpcServer } from './ipc-server.js';
@@ -130,13 +130,12 @@ export async function startBroker(
 
     const audit =
       options.audit ??
-      (config.audit === 'stdout'
-        ? new StreamAuditSink(process.stdout, {
-            onError: (e) => log.error('audit write failed', { error: e.message }),
-          })
-        : openFileAuditSink(config.audit, {
-            onError: (e) => log.error('audit write failed', { error: e.message }),
-          }));
+      (await openLedger({
+        audit: config.audit,
+        chainId: config.instance ?? 'broker',
+        spillPath: `${config.audit === 'stdout' ? 'trustplane-state/broker' : config.socketPath}.audit-spill.jsonl`,
+        onError: (e) => log.error('audit write failed', { error: e.message }),
+      }));
     if (!options.audit) cleanups.push(() => audit.close?.());
 
     const broker = new Broker({

@@ -1,0 +1,47 @@
+import type { AuditSink } from './event.js';
+import { FileLedgerSink, StdoutLedgerSink } from './file-ledger.js';
+
+const POSTGRES_URL = /^postgres(?:ql)?:\/\//;
+
+/** True when an audit destination names a PostgreSQL ledger. */
+export function isPostgresLedger(audit: string): boolean {
+  return POSTGRES_URL.test(audit);
+}
+
+/** Where a component's ledger goes. */
+export interface LedgerSpec {
+  /** `stdout`, a file path, or a `postgres://` / `postgresql://` URL. */
+  readonly audit: string;
+  /** The chain this sink writes (one writer per chain). */
+  readonly chainId: string;
+  /** PostgreSQL: the disk buffer used while PostgreSQL is unreachable. */
+  readonly spillPath?: string;
+  readonly onError: (error: Error) => void;
+  /** PostgreSQL: told the buffer depth as it changes. */
+  readonly bufferDepth?: (depth: number) => void;
+}
+
+/**
+ * Open the hash-chained ledger sink an audit destination names: `stdout` (chained JSON lines; a
+ * stream cannot be read back, so each start is a new chain named `<chainId>-<start ms>`), a file
+ * (chained, resumed across restarts, `writeDurable` = fdatasync), or PostgreSQL (batched, buffered
+ * in memory and on disk while it is down, `writeDurable` = commit).
+ * @example
+ * const sink = await openLedger({ audit: 'postgresql://ledger@db/audit', chainId: 'edge-1', onError })
+ */
+export async function openLedger(spec: LedgerSpec): Promise<AuditSink> {
+  if (spec.audit === 'stdout') {
+    return new StdoutLedgerSink({ chainId: `${spec.chainId}-${Date.now()}`, onError: spec.onError });
+  }
+  if (isPostgresLedger(spec.audit)) {
+    const { PostgresLedgerSink } = await import('./postgres-ledger.js');
+    return PostgresLedgerSink.open({
+      url: spec.audit,
+      chainId: spec.chainId,
+      ...(spec.spillPath !== undefined ? { spillPath: spec.spillPath } : {}),
+      onError: spec.onError,
+      ...(spec.bufferDepth ? { metrics: { bufferDepth: spec.bufferDepth } } : {}),
+    });
+  }
+  return FileLedgerSink.open(spec.audit, { chainId: spec.chainId, onError: spec.onError });
+}
