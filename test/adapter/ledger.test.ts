@@ -169,6 +169,68 @@ describe('receipts', () => {
     await expect(verifyReceipt(flipped, trustWithReceipts)).rejects.toMatchObject({ name: 'ReceiptError' });
   });
 
+  it('a receipt still verifies after the passport expired, the caller key was removed and the receipt key rotated out', async () => {
+    const body = '{"sku":"B-2"}';
+    const s = await signedJson(world, body, { ttl: 60 });
+    const res = await sendSigned(base, s, {}, body);
+    const receipt = res.headers['x-trustplane-receipt'] as string;
+    const signers = [{ kid: 'bundle-signer-1', key: world.bundleSigner.publicKey }];
+    const rotated = await generateSigningKey();
+    const { signature: _s, signed_by: _b, ...unsigned } = world.trustDoc as Record<string, unknown>;
+    const later = await signDocument(
+      {
+        ...unsigned,
+        issued_at: NOW + 86_400 * 90,
+        // The caller's issuer is gone; receipt-1 may no longer sign (its window ended right after
+        // this receipt), and receipt-2 is the active key.
+        issuers: (unsigned.issuers as { issuer: string }[]).filter(
+          (i) => i.issuer !== 'https://issuer.example/software-jwks',
+        ),
+        receipt_keys: [
+          {
+            kid: 'receipt-1',
+            kty: 'OKP',
+            crv: 'Ed25519',
+            x: receiptKey.publicKey.x,
+            adapter: INSTANCE,
+            nbf: NOW - 3600,
+            exp: NOW + 1,
+          },
+          {
+            kid: 'receipt-2',
+            kty: 'OKP',
+            crv: 'Ed25519',
+            x: rotated.publicKey.x,
+            adapter: INSTANCE,
+            nbf: NOW + 1,
+          },
+        ],
+      },
+      world.bundleSigner,
+      { issuer: 'https://bundles.example', kid: 'bundle-signer-1' },
+    );
+    const trustLater = await loadTrustMaterial(later, { signers, now: NOW + 86_400 * 90 });
+    expect(trustLater.getIssuer('https://issuer.example/software-jwks')).toBeUndefined();
+    const verified = await verifyReceipt(receipt, trustLater);
+    expect(verified.payload.identity.jti).toBe(s.claims.jti);
+    expect(s.claims.exp).toBeLessThan(NOW + 86_400 * 90);
+
+    // The same kid bound to another key (a wrong key) fails.
+    const wrong = await signDocument(
+      {
+        ...unsigned,
+        receipt_keys: [
+          { kid: 'receipt-1', kty: 'OKP', crv: 'Ed25519', x: rotated.publicKey.x, adapter: INSTANCE },
+        ],
+      },
+      world.bundleSigner,
+      { issuer: 'https://bundles.example', kid: 'bundle-signer-1' },
+    );
+    await expect(verifyReceipt(receipt, await loadTrustMaterial(wrong, { signers }))).rejects.toMatchObject({
+      code: 'receipt_signature_invalid',
+    });
+  });
+
   it('routes without receipt: true get none', async () => {
     const res = await sendSigned(base, await signed(world));
     expect(res.headers['x-trustplane-receipt']).toBeUndefined();
