@@ -683,8 +683,13 @@ export async function handleForwardAuthRequest(
     bodyLength,
     ...(bodyUnverified ? { bodyUnverified: true } : {}),
   };
-  const decision = await verifyRequest(normalized, verifierOptions(rt));
-  record(rt, 'forward-auth', decision, facts);
+  const verified = await verifyRequest(normalized, verifierOptions(rt));
+  let decision: Decision = verified;
+  if (verified.allowed && routeOptions(rt, verified)?.audit === 'required') {
+    decision = await recordDurably(rt, 'forward-auth', verified, facts);
+  } else {
+    record(rt, 'forward-auth', verified, facts);
+  }
   if (!decision.allowed) {
     sendDeny(res, decision, facts.requestId);
     return;

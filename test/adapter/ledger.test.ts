@@ -10,7 +10,7 @@ import { auditEventSchema, MemoryAuditSink, type AuditEvent } from '../../pkg/au
 import { verifyReceipt } from '../../pkg/audit/receipt.js';
 import { loadTrustMaterial, signDocument } from '../../pkg/bundle/index.js';
 import { NOW, createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
-import { sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
+import { rawSend, sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
 
 /** A sink whose durable writes can be made to fail (a stand-in for a ledger outage). */
 class SwitchableDurableSink extends MemoryAuditSink {
@@ -121,6 +121,48 @@ describe('audit: "required" routes', () => {
       ['deny', 'audit_unavailable', 503],
       ['deny', 'audit_unavailable', 503],
     ]);
+  });
+
+  it('forward-auth mode applies audit: required too', async () => {
+    const files = writeWorld(world);
+    const fa = await startAdapter(
+      resolveAdapterConfig({
+        flags: {
+          mode: 'forward-auth',
+          listen: '127.0.0.1:0',
+          adminListen: '127.0.0.1:0',
+          trustMaterial: files.trustMaterial,
+          policyBundle: files.policyBundle,
+          trustMaterialPublicKeys: [files.signerKey],
+          policyBundlePublicKeys: [files.signerKey],
+          replayJournal: path.join(files.dir, 'fa-replay.journal'),
+          reloadIntervalMs: 0,
+          auditDurableTimeoutMs: 500,
+        },
+      }),
+      { clock: () => NOW, audit: sink, log: createLogger('silent') },
+    );
+    try {
+      const faBase = `http://127.0.0.1:${fa.address.port}`;
+      const ask = async () => {
+        const s = await signed(world);
+        return rawSend(faBase, {
+          method: 'GET',
+          target: '/auth',
+          headers: { ...s.headers, 'x-original-method': 'GET', 'x-original-uri': '/v1/orders/search' },
+        });
+      };
+      expect((await ask()).status).toBe(200);
+      sink.durableAvailable = false;
+      const refused = await ask();
+      expect([refused.status, JSON.parse(refused.body)]).toEqual([
+        503,
+        { allowed: false, reason: 'audit_unavailable' },
+      ]);
+    } finally {
+      sink.durableAvailable = true;
+      await fa.close();
+    }
   });
 
   it('other routes never wait on the ledger', async () => {
