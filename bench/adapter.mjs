@@ -9,7 +9,7 @@
 //   upstream    bench/upstream.mjs: node:http, 200 + small JSON body
 //   bare proxy  bench/bare-proxy.mjs: node:http reverse proxy, buffers the body, pooled keep-alive
 //   adapter     `node dist/cmd/trustplane/main.js adapter ...` (the built CLI, real clock, memory
-//               replay store with its journal, audit to /dev/null)
+//               replay store with its journal, hash-chained audit ledger file in a temp dir)
 //   client      this process: node:http, keep-alive Agent, C concurrent connections
 //
 // Every adapter request is signed before timing (fresh passport and jti each, iat = now). The bare
@@ -206,7 +206,7 @@ async function startAdapterProcess({ upstreamPort, files }) {
     '--bundle-public-key',
     files.signerKey,
     '--audit',
-    '/dev/null',
+    path.join(files.dir, 'ledger.jsonl'),
     '--log-level',
     'error',
     '--replay-journal',
