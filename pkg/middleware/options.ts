@@ -93,6 +93,21 @@ export interface PreparedOptions {
     },
   ) => Promise<void>;
   readonly auditEnabled: boolean;
+  /**
+   * Record the decision and return the one that stands: on a route with `audit: "required"`, an
+   * allow stands only once its event is durable (`writeDurable`); otherwise it becomes a 503
+   * `audit_unavailable` deny. Every other decision is written best effort, as `audit` does.
+   */
+  readonly record: (
+    decision: Decision,
+    answered: Decision,
+    facts: {
+      readonly request: AuditRequestInfo;
+      readonly startedMs: number;
+      readonly policyVersion: string | undefined;
+      readonly policy: LoadedPolicy | undefined;
+    },
+  ) => Promise<Decision>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -256,5 +271,47 @@ export function prepareOptions(
       }
     }
   };
-  return { maxBodyBytes, context, audit, auditEnabled: sink !== undefined };
+  const record: PreparedOptions['record'] = async (decision, answered, facts) => {
+    const base = { request: facts.request, startedMs: facts.startedMs, policyVersion: facts.policyVersion };
+    const required =
+      answered.allowed && facts.policy?.routesById.get(answered.routeId)?.route.audit === 'required';
+    if (!required || !answered.allowed) {
+      await audit(decision, { ...base, ...(answered !== decision ? { status: answered.status } : {}) });
+      return answered;
+    }
+    const deny: DenyDecision = {
+      ...middlewareDeny('audit_unavailable', 'the route requires a durable audit write'),
+      stage: 'policy',
+      routeId: answered.routeId,
+      issuer: answered.issuer,
+      subject: answered.subject,
+      jti: answered.jti,
+    };
+    if (sink?.writeDurable === undefined || sink.durableAvailable === false) {
+      await audit(deny, base);
+      return deny;
+    }
+    try {
+      await sink.writeDurable(
+        auditEventFromDecision(answered, {
+          component,
+          ...(instance !== undefined ? { instance } : {}),
+          request: facts.request,
+          latencyUs: (performance.now() - facts.startedMs) * 1000,
+          ...(facts.policyVersion !== undefined ? { policyVersion: facts.policyVersion } : {}),
+        }),
+      );
+      return answered;
+    } catch (error) {
+      try {
+        onAuditError(error, undefined);
+      } catch {
+        /* ignored */
+      }
+      // A queued allow event will still be written: it stays the decision's one record.
+      if ((error as { queued?: unknown }).queued !== true) await audit(deny, base);
+      return deny;
+    }
+  };
+  return { maxBodyBytes, context, audit, auditEnabled: sink !== undefined, record };
 }

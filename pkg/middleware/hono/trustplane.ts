@@ -1,3 +1,4 @@
+import type { LoadedPolicy } from '../../bundle/index.js';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AuditRequestInfo } from '../../audit/event.js';
@@ -110,6 +111,7 @@ export function trustplane(options: TrustplaneOptions): MiddlewareHandler<Trustp
     const context = prepared.context();
     let decision: Decision;
     let policyVersion: string | undefined;
+    let policy: LoadedPolicy | undefined;
     if ('allowed' in context) {
       decision = context;
     } else if (request.bodyUsed) {
@@ -119,6 +121,7 @@ export function trustplane(options: TrustplaneOptions): MiddlewareHandler<Trustp
     } else {
       decision = await verifyRequest(request, context);
       policyVersion = context.policy.policyVersion;
+      policy = context.policy;
     }
     let answered: Decision = decision;
     if (onDecision !== undefined) {
@@ -128,14 +131,12 @@ export function trustplane(options: TrustplaneOptions): MiddlewareHandler<Trustp
         answered = middlewareDeny('internal_error', 'onDecision threw');
       }
     }
-    if (prepared.auditEnabled) {
-      await prepared.audit(decision, {
-        request: await requestFacts(request),
-        startedMs,
-        policyVersion,
-        ...(answered !== decision ? { status: answered.status } : {}),
-      });
-    }
+    answered = await prepared.record(decision, answered, {
+      request: await requestFacts(request),
+      startedMs,
+      policyVersion,
+      policy,
+    });
     return answered;
   };
 

@@ -1,3 +1,4 @@
+import type { LoadedPolicy } from '../../bundle/index.js';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
@@ -287,6 +288,7 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
 
     let decision: Decision;
     let policyVersion: string | undefined;
+    let policy: LoadedPolicy | undefined;
     let close = false;
     const repeated = repeatedCriticalHeader(req.rawHeaders);
     if (!target.startsWith('/')) {
@@ -318,6 +320,7 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
         };
         decision = await verifyRequest(normalized, context);
         policyVersion = context.policy.policyVersion;
+        policy = context.policy;
       }
     }
 
@@ -329,14 +332,12 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
         answered = middlewareDeny('internal_error', 'onDecision threw');
       }
     }
-    if (prepared.auditEnabled) {
-      await prepared.audit(decision, {
-        request: requestFacts(req, path, query),
-        startedMs,
-        policyVersion,
-        ...(answered !== decision ? { status: answered.status } : {}),
-      });
-    }
+    answered = await prepared.record(decision, answered, {
+      request: requestFacts(req, path, query),
+      startedMs,
+      policyVersion,
+      policy,
+    });
     return { answered, close };
   };
 
