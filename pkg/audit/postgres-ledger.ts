@@ -11,6 +11,7 @@ import {
   type ChainVerification,
   type LedgerRecord,
 } from './chain.js';
+import type { LedgerQuery } from './query.js';
 import type { AuditEvent, AuditSink } from './event.js';
 import { LEDGER_TABLE, migrateLedger } from './ledger-migrations.js';
 import { SpillBuffer } from './spill-buffer.js';
@@ -1084,21 +1085,9 @@ export async function verifyPostgresLedger(
  * Filter of {@link queryPostgresLedger} (the shape `trustplane audit query` uses for files): every
  * given member must match exactly.
  */
-export interface PostgresLedgerQuery {
+export interface PostgresLedgerQuery extends LedgerQuery {
+  /** Only this chain. */
   readonly chainId?: string;
-  readonly sub?: string;
-  readonly iss?: string;
-  readonly jti?: string;
-  readonly routeId?: string;
-  readonly decision?: 'allow' | 'deny';
-  readonly reason?: string;
-  readonly eventType?: string;
-  /** Records at or after this time (inclusive). */
-  readonly since?: Date;
-  /** Records before this time (exclusive). */
-  readonly until?: Date;
-  /** Stop after this many matches (a positive integer; default: all, streamed). */
-  readonly limit?: number;
 }
 
 const QUERY_COLUMNS = [

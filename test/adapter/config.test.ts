@@ -142,6 +142,25 @@ describe('adapter config', () => {
       resolveAdapterConfig({ flags: { ...rest, devAllowUnsigned: true, mode: 'forward-auth' } }).mode,
     ).toBe('forward-auth');
   });
+
+  it('receipt key and kid go together; an unreadable key file is named, the key never echoed', () => {
+    const secret = 'c2VjcmV0LWtleS1tYXRlcmlhbC10aGF0LW11c3Qtbm90LWxlYWs';
+    const lone = problems(() => resolveAdapterConfig({ flags: { ...base, receiptPrivateKey: secret } }));
+    expect(lone).toEqual(['receiptKid: receiptPrivateKey and receiptKid go together']);
+    expect(problems(() => resolveAdapterConfig({ flags: { ...base, receiptKid: 'r-1' } }))).toEqual([
+      'receiptKid: receiptPrivateKey and receiptKid go together',
+    ]);
+    const unreadable = problems(() =>
+      resolveAdapterConfig({
+        flags: { ...base, receiptPrivateKey: '@/nonexistent/receipt.key', receiptKid: 'r-1' },
+      }),
+    );
+    expect(unreadable).toEqual(['receiptPrivateKey: cannot read /nonexistent/receipt.key']);
+    expect(problems(() => resolveAdapterConfig({ flags: { ...base, auditDurableTimeoutMs: 0 } }))[0]).toMatch(
+      /^auditDurableTimeoutMs: /,
+    );
+    expect(JSON.stringify([lone, unreadable])).not.toContain(secret);
+  });
 });
 
 describe('adapter logs', () => {

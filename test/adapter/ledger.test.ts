@@ -178,6 +178,24 @@ describe('audit: "required" routes', () => {
   });
 });
 
+describe('route options are validated with the bundle', () => {
+  it('an unknown audit mode or a non-boolean receipt is refused with the path', async () => {
+    const { loadPolicyBundle } = await import('../../pkg/bundle/index.js');
+    for (const [key, value] of [
+      ['audit', 'sometimes'],
+      ['receipt', 'yes'],
+    ] as const) {
+      const { signature: _s, signed_by: _b, ...doc } = structuredClone(world.policyDoc);
+      const routes = (doc.route_groups as { routes: Record<string, unknown>[] }[])[0]!.routes;
+      routes[0]![key] = value;
+      await expect(loadPolicyBundle(doc, { signers: [], allowUnsigned: true })).rejects.toMatchObject({
+        reason: 'invalid_bundle',
+        message: expect.stringContaining(key) as unknown,
+      });
+    }
+  });
+});
+
 describe('receipts', () => {
   it('receipt routes return X-TrustPlane-Receipt over the answer; it verifies offline and is in the ledger', async () => {
     const body = '{"sku":"A-1"}';

@@ -23,7 +23,15 @@ import {
 import { sha256HexSync } from '../../pkg/internal/sha256.js';
 import { normalizeQuery } from '../../pkg/proof/index.js';
 import { verifyRequest } from '../../pkg/verifier/index.js';
-import { BROKER_ISSUER, NOW, ORIGIN, TRUST_DOMAIN, createWorld, type World } from '../helpers/fixture.js';
+import {
+  BROKER_ISSUER,
+  NOW,
+  ORIGIN,
+  TRUST_DOMAIN,
+  allowBrokerOn,
+  createWorld,
+  type World,
+} from '../helpers/fixture.js';
 
 const VECTORS = new URL('../../../shared/conformance/trustplane-v1/', import.meta.url);
 const vector = (name: string) =>
@@ -40,19 +48,7 @@ let world: World;
 
 beforeAll(async () => {
   world = await createWorld({
-    policyPatch: (doc) => {
-      const routes = (
-        doc.route_groups as { routes: { route_id: string; allowed_sources: unknown[] }[] }[]
-      )[0]!.routes;
-      const broker = {
-        source_type: 'spiffe_spire',
-        issuer: BROKER_ISSUER,
-        trust_domain: TRUST_DOMAIN,
-        subject_prefix: 'spiffe://example.local/ns/orders/sa/',
-      };
-      routes.find((r) => r.route_id === 'orders.create')!.allowed_sources.push(broker);
-      routes.find((r) => r.route_id === 'orders.search')!.allowed_sources.push(broker);
-    },
+    policyPatch: allowBrokerOn(['orders.create', 'orders.search']),
   });
 });
 

@@ -7,7 +7,14 @@ import { auditEventSchema } from '../../pkg/audit/index.js';
 import { verifyRequest } from '../../pkg/verifier/index.js';
 import { writeWorld } from '../helpers/adapter.js';
 import { CLI } from '../helpers/adapter-process.js';
-import { BROKER_ISSUER, ORIGIN, TRUST_DOMAIN, createWorld, type World } from '../helpers/fixture.js';
+import {
+  BROKER_ISSUER,
+  ORIGIN,
+  TRUST_DOMAIN,
+  allowBrokerOn,
+  createWorld,
+  type World,
+} from '../helpers/fixture.js';
 import { mintSpiffeChain } from '../helpers/x509.js';
 
 // The built CLI runs as a real process: real clock, real Unix socket, real SVID files.
@@ -30,20 +37,7 @@ function run(args: readonly string[]) {
 beforeAll(async () => {
   world = await createWorld({
     issuedAt: now() - 60,
-    policyPatch: (doc) => {
-      const routes = (
-        doc.route_groups as { routes: { route_id: string; allowed_sources: unknown[] }[] }[]
-      )[0]!.routes;
-      routes
-        .find((r) => r.route_id === 'orders.create')!
-        .allowed_sources.push({
-          source_type: 'spiffe_spire',
-          issuer: BROKER_ISSUER,
-          trust_domain: TRUST_DOMAIN,
-          subject_prefix: 'spiffe://example.local/ns/orders/sa/',
-          required_key_binding: 'attested_workload',
-        });
-    },
+    policyPatch: allowBrokerOn(['orders.create'], { required_key_binding: 'attested_workload' }),
   });
   files = writeWorld(world);
   const keyFile = path.join(files.dir, 'broker.key');

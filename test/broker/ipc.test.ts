@@ -15,7 +15,14 @@ import {
   type BrokerIpcServer,
 } from '../../pkg/broker/index.js';
 import { sha256HexSync } from '../../pkg/internal/sha256.js';
-import { BROKER_ISSUER, NOW, TRUST_DOMAIN, createWorld, type World } from '../helpers/fixture.js';
+import {
+  BROKER_ISSUER,
+  NOW,
+  TRUST_DOMAIN,
+  allowBrokerOn,
+  createWorld,
+  type World,
+} from '../helpers/fixture.js';
 
 const WORKLOAD = 'spiffe://example.local/ns/orders/sa/worker';
 let world: World;
@@ -26,19 +33,7 @@ const audit = new MemoryAuditSink();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tp-ipc-'));
   world = await createWorld({
-    policyPatch: (doc) => {
-      const routes = (
-        doc.route_groups as { routes: { route_id: string; allowed_sources: unknown[] }[] }[]
-      )[0]!.routes;
-      routes
-        .find((r) => r.route_id === 'orders.search')!
-        .allowed_sources.push({
-          source_type: 'spiffe_spire',
-          issuer: BROKER_ISSUER,
-          trust_domain: TRUST_DOMAIN,
-          subject_prefix: 'spiffe://example.local/ns/orders/sa/',
-        });
-    },
+    policyPatch: allowBrokerOn(['orders.search']),
   });
 });
 

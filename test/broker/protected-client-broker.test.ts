@@ -12,7 +12,14 @@ import {
 } from '../../pkg/broker/index.js';
 import { BrokerDeniedError, ProtectedClient, brokerPassports } from '../../pkg/client/index.js';
 import { startTestAdapter, startUpstream, type TestAdapter, type Upstream } from '../helpers/adapter.js';
-import { BROKER_ISSUER, NOW, TRUST_DOMAIN, createWorld, type World } from '../helpers/fixture.js';
+import {
+  BROKER_ISSUER,
+  NOW,
+  TRUST_DOMAIN,
+  allowBrokerOn,
+  createWorld,
+  type World,
+} from '../helpers/fixture.js';
 
 // The whole chain with real parts: ProtectedClient → broker-ipc-v1 on a Unix socket → the real
 // Broker → HTTP over loopback → the adapter → the upstream.
@@ -30,18 +37,7 @@ beforeAll(async () => {
     policyPatch: (doc) => {
       // Without base_url the adapter binds the transcript to the loopback origin the client calls.
       for (const api of doc.apis as Record<string, unknown>[]) delete api.base_url;
-      const routes = (
-        doc.route_groups as { routes: { route_id: string; allowed_sources: unknown[] }[] }[]
-      )[0]!.routes;
-      routes
-        .find((r) => r.route_id === 'orders.create')!
-        .allowed_sources.push({
-          source_type: 'spiffe_spire',
-          issuer: BROKER_ISSUER,
-          trust_domain: TRUST_DOMAIN,
-          subject_prefix: 'spiffe://example.local/ns/orders/sa/',
-          required_key_binding: 'attested_workload',
-        });
+      allowBrokerOn(['orders.create'], { required_key_binding: 'attested_workload' })(doc);
     },
   });
   upstream = await startUpstream();

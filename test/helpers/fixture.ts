@@ -287,3 +287,24 @@ export function signedJson(world: World, body: string, spec: SignSpec = {}) {
     ...spec,
   });
 }
+
+/** The broker's SPIFFE workloads (`spiffe://example.local/ns/orders/sa/...`) as a route source. */
+export function brokerSource(extra: Record<string, unknown> = {}) {
+  return {
+    source_type: 'spiffe_spire',
+    issuer: BROKER_ISSUER,
+    trust_domain: TRUST_DOMAIN,
+    subject_prefix: 'spiffe://example.local/ns/orders/sa/',
+    ...extra,
+  };
+}
+
+/** A `createWorld` policy patch adding {@link brokerSource} to the given routes. */
+export function allowBrokerOn(routeIds: readonly string[], extra: Record<string, unknown> = {}) {
+  return (doc: Record<string, unknown>) => {
+    const routes = (doc.route_groups as { routes: { route_id: string; allowed_sources: unknown[] }[] }[])[0]!
+      .routes;
+    for (const id of routeIds)
+      routes.find((r) => r.route_id === id)!.allowed_sources.push(brokerSource(extra));
+  };
+}

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -11,7 +10,7 @@ import { issuancePolicySchema, type IssuancePolicy } from '../../../pkg/broker/i
 import { startBroker, type BrokerConfig, type BrokerIdentityConfig } from '../../../pkg/broker/run.js';
 import { BrokerDeniedError, brokerPassports, prepareRequest } from '../../../pkg/client/index.js';
 import { CliError, collect, readJsonFile, readValue } from '../io.js';
-import { shellQuote } from './sign.js';
+import { requestBodyAndHeaders, shellQuote } from './sign.js';
 
 /** Default broker socket: `$TRUSTPLANE_BROKER_SOCKET`, else `./trustplane-state/broker.sock`. */
 export function defaultBrokerSocket(env: NodeJS.ProcessEnv = process.env): string {
@@ -156,16 +155,6 @@ interface IssueFlags {
   timeoutMs: string;
   curl?: boolean;
   json?: boolean;
-}
-
-function parseHeaderLines(lines: readonly string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of lines ?? []) {
-    const colon = line.indexOf(':');
-    if (colon < 1) throw new CliError(`--header ${JSON.stringify(line)} must be 'Name: value'`, 'usage', 2);
-    out[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return out;
 }
 
 const CTX_FIELDS = ['actor_type', 'purpose', 'tool_name', 'workflow_id', 'max_txn_value'] as const;
@@ -329,23 +318,7 @@ Example:
     .option('--json', 'print {passport, stamp, headers, ...} as JSON')
     .addHelpText('after', ISSUE_EXAMPLE)
     .action(async (opts: IssueFlags) => {
-      if (opts.body !== undefined && opts.bodyFile !== undefined) {
-        throw new CliError('give only one of --body or --body-file', 'usage', 2);
-      }
-      let body: Uint8Array | undefined;
-      if (opts.bodyFile !== undefined) {
-        try {
-          body = new Uint8Array(readFileSync(opts.bodyFile));
-        } catch {
-          throw new CliError(`cannot read ${opts.bodyFile}`, 'io');
-        }
-      } else if (opts.body !== undefined) {
-        body = new TextEncoder().encode(opts.body);
-      }
-      const headers = parseHeaderLines(opts.header);
-      if (body !== undefined && body.length > 0 && headers['content-type'] === undefined) {
-        headers['content-type'] = 'application/octet-stream';
-      }
+      const { body, headers } = requestBodyAndHeaders(opts);
       const requested = keyBindingFlag(opts.keyBinding, '--key-binding');
       const acceptable = (opts.accept ?? [requested]).map((v) => keyBindingFlag(v, '--accept'));
       if (!/^\d{1,7}$/.test(opts.timeoutMs))

@@ -25,6 +25,36 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The body (`--body` or `--body-file`, exact bytes) and headers (`--header 'Name: value'`, names
+ * lowercased) of a request given on the command line; a body without `Content-Type` is sent as
+ * `application/octet-stream` (so the header that is covered is the one sent).
+ */
+export function requestBodyAndHeaders(opts: {
+  body?: string | undefined;
+  bodyFile?: string | undefined;
+  header?: string[] | undefined;
+}): { body: Uint8Array | undefined; headers: Record<string, string> } {
+  if (opts.body !== undefined && opts.bodyFile !== undefined) {
+    throw new CliError('give only one of --body or --body-file', 'usage', 2);
+  }
+  let body: Uint8Array | undefined;
+  if (opts.bodyFile !== undefined) {
+    try {
+      body = new Uint8Array(readFileSync(opts.bodyFile));
+    } catch {
+      throw new CliError(`cannot read ${opts.bodyFile}`, 'io');
+    }
+  } else if (opts.body !== undefined) {
+    body = new TextEncoder().encode(opts.body);
+  }
+  const headers = parseHeaders(opts.header);
+  if (body !== undefined && body.length > 0 && headers['content-type'] === undefined) {
+    headers['content-type'] = 'application/octet-stream';
+  }
+  return { body, headers };
+}
+
 function parseHeaders(lines: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of lines ?? []) {
@@ -78,26 +108,10 @@ export function registerSign(program: Command): void {
       }
       if (opts.path !== undefined && opts.baseUrl === undefined)
         throw new CliError('--path needs --base-url', 'usage', 2);
-      if (opts.body !== undefined && opts.bodyFile !== undefined) {
-        throw new CliError('give only one of --body or --body-file', 'usage', 2);
-      }
+      const { body, headers } = requestBodyAndHeaders(opts);
       const url =
         opts.url ??
         `${opts.baseUrl!.replace(/\/+$/, '')}${opts.path!.startsWith('/') ? '' : '/'}${opts.path!}`;
-      let body: Uint8Array | undefined;
-      if (opts.bodyFile !== undefined) {
-        try {
-          body = new Uint8Array(readFileSync(opts.bodyFile));
-        } catch {
-          throw new CliError(`cannot read ${opts.bodyFile}`, 'io');
-        }
-      } else if (opts.body !== undefined) {
-        body = new TextEncoder().encode(opts.body);
-      }
-      const headers = parseHeaders(opts.header);
-      if (body !== undefined && body.length > 0 && headers['content-type'] === undefined) {
-        headers['content-type'] = 'application/octet-stream';
-      }
       const key = await loadPrivateKey(opts.privateKey);
       const { token } = await issueFromFlags(opts, key);
       const signed = await signRequest({

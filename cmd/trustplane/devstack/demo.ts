@@ -75,80 +75,85 @@ export async function runDemo(
   const order = JSON.stringify({ sku: 'demo-1', qty: 2 });
   const json = { 'content-type': 'application/json' };
 
-  // 1. An allowed call.
-  const first = await answer(
-    await software.request({
+  /** What a step must get: a status, and a deny reason or the identity the upstream saw. */
+  interface Want {
+    readonly status: number;
+    readonly reason?: string;
+    readonly subject?: string;
+    readonly keyBinding?: string;
+  }
+  const check = async (name: string, expected: string, response: Promise<Response>, want: Want) => {
+    const got = await answer(await response);
+    const ok =
+      got.status === want.status &&
+      (want.reason === undefined || got.reason === want.reason) &&
+      (want.subject === undefined ||
+        (got.caller?.subject === want.subject && got.caller.key_binding === want.keyBinding));
+    step(name, expected, describe(got), ok);
+  };
+  const createOrder = () =>
+    software.request({
       method: 'POST',
       path: '/v1/orders',
       routeId: 'orders.create',
       headers: json,
       body: order,
-    }),
-  );
-  step(
-    'allowed call (software passport, self-issued)',
-    `200, upstream sees ${DEV.softwareSubject}`,
-    describe(first),
-    first.status === 200 &&
-      first.caller?.subject === DEV.softwareSubject &&
-      first.caller.key_binding === 'software',
-  );
-
-  // 2. The exact same request again: the passport jti was consumed.
-  const captured = sent.at(-1)!;
-  const replay = await answer(await fetch(captured.url, { ...captured.init, redirect: 'manual' }));
-  step(
-    'replay of that exact request',
-    '401 jti_replay',
-    describe(replay),
-    replay.status === 401 && replay.reason === 'jti_replay',
-  );
-
-  // 3. A body changed in flight after signing.
-  tamper = () => JSON.stringify({ sku: 'demo-1', qty: 2000 });
-  const tampered = await answer(
-    await software.request({
-      method: 'POST',
-      path: '/v1/orders',
-      routeId: 'orders.create',
-      headers: json,
-      body: order,
-    }),
-  );
-  tamper = undefined;
-  step(
-    'tampered body (qty 2 signed, 2000 sent)',
-    '401 request_binding_mismatch',
-    describe(tampered),
-    tampered.status === 401 && tampered.reason === 'request_binding_mismatch',
-  );
-
-  // 4. A route the policy bundle does not have.
-  const outside = await answer(
-    await software.request({ method: 'GET', path: '/v1/admin', routeId: 'admin' }),
-  );
-  step(
-    'route outside policy (GET /v1/admin)',
-    '403 bundle_route_missing',
-    describe(outside),
-    outside.status === 403 && outside.reason === 'bundle_route_missing',
-  );
-
-  // 5. A route that needs attested_workload, with a software passport.
-  const weak = await answer(
-    await software.request({
+    });
+  const payment = (client: ProtectedClient) =>
+    client.request({
       method: 'POST',
       path: '/v1/payments',
       routeId: 'payments.create',
       headers: json,
       body: '{"amount":"10.00"}',
-    }),
+    });
+
+  // 1. An allowed call.
+  await check(
+    'allowed call (software passport, self-issued)',
+    `200, upstream sees ${DEV.softwareSubject}`,
+    createOrder(),
+    {
+      status: 200,
+      subject: DEV.softwareSubject,
+      keyBinding: 'software',
+    },
   );
-  step(
+
+  // 2. The exact same request again: the passport jti was consumed.
+  const captured = sent.at(-1)!;
+  await check(
+    'replay of that exact request',
+    '401 jti_replay',
+    fetch(captured.url, { ...captured.init, redirect: 'manual' }),
+    { status: 401, reason: 'jti_replay' },
+  );
+
+  // 3. A body changed in flight after signing.
+  tamper = () => JSON.stringify({ sku: 'demo-1', qty: 2000 });
+  await check('tampered body (qty 2 signed, 2000 sent)', '401 request_binding_mismatch', createOrder(), {
+    status: 401,
+    reason: 'request_binding_mismatch',
+  });
+  tamper = undefined;
+
+  // 4. A route the policy bundle does not have.
+  await check(
+    'route outside policy (GET /v1/admin)',
+    '403 bundle_route_missing',
+    software.request({ method: 'GET', path: '/v1/admin', routeId: 'admin' }),
+    { status: 403, reason: 'bundle_route_missing' },
+  );
+
+  // 5. A route that needs attested_workload, with a software passport.
+  await check(
     'insufficient signer class (software → payments)',
     '403 insufficient_key_binding',
-    describe(weak),
-    weak.status === 403 && weak.reason === 'insufficient_key_binding',
+    payment(software),
+    {
+      status: 403,
+      reason: 'insufficient_key_binding',
+    },
   );
 
   // 6. The same route through the broker: attested_workload from the workload's SVID.
@@ -161,22 +166,15 @@ export async function runDemo(
       ctx: { purpose: 'demo' },
     }),
   });
-  const broker = await answer(
-    await attested.request({
-      method: 'POST',
-      path: '/v1/payments',
-      routeId: 'payments.create',
-      headers: json,
-      body: '{"amount":"10.00"}',
-    }),
-  );
-  step(
+  await check(
     'broker-issued call (SPIFFE SVID → payments)',
     '200, upstream sees the SPIFFE ID',
-    describe(broker),
-    broker.status === 200 &&
-      broker.caller?.subject === DEV.workload &&
-      broker.caller.key_binding === 'attested_workload',
+    payment(attested),
+    {
+      status: 200,
+      subject: DEV.workload,
+      keyBinding: 'attested_workload',
+    },
   );
 
   // 7. Where the decisions went.
