@@ -14,7 +14,7 @@ import {
   spiffeBundleKeySchema,
   trustMaterialSchema,
 } from '../pkg/bundle/schemas.js';
-import { brokerIpcRequestSchema, brokerIpcResponseSchema } from '../pkg/broker/ipc-v1.js';
+import { brokerIpcRequestSchema, brokerIpcResponseSchema } from '../pkg/proof/broker-ipc-v1.js';
 import { issuanceGrantSchema, issuancePolicySchema } from '../pkg/broker/issuance-policy.js';
 
 const SCHEMA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'schemas');
@@ -79,7 +79,7 @@ const files: Record<string, string> = {
     brokerIpcRequestSchema,
     'trustplane-broker-ipc-v1.request',
     'TrustPlane broker-ipc-v1 request (issue_request_bound_passport)',
-    'Generated from pkg/broker/ipc-v1.ts by scripts/generate-schemas.ts; do not edit. One JSON object per ' +
+    'Generated from pkg/proof/broker-ipc-v1.ts by scripts/generate-schemas.ts; do not edit. One JSON object per ' +
       'line on the broker socket, at most 1 MiB. The broker additionally checks the query and header ' +
       'digests against each other (docs/broker.md).',
   ),
@@ -87,7 +87,7 @@ const files: Record<string, string> = {
     brokerIpcResponseSchema,
     'trustplane-broker-ipc-v1.response',
     'TrustPlane broker-ipc-v1 response',
-    'Generated from pkg/broker/ipc-v1.ts by scripts/generate-schemas.ts; do not edit.',
+    'Generated from pkg/proof/broker-ipc-v1.ts by scripts/generate-schemas.ts; do not edit.',
   ),
   'trustplane-broker-issuance-v1.schema.json': generate(
     issuancePolicySchema,

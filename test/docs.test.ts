@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { REASON_CODES, REASON_CODE_LIST } from '../pkg/authcore/index.js';
 import { ADAPTER_ENV, adapterConfigSchema } from '../pkg/adapter/config.js';
-import { createAdapterMetrics } from '../pkg/adapter/metrics.js';
+import { createAdapterMetrics } from '../pkg/runtime/metrics.js';
 import { policyBundleConfigSchema, trustMaterialConfigSchema } from '../pkg/bundle/build.js';
 import {
   contextPolicySchema,

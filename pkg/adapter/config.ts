@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
-import { LOG_LEVELS } from './logger.js';
+import { LOG_LEVELS } from '../runtime/logger.js';
 
 const required = {
   error: (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : 'must be a string'),

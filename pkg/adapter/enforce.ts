@@ -23,10 +23,10 @@ import {
 import type { NormalizedRequest } from '../verifier/normalized-request.js';
 import { requestScheme } from '../middleware/node/request.js';
 import { verifyRequest } from '../verifier/verify-request.js';
-import type { BundleManager } from './bundles.js';
+import type { BundleManager } from '../runtime/bundle-manager.js';
 import type { AdapterConfig } from './config.js';
-import type { Logger } from './logger.js';
-import type { AdapterMetrics } from './metrics.js';
+import type { Logger } from '../runtime/logger.js';
+import type { AdapterMetrics } from '../runtime/metrics.js';
 import {
   assertNoDuplicateCriticalHeaders,
   connectionTokens,

@@ -1,8 +1,8 @@
 import type { AuditSink } from '../audit/event.js';
 import { openLedger } from '../audit/open-ledger.js';
 import type { AdapterConfig } from './config.js';
-import type { Logger } from './logger.js';
-import type { AdapterMetrics } from './metrics.js';
+import type { Logger } from '../runtime/logger.js';
+import type { AdapterMetrics } from '../runtime/metrics.js';
 
 export { isPostgresLedger } from '../audit/open-ledger.js';
 

@@ -1,8 +1,8 @@
 import { MemoryReplayStore, type ReplayStore } from '../authcore/replay-store.js';
 import type { AdapterConfig } from './config.js';
-import type { Logger } from './logger.js';
-import { JournalReplayStore } from './replay-journal.js';
-import { RedisReplayStore } from './replay-redis.js';
+import type { Logger } from '../runtime/logger.js';
+import { JournalReplayStore } from '../replay/journal-store.js';
+import { RedisReplayStore } from '../replay/redis-store.js';
 
 /**
  * Open the replay store the configuration names: the memory store with its CBOR journal (single

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { AdapterConfig } from './config.js';
 import { WORKER_SLOT_ENV } from './ledger.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
 import { createAdminServer, startAdapter, type Adapter } from './server.js';
 
 interface WorkerStatus {

@@ -11,7 +11,12 @@ import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
 import { signReceipt } from '../audit/receipt.js';
 import { parsePrivateKey } from '../authcore/keys.js';
-import { BundleManager, parseConfiguredKeys, type BundleName, type ReloadOutcome } from './bundles.js';
+import {
+  BundleManager,
+  parseConfiguredKeys,
+  type BundleName,
+  type ReloadOutcome,
+} from '../runtime/bundle-manager.js';
 import type { AdapterConfig } from './config.js';
 import {
   handleForwardAuthRequest,
@@ -20,8 +25,8 @@ import {
   type EnforcementRuntime,
 } from './enforce.js';
 import { openLedgerSink } from './ledger.js';
-import { createLogger, type Logger } from './logger.js';
-import { createAdapterMetrics, type AdapterMetrics } from './metrics.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { createAdapterMetrics, type AdapterMetrics } from '../runtime/metrics.js';
 import { openReplayStore } from './replay.js';
 import { useEd25519Primitive } from '../authcore/keys.js';
 import { loadNativeEd25519, nodeSha256 } from './native-crypto.js';

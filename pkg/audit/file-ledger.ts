@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TrustplaneError } from '../authcore/errors.js';
-import { acquireFileLock, releaseFileLock, type FileLockHandle } from './file-lock.js';
+import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 import { GENESIS_HASH, HashChain, ledgerRecordHash, type ChainHead } from './chain.js';
 import type { AuditEvent, AuditSink } from './event.js';
 import { UnreadableRecord } from './query.js';

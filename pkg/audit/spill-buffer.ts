@@ -1,7 +1,7 @@
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { acquireFileLock, releaseFileLock, type FileLockHandle } from './file-lock.js';
+import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 import type { LedgerRecord } from './chain.js';
 
 /** Options for {@link SpillBuffer.open}. */

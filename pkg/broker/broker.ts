@@ -12,11 +12,15 @@ import { normalizeCoveredHeaders } from '../proof/covered-headers.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
 import { signProof } from '../proof/request-proof.js';
 import { transcriptFromDigests } from '../proof/transcript.js';
-import { clientPathProblem } from '../client/path-safety.js';
+import { clientPathProblem } from '../proof/sdk-path-safety.js';
 import type { IdentitySource, WorkloadIdentity } from './identity.js';
 import { DEFAULT_MAX_TTL_SECONDS, findGrant, type IssuancePolicy } from './issuance-policy.js';
 import { evaluateSourcePolicy } from '../verifier/evaluate-policy.js';
-import { brokerIpcRequestSchema, type BrokerIpcRequest, type BrokerIpcResponse } from './ipc-v1.js';
+import {
+  brokerIpcRequestSchema,
+  type BrokerIpcRequest,
+  type BrokerIpcResponse,
+} from '../proof/broker-ipc-v1.js';
 
 /** `reason_code` of a successful issuance (broker-ipc-v1). */
 export const BROKER_PASSPORT_ISSUED = 'broker_passport_issued';

@@ -7,7 +7,7 @@ export {
   brokerIpcResponseSchema,
   type BrokerIpcRequest,
   type BrokerIpcResponse,
-} from './ipc-v1.js';
+} from '../proof/broker-ipc-v1.js';
 export {
   Broker,
   BROKER_PASSPORT_ISSUED,

@@ -5,7 +5,7 @@ import {
   brokerIpcResponseSchema,
   type BrokerIpcRequest,
   type BrokerIpcResponse,
-} from './ipc-v1.js';
+} from '../proof/broker-ipc-v1.js';
 import { readLines } from './ndjson.js';
 
 /** A broker-ipc-v1 transport failure (the broker did not answer with a valid response). */

@@ -2,7 +2,7 @@ import { chmod, lstat, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Broker, IssueContext } from './broker.js';
-import { BROKER_IPC_TIMEOUT_MS, type BrokerIpcResponse } from './ipc-v1.js';
+import { BROKER_IPC_TIMEOUT_MS, type BrokerIpcResponse } from '../proof/broker-ipc-v1.js';
 import { readLines } from './ndjson.js';
 
 /** Options for {@link serveBrokerIpc}. */

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { BROKER_IPC_MAX_MESSAGE_BYTES } from './ipc-v1.js';
+import { BROKER_IPC_MAX_MESSAGE_BYTES } from '../proof/broker-ipc-v1.js';
 
 /** Why a line reader stopped. */
 export type LineReaderError = 'message_too_large' | 'invalid_utf8';

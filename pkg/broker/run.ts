@@ -1,5 +1,5 @@
-import { BundleManager, parseConfiguredKeys } from '../adapter/bundles.js';
-import { createLogger, type Logger, type LogLevel } from '../adapter/logger.js';
+import { BundleManager, parseConfiguredKeys } from '../runtime/bundle-manager.js';
+import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
 import { parsePrivateKey } from '../authcore/keys.js';
 import type { AuditSink } from '../audit/event.js';
 import { openLedger } from '../audit/open-ledger.js';

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import type { Logger } from '../adapter/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { PolicyError } from '../authcore/errors.js';
 import type { SpiffeBundle } from '../bundle/schemas.js';
 import { spiffeWorkloadIdentity, type IdentitySource, type WorkloadIdentity } from './identity.js';

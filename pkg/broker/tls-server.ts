@@ -4,7 +4,7 @@ import { peerChainDer } from './tls-client.js';
 import type { Broker } from './broker.js';
 import { spiffeWorkloadIdentity } from './identity.js';
 import { handleConnection } from './ipc-server.js';
-import { BROKER_IPC_TIMEOUT_MS } from './ipc-v1.js';
+import { BROKER_IPC_TIMEOUT_MS } from '../proof/broker-ipc-v1.js';
 import { SvidError, verifyX509Svid, type SpiffeTrustBundles } from './spiffe/index.js';
 
 /** What a TLS endpoint needs from a SPIFFE identity: its own SVID and the roots it trusts. */

@@ -9,7 +9,7 @@ import {
   brokerIpcResponseSchema,
   type BrokerIpcRequest,
   type BrokerIpcResponse,
-} from '../broker/ipc-v1.js';
+} from '../proof/broker-ipc-v1.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { normalizeQuery } from '../proof/normalize-query.js';

@@ -1,4 +1,4 @@
-export { clientPathProblem, assertClientPath, type ClientPathOptions } from './path-safety.js';
+export { clientPathProblem, assertClientPath, type ClientPathOptions } from '../proof/sdk-path-safety.js';
 export {
   prepareRequest,
   isReservedHeader,

@@ -5,7 +5,7 @@ import { normalizeCoveredHeaders } from '../proof/covered-headers.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
 import { bodySha256 } from '../proof/transcript.js';
 import { MAX_QUERY_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
-import { assertClientPath } from './path-safety.js';
+import { assertClientPath } from '../proof/sdk-path-safety.js';
 
 /** Request headers as a caller gives them: a plain record (names case-insensitive) or `Headers`. */
 export type ClientHeaders = Readonly<Record<string, string>> | Headers;

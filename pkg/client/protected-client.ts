@@ -11,7 +11,7 @@ import {
   type OutgoingRequest,
 } from './outgoing-request.js';
 import type { PassportSource, RequestCredentials } from './passport-source.js';
-import { clientPathProblem } from './path-safety.js';
+import { clientPathProblem } from '../proof/sdk-path-safety.js';
 
 /** Options for {@link ProtectedClient}. */
 export interface ProtectedClientOptions {

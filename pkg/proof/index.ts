@@ -34,3 +34,14 @@ export {
   type SignedRequest,
   type RequestTarget,
 } from './sign-request.js';
+export { clientPathProblem, assertClientPath, type ClientPathOptions } from './sdk-path-safety.js';
+export {
+  BROKER_IPC_VERSION,
+  BROKER_IPC_MAX_MESSAGE_BYTES,
+  BROKER_IPC_TIMEOUT_MS,
+  brokerHttpSchema,
+  brokerIpcRequestSchema,
+  brokerIpcResponseSchema,
+  type BrokerIpcRequest,
+  type BrokerIpcResponse,
+} from './broker-ipc-v1.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveAdapterConfig } from '../../pkg/adapter/config.js';
-import { createLogger } from '../../pkg/adapter/logger.js';
+import { createLogger } from '../../pkg/runtime/logger.js';
 import { createWorld, signed } from '../helpers/fixture.js';
 import { sendSigned, startTestAdapter, startUpstream, writeWorld } from '../helpers/adapter.js';
 

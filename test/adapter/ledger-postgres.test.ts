@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAdapterConfig } from '../../pkg/adapter/config.js';
-import { createLogger } from '../../pkg/adapter/logger.js';
+import { createLogger } from '../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
 import { migrateLedger } from '../../pkg/audit/ledger-migrations.js';
 import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger.js';

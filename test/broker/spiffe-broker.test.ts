@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../pkg/adapter/logger.js';
+import { createLogger } from '../../pkg/runtime/logger.js';
 import { decodePassportUnverified, MemoryReplayStore } from '../../pkg/authcore/index.js';
 import {
   Broker,

@@ -11,7 +11,7 @@ import {
   brokerIpcResponseSchema,
   type BrokerIpcRequest,
   type BrokerIpcResponse,
-} from '../../pkg/broker/ipc-v1.js';
+} from '../../pkg/proof/broker-ipc-v1.js';
 import {
   BrokerDeniedError,
   BrokerResponseError,

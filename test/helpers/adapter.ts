@@ -9,7 +9,7 @@ import {
   type Adapter,
   type AdapterConfigInput,
 } from '../../pkg/adapter/index.js';
-import { createLogger } from '../../pkg/adapter/logger.js';
+import { createLogger } from '../../pkg/runtime/logger.js';
 import { MemoryAuditSink } from '../../pkg/audit/index.js';
 import { NOW, type World } from './fixture.js';
 

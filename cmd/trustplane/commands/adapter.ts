@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { BundleManager, parseConfiguredKeys } from '../../../pkg/adapter/bundles.js';
+import { BundleManager, parseConfiguredKeys } from '../../../pkg/runtime/bundle-manager.js';
 import { ConfigError, resolveAdapterConfig, type AdapterConfig } from '../../../pkg/adapter/config.js';
-import { createLogger } from '../../../pkg/adapter/logger.js';
+import { createLogger } from '../../../pkg/runtime/logger.js';
 import { runAdapter } from '../../../pkg/adapter/run.js';
 import { CliError, collect, readValue } from '../io.js';
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/adapter/logger.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/runtime/logger.js';
 import { isKeyBinding, type KeyBinding } from '../../../pkg/authcore/signer-taxonomy.js';
 import { BrokerIpcClient, BrokerIpcError } from '../../../pkg/broker/ipc-client.js';
 import { openSpiffeFilesIdentity, type SpiffeIdentitySource } from '../../../pkg/broker/spiffe-identity.js';

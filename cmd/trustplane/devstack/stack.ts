@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { resolveAdapterConfig } from '../../../pkg/adapter/config.js';
-import { createLogger, type LogLevel } from '../../../pkg/adapter/logger.js';
+import { createLogger, type LogLevel } from '../../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
 import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/keys.js';
 import { signDocument } from '../../../pkg/bundle/sign-document.js';

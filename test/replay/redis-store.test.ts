@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisReplayStore } from '../../pkg/adapter/replay-redis.js';
+import { RedisReplayStore } from '../../pkg/replay/redis-store.js';
 import { ReplayError } from '../../pkg/authcore/index.js';
 import { freePort, REDIS_SERVER, requireServer, startRedis, type RedisServer } from '../helpers/redis.js';
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { encode } from 'cbor-x';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/adapter/replay-journal.js';
+import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/replay/journal-store.js';
 import { ReplayError } from '../../pkg/authcore/index.js';
 
 const NOW = 1_767_225_600;
@@ -374,7 +374,7 @@ describe('JournalReplayStore', () => {
       // A child with RLIMIT_FSIZE = 8 KiB: the append that crosses it is written partially, then fails
       // with EFBIG (Node ignores SIGXFSZ). The store must cut the partial record off again.
       const script = path.join(dir, 'limited.mts');
-      const moduleUrl = pathToFileURL(path.resolve('pkg/adapter/replay-journal.ts')).href;
+      const moduleUrl = pathToFileURL(path.resolve('pkg/replay/journal-store.ts')).href;
       writeFileSync(
         script,
         [
@@ -486,7 +486,7 @@ describe('JournalReplayStore', () => {
 
   it('attack: replay after a crash: keys acknowledged by a SIGKILLed process stay refused', async () => {
     const script = path.join(dir, 'consumer.mts');
-    const moduleUrl = pathToFileURL(path.resolve('pkg/adapter/replay-journal.ts')).href;
+    const moduleUrl = pathToFileURL(path.resolve('pkg/replay/journal-store.ts')).href;
     writeFileSync(
       script,
       [

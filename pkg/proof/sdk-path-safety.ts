@@ -1,5 +1,5 @@
 import { RequestError } from '../authcore/errors.js';
-import { pathSafetyProblem } from '../proof/path-safety.js';
+import { pathSafetyProblem } from './path-safety.js';
 
 /** Options for {@link clientPathProblem} and {@link assertClientPath}. */
 export interface ClientPathOptions {

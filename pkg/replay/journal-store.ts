@@ -19,7 +19,7 @@ import {
   MemoryReplayStore,
   type ReplayStore,
 } from '../authcore/replay-store.js';
-import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../audit/file-lock.js';
+import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 
 /**
  * When the journal is flushed to stable storage.
