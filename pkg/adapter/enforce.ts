@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { RequestError, TrustplaneError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import {
   auditEventFromDecision,
@@ -298,7 +298,7 @@ async function readOrDeny(
   try {
     // Only origin-form targets ("/path?query"): absolute-form or "*" never reach routing.
     if (!facts.path.startsWith('/'))
-      throw new RequestError('malformed_request', 'request target is not in origin-form');
+      throw new TrustplaneError('malformed_request', 'request target is not in origin-form');
     assertNoDuplicateCriticalHeaders(req.rawHeaders);
     return await readBody(req, rt.config.maxBodyBytes);
   } catch (e) {

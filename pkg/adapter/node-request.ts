@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { HeaderSource } from '../proof/transcript.js';
 import { repeatedCriticalHeader } from '../middleware/node/request.js';
 
@@ -14,12 +14,12 @@ export interface ReadBody {
 
 /**
  * Read a request body up to `maxBytes`, hashing while it streams (one pass).
- * @throws RequestError `body_too_large` (the stream is left paused; the caller answers 413 and closes)
+ * @throws TrustplaneError `body_too_large` (the stream is left paused; the caller answers 413 and closes)
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBody> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
-    return Promise.reject(new RequestError('body_too_large', 'request body too large'));
+    return Promise.reject(new TrustplaneError('body_too_large', 'request body too large'));
   }
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
@@ -30,7 +30,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBo
       if (total > maxBytes) {
         cleanup();
         req.pause();
-        reject(new RequestError('body_too_large', 'request body too large'));
+        reject(new TrustplaneError('body_too_large', 'request body too large'));
         return;
       }
       hash.update(chunk);
@@ -45,7 +45,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBo
     };
     const onError = () => {
       cleanup();
-      reject(new RequestError('malformed_request', 'request body could not be read'));
+      reject(new TrustplaneError('malformed_request', 'request body could not be read'));
     };
     const cleanup = () => {
       req.off('data', onData);
@@ -76,11 +76,11 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
 
 /**
  * Refuse a request that repeats a header the decision depends on (see `repeatedCriticalHeader`).
- * @throws RequestError `malformed_request`
+ * @throws TrustplaneError `malformed_request`
  */
 export function assertNoDuplicateCriticalHeaders(rawHeaders: readonly string[]): void {
   const repeated = repeatedCriticalHeader(rawHeaders);
-  if (repeated !== undefined) throw new RequestError('malformed_request', `repeated ${repeated} header`);
+  if (repeated !== undefined) throw new TrustplaneError('malformed_request', `repeated ${repeated} header`);
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those a proxy must never pass on. */

@@ -30,26 +30,5 @@ export class TrustplaneError extends Error {
   }
 }
 
-/** A passport failed parsing, signature or claim validation. */
-export class PassportError extends TrustplaneError {}
-
-/** A request proof or request binding failed. */
-export class ProofError extends TrustplaneError {}
-
-/** A policy rule denied the request. */
-export class PolicyError extends TrustplaneError {}
-
-/** A request could not be parsed or is unsafe. */
-export class RequestError extends TrustplaneError {}
-
-/** A trust-material or policy-bundle document failed loading, verification or editing. */
-export class BundleError extends TrustplaneError {}
-
-/** The replay store refused (replay) or failed (unavailable). */
-export class ReplayError extends TrustplaneError {}
-
-/** Key material could not be parsed. */
-export class KeyError extends TrustplaneError {}
-
 /** The one message every signature failure uses, so failures are not an oracle. */
 export const SIGNATURE_FAILURE_MESSAGE = 'signature verification failed';

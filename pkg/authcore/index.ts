@@ -3,20 +3,11 @@ export {
   REASON_CODE_LIST,
   isReasonCode,
   statusForReason,
+  isRetryableReason,
   type ReasonCode,
   type ReasonCodeInfo,
 } from './reason-codes.js';
-export {
-  TrustplaneError,
-  PassportError,
-  ProofError,
-  PolicyError,
-  RequestError,
-  BundleError,
-  ReplayError,
-  KeyError,
-  SIGNATURE_FAILURE_MESSAGE,
-} from './errors.js';
+export { TrustplaneError, SIGNATURE_FAILURE_MESSAGE } from './errors.js';
 export {
   SIGNER_CLASSES,
   KEY_BINDINGS,

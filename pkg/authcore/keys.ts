@@ -2,7 +2,7 @@ import { calculateJwkThumbprint } from 'jose';
 import { concatBytes, fromHex, toArrayBufferView, toHex, timingSafeEqual } from '../internal/bytes.js';
 import { decodeBase64Url, encodeBase64Url } from '../internal/base64url.js';
 import { sha256Sync } from '../internal/sha256.js';
-import { KeyError } from './errors.js';
+import { TrustplaneError } from './errors.js';
 
 /**
  * Ed25519 key handling over WebCrypto. Accepted private-key encodings:
@@ -55,8 +55,8 @@ export type Ed25519PublicJwk = {
   kid?: string;
 };
 
-function invalidKey(what: string): KeyError {
-  return new KeyError('invalid_key', `invalid Ed25519 ${what}`);
+function invalidKey(what: string): TrustplaneError {
+  return new TrustplaneError('invalid_key', `invalid Ed25519 ${what}`);
 }
 
 function pemBody(text: string, label: string): Uint8Array | undefined {
@@ -96,7 +96,7 @@ function fingerprintSync(raw: Uint8Array): string {
 
 /**
  * Import a raw 32-byte public key.
- * @throws KeyError `invalid_key` when not 32 bytes or not accepted by WebCrypto.
+ * @throws TrustplaneError `invalid_key` when not 32 bytes or not accepted by WebCrypto.
  */
 export async function importRawPublicKey(raw: Uint8Array): Promise<VerifyKey> {
   if (raw.length !== 32) throw invalidKey('public key');
@@ -163,7 +163,7 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
  * Parse an Ed25519 private key from any accepted encoding.
  * @param input key text, seed, PEM PKCS#8, or JWK (object or JSON text)
  * @returns a signing key with its public half
- * @throws KeyError `invalid_key` for anything else (the message never echoes the input)
+ * @throws TrustplaneError `invalid_key` for anything else (the message never echoes the input)
  * @example const key = await parsePrivateKey(process.env.TRUSTPLANE_KEY!)
  */
 export async function parsePrivateKey(
@@ -203,7 +203,7 @@ export async function parsePrivateKey(
 
 /**
  * Parse an Ed25519 public key: base64url raw bytes, PEM SPKI, or JWK (object or JSON text).
- * @throws KeyError `invalid_key`
+ * @throws TrustplaneError `invalid_key`
  */
 export async function parsePublicKey(input: string | Readonly<Record<string, unknown>>): Promise<VerifyKey> {
   if (typeof input === 'string') {

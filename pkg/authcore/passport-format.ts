@@ -1,6 +1,6 @@
 import { fromUtf8Strict } from '../internal/bytes.js';
 import { decodeBase64Url } from '../internal/base64url.js';
-import { PassportError } from './errors.js';
+import { TrustplaneError } from './errors.js';
 
 /** Longest compact passport accepted (bytes of the token text). */
 export const MAX_PASSPORT_LENGTH = 8192;
@@ -23,7 +23,7 @@ export interface UnverifiedPassport {
   readonly signature: Uint8Array;
 }
 
-const malformed = () => new PassportError('malformed_passport', 'malformed passport');
+const malformed = () => new TrustplaneError('malformed_passport', 'malformed passport');
 const HEADER_PARAMS = new Set(['alg', 'kid', 'typ']);
 
 function parseSegmentJson(segment: string): Record<string, unknown> {
@@ -43,7 +43,7 @@ function parseSegmentJson(segment: string): Record<string, unknown> {
  * Split and decode a compact passport WITHOUT verifying it. Used by the verifier to find the
  * issuer key, and by tooling to display a token. Never trust its output for a decision.
  *
- * @throws PassportError `malformed_passport`, `unsupported_algorithm`
+ * @throws TrustplaneError `malformed_passport`, `unsupported_algorithm`
  */
 export function decodePassportUnverified(token: unknown): UnverifiedPassport {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_PASSPORT_LENGTH)
@@ -55,7 +55,7 @@ export function decodePassportUnverified(token: unknown): UnverifiedPassport {
   // The algorithm is checked before anything else in the header, so `none`, HS256 and friends are
   // refused by name and never reach key lookup.
   if (typeof header.alg !== 'string' || !PASSPORT_ALGORITHMS.has(header.alg)) {
-    throw new PassportError('unsupported_algorithm', 'unsupported passport algorithm');
+    throw new TrustplaneError('unsupported_algorithm', 'unsupported passport algorithm');
   }
   for (const name of Object.keys(header)) {
     // `crit`, `jwk`, `jku`, `x5u`, `x5c`, `b64` and any other parameter are refused: keys come

@@ -1,4 +1,4 @@
-import { ReplayError } from './errors.js';
+import { TrustplaneError } from './errors.js';
 
 /**
  * A one-time-use store for passport jtis. `consume` must be atomic: of any number of concurrent
@@ -73,7 +73,7 @@ export class MemoryReplayStore implements ReplayStore {
     if (existing === undefined && this.#entries.size >= this.#maxEntries) {
       this.sweep(now);
       if (this.#entries.size >= this.#maxEntries) {
-        throw new ReplayError('replay_store_unavailable', 'replay store is full');
+        throw new TrustplaneError('replay_store_unavailable', 'replay store is full');
       }
     } else if (now >= this.#nextSweep) {
       this.sweep(now);

@@ -1,7 +1,7 @@
 import { utf8 } from '../internal/bytes.js';
 import { decodeBase64Url } from '../internal/base64url.js';
 import { type PassportClaims, passportClaimsSchema, passportCnfSchema } from './claims.js';
-import { PassportError, SIGNATURE_FAILURE_MESSAGE } from './errors.js';
+import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from './errors.js';
 import type { IssuerRegistry, TrustedIssuer } from './issuer-registry.js';
 import { importRawPublicKey, verifyEd25519, type VerifyKey } from './keys.js';
 import { decodePassportUnverified, type PassportHeader } from './passport-format.js';
@@ -58,8 +58,8 @@ function importCnfKey(x: string, raw: Uint8Array): Promise<VerifyKey> {
   return pending;
 }
 
-const fail = (reason: ConstructorParameters<typeof PassportError>[0], message: string) =>
-  new PassportError(reason, message);
+const fail = (reason: ConstructorParameters<typeof TrustplaneError>[0], message: string) =>
+  new TrustplaneError(reason, message);
 
 /**
  * Verify a passport: algorithm allowlist (EdDSA, alias Ed25519), issuer and kid from trust
@@ -67,7 +67,7 @@ const fail = (reason: ConstructorParameters<typeof PassportError>[0], message: s
  *
  * @param token the compact JWS (untrusted)
  * @returns the verified passport; never returns on failure
- * @throws PassportError with reason `malformed_passport`, `unsupported_algorithm`, `unknown_issuer`,
+ * @throws TrustplaneError with reason `malformed_passport`, `unsupported_algorithm`, `unknown_issuer`,
  *   `unknown_key`, `invalid_passport_signature`, `passport_expired`, `passport_not_yet_valid`,
  *   `passport_lifetime_exceeded`, `audience_mismatch`, `trust_domain_mismatch`, `invalid_cnf`
  * @example

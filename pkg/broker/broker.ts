@@ -1,8 +1,8 @@
 import { passportContextSchema, type PassportClaims, type PassportContext } from '../authcore/claims.js';
-import { PolicyError, RequestError, TrustplaneError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { issuePassport } from '../authcore/issue-passport.js';
 import { generateSigningKey, jwkThumbprint, type SigningKey } from '../authcore/keys.js';
-import { statusForReason, type ReasonCode } from '../authcore/reason-codes.js';
+import { isRetryableReason, statusForReason, type ReasonCode } from '../authcore/reason-codes.js';
 import { keyBindingRank } from '../authcore/signer-taxonomy.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent, type AuditSink } from '../audit/event.js';
 import type { LoadedPolicy, LoadedTrustMaterial } from '../bundle/load.js';
@@ -65,13 +65,6 @@ export interface IssueContext {
   readonly peer?: WorkloadIdentity;
 }
 
-const RETRYABLE = new Set<ReasonCode>([
-  'workload_identity_unavailable',
-  'audit_unavailable',
-  'policy_unavailable',
-  'internal_error',
-]);
-
 interface Outcome {
   readonly response: BrokerIpcResponse;
   readonly event: Partial<AuditEvent>;
@@ -88,7 +81,7 @@ function deny(
     message: string;
     retryable: boolean;
     details?: Record<string, string>;
-  } = { code: reason, message: message.slice(0, 1024), retryable: RETRYABLE.has(reason) };
+  } = { code: reason, message: message.slice(0, 1024), retryable: isRetryableReason(reason) };
   if (details && Object.keys(details).length > 0) {
     error.details = Object.fromEntries(Object.entries(details).map(([k, v]) => [k, String(v)]));
   }
@@ -124,23 +117,23 @@ function randomJti(): string {
 function checkHttp(http: BrokerIpcRequest['http']): void {
   const pathProblem = clientPathProblem(http.path);
   if (pathProblem !== undefined)
-    throw new RequestError('unsafe_request_path', `unsafe request path: ${pathProblem}`);
+    throw new TrustplaneError('unsafe_request_path', `unsafe request path: ${pathProblem}`);
   if (normalizeQuery(http.query.raw) !== http.query.normalized) {
-    throw new RequestError('malformed_request', 'query.normalized is not the normalization of query.raw');
+    throw new TrustplaneError('malformed_request', 'query.normalized is not the normalization of query.raw');
   }
   if (sha256HexSync(http.query.normalized) !== http.query.sha256) {
-    throw new RequestError('malformed_request', 'query.sha256 does not match query.normalized');
+    throw new TrustplaneError('malformed_request', 'query.sha256 does not match query.normalized');
   }
   const allow = normalizeCoveredHeaders(http.headers.allow_list);
   if (allow.join(',') !== http.headers.allow_list.join(',')) {
-    throw new RequestError('malformed_request', 'headers.allow_list must be lowercase, sorted and unique');
+    throw new TrustplaneError('malformed_request', 'headers.allow_list must be lowercase, sorted and unique');
   }
   if (!allow.includes('x-trustplane-nonce')) {
-    throw new RequestError('malformed_request', 'headers.allow_list must cover x-trustplane-nonce');
+    throw new TrustplaneError('malformed_request', 'headers.allow_list must cover x-trustplane-nonce');
   }
   const nonce = http.headers.selected.find((h) => h.name === 'x-trustplane-nonce');
   if (nonce?.value_sha256 !== sha256HexSync(http.nonce)) {
-    throw new RequestError(
+    throw new TrustplaneError(
       'malformed_request',
       'the x-trustplane-nonce header digest is not the nonce digest',
     );
@@ -152,7 +145,7 @@ function contextClaim(ctx: BrokerIpcRequest['ctx']): PassportContext | undefined
   const selected = new Set<string>(ctx.selected_fields);
   for (const key of Object.keys(ctx.values)) {
     if (!selected.has(key))
-      throw new RequestError('malformed_request', `ctx value ${key} is not a selected field`);
+      throw new TrustplaneError('malformed_request', `ctx value ${key} is not a selected field`);
   }
   const claim: Record<string, string> = {};
   for (const field of ctx.selected_fields) {
@@ -160,7 +153,7 @@ function contextClaim(ctx: BrokerIpcRequest['ctx']): PassportContext | undefined
     if (value !== undefined) claim[field] = value;
   }
   const parsed = passportContextSchema.safeParse(claim);
-  if (!parsed.success) throw new RequestError('malformed_request', 'ctx values are out of bounds');
+  if (!parsed.success) throw new TrustplaneError('malformed_request', 'ctx values are out of bounds');
   return Object.keys(claim).length > 0 ? parsed.data : undefined;
 }
 
@@ -248,7 +241,7 @@ export class Broker {
     const parsed = brokerIpcRequestSchema.safeParse(raw);
     if (!parsed.success) {
       const where = parsed.error.issues[0]?.path.join('.') ?? '';
-      throw new RequestError(
+      throw new TrustplaneError(
         'malformed_request',
         `request does not match broker-ipc-v1${where ? ` at ${where}` : ''}`,
       );
@@ -259,7 +252,7 @@ export class Broker {
     const ctx = contextClaim(req.ctx);
     const kb = req.key_binding;
     if (!kb.acceptable_key_bindings.includes(kb.requested_key_binding)) {
-      throw new RequestError(
+      throw new TrustplaneError(
         'malformed_request',
         'requested_key_binding is not among acceptable_key_bindings',
       );
@@ -268,14 +261,14 @@ export class Broker {
     const now = this.#clock();
     const identity = context.peer ?? this.#o.identity.current();
     if (identity.notAfter !== undefined && identity.notAfter <= now) {
-      throw new PolicyError('workload_attestation_failed', 'the workload identity has expired');
+      throw new TrustplaneError('workload_attestation_failed', 'the workload identity has expired');
     }
     const available = identity.keyBinding;
     const acceptable =
       kb.acceptable_key_bindings.includes(available) ||
       (kb.allow_software_fallback && available === 'software');
     if (!acceptable) {
-      throw new PolicyError(
+      throw new TrustplaneError(
         'insufficient_key_binding',
         'requested key binding cannot be satisfied by the local broker',
         { requested_key_binding: kb.requested_key_binding, available_key_binding: available },
@@ -286,14 +279,17 @@ export class Broker {
     try {
       material = this.#o.material();
     } catch {
-      throw new PolicyError('policy_unavailable', 'no valid trust material or policy bundle is loaded');
+      throw new TrustplaneError('policy_unavailable', 'no valid trust material or policy bundle is loaded');
     }
     const issuer = material.trust.getIssuer(this.#o.issuer);
     if (issuer === undefined || !issuer.keys.has(this.#o.issuerKid)) {
-      throw new PolicyError('policy_unavailable', 'the trust material does not list this broker issuer key');
+      throw new TrustplaneError(
+        'policy_unavailable',
+        'the trust material does not list this broker issuer key',
+      );
     }
     if (keyBindingRank(available) > keyBindingRank(issuer.maxKeyBinding)) {
-      throw new PolicyError(
+      throw new TrustplaneError(
         'insufficient_key_binding',
         'the trust material caps this broker below the workload class',
         {
@@ -305,7 +301,7 @@ export class Broker {
 
     const match = material.policy.routeTable.resolve(http.method, http.path);
     if (match === undefined || match.route.route_id !== http.route_id) {
-      throw new PolicyError(
+      throw new TrustplaneError(
         'bundle_route_missing',
         'no route of the policy bundle matches this method, path and route_id',
         {
@@ -314,7 +310,7 @@ export class Broker {
       );
     }
     if (match.api.audience !== http.audience) {
-      throw new PolicyError('audience_mismatch', 'the audience is not that of the route API', {
+      throw new TrustplaneError('audience_mismatch', 'the audience is not that of the route API', {
         route_id: http.route_id,
       });
     }
@@ -342,7 +338,7 @@ export class Broker {
     });
     const grant = findGrant(this.#o.issuance, identity.subject, http.audience, http.route_id);
     if (grant === undefined) {
-      throw new PolicyError(
+      throw new TrustplaneError(
         'issuance_policy_denied',
         'no issuance grant covers this subject, audience and route',
         {

@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Logger } from '../runtime/logger.js';
-import { PolicyError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { SpiffeBundle } from '../bundle/schemas.js';
 import { spiffeWorkloadIdentity, type IdentitySource, type WorkloadIdentity } from './identity.js';
 import {
@@ -34,14 +34,14 @@ interface Options {
   readonly clock?: (() => number) | undefined;
 }
 
-function attestationFailed(error: unknown): PolicyError {
+function attestationFailed(error: unknown): TrustplaneError {
   if (error instanceof SvidError) {
-    return new PolicyError('workload_attestation_failed', `workload SVID refused: ${error.message}`, {
+    return new TrustplaneError('workload_attestation_failed', `workload SVID refused: ${error.message}`, {
       svid_error: error.code,
     });
   }
-  if (error instanceof PolicyError) return error;
-  return new PolicyError('workload_identity_unavailable', 'no current workload SVID');
+  if (error instanceof TrustplaneError) return error;
+  return new TrustplaneError('workload_identity_unavailable', 'no current workload SVID');
 }
 
 /** Identity, TLS credentials and rotation listeners over a "last verified SVID" getter. */
@@ -214,7 +214,7 @@ export async function openWorkloadApiIdentity(
     'workload-api',
     () => {
       const v = verified;
-      if (v === undefined) throw new PolicyError('workload_identity_unavailable', 'no workload SVID yet');
+      if (v === undefined) throw new TrustplaneError('workload_identity_unavailable', 'no workload SVID yet');
       if (!(clock() <= v.svid.expiresAt))
         throw new SvidError('svid_expired', 'the workload SVID has expired');
       return v;

@@ -67,7 +67,7 @@ function checkNow(now: number, fn: string): void {
  * @param config APIs, route groups, defaults and policies (untrusted: validated strictly)
  * @param now current time, integer epoch seconds
  * @returns the validated document (no `signed_by`/`signature`)
- * @throws BundleError `invalid_bundle` (the message names the first failing path); RangeError for a bad `now`
+ * @throws TrustplaneError `invalid_bundle` (the message names the first failing path); RangeError for a bad `now`
  * @example
  * const doc = buildPolicyBundle({ trust_domain: 'example.local', apis, route_groups }, nowSeconds)
  */
@@ -109,7 +109,7 @@ export function buildPolicyBundle(config: PolicyBundleConfig, now: number): Poli
  * @param config issuers (with their Ed25519 JWKs), SPIFFE bundles, receipt keys (validated strictly)
  * @param now current time, integer epoch seconds
  * @returns the validated document (no `signed_by`/`signature`)
- * @throws BundleError `invalid_bundle`; RangeError for a bad `now`
+ * @throws TrustplaneError `invalid_bundle`; RangeError for a bad `now`
  * @example
  * const doc = buildTrustMaterial({ issuers: [{ issuer, trust_domain, source_type: 'software_jwks', keys }] }, nowSeconds)
  */

@@ -1,4 +1,4 @@
-import { PolicyError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { DEFAULT_SKEW_SECONDS } from '../authcore/verify-passport.js';
 import type { LoadedPolicy } from './load.js';
 import type { FreshnessClass, PolicyRoute } from './schemas.js';
@@ -36,7 +36,7 @@ export interface FreshnessResult {
  * @param route the resolved route
  * @param now current time, epoch seconds (injected clock)
  * @returns the effective class, age and limit
- * @throws PolicyError `stale_bundle_fail_closed`
+ * @throws TrustplaneError `stale_bundle_fail_closed`
  * @example
  * const match = policy.routeTable.resolve('GET', '/v1/orders/42')
  * if (match) checkFreshness(policy, match.route, Math.floor(Date.now() / 1000))
@@ -52,7 +52,7 @@ export function checkFreshness(
   const issuedAt = bundle.issued_at;
   const ageSeconds = issuedAt === undefined ? undefined : now - issuedAt;
   const stale = (why: string, maxAgeSeconds?: number) =>
-    new PolicyError('stale_bundle_fail_closed', `policy bundle is stale: ${why}`, {
+    new TrustplaneError('stale_bundle_fail_closed', `policy bundle is stale: ${why}`, {
       freshness_class: freshnessClass,
       ...(ageSeconds !== undefined ? { age_seconds: ageSeconds } : {}),
       ...(maxAgeSeconds !== undefined ? { max_age_seconds: maxAgeSeconds } : {}),

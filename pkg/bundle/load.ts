@@ -1,4 +1,4 @@
-import { BundleError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { IssuerRegistry, TrustedIssuer, TrustedKey } from '../authcore/issuer-registry.js';
 import { importRawPublicKey, type VerifyKey } from '../authcore/keys.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
@@ -101,7 +101,7 @@ function checkNotExpired(expiresAt: number | undefined, now: number | undefined,
   if (now === undefined) return;
   if (!Number.isFinite(now)) throw new TypeError('now must be epoch seconds');
   if (expiresAt !== undefined && now >= expiresAt) {
-    throw new BundleError('stale_bundle_fail_closed', `${label} has expired`);
+    throw new TrustplaneError('stale_bundle_fail_closed', `${label} has expired`);
   }
 }
 
@@ -124,9 +124,13 @@ async function importKey(x: string, path: string): Promise<VerifyKey> {
       // reported below, as for a key that does not decode
     }
   }
-  throw new BundleError('invalid_bundle', `invalid trust material at ${path}: not an Ed25519 public key`, {
-    path,
-  });
+  throw new TrustplaneError(
+    'invalid_bundle',
+    `invalid trust material at ${path}: not an Ed25519 public key`,
+    {
+      path,
+    },
+  );
 }
 
 async function loadIssuer(issuer: TrustMaterialIssuer, index: number): Promise<TrustedIssuer> {
@@ -158,7 +162,7 @@ async function loadIssuer(issuer: TrustMaterialIssuer, index: number): Promise<T
  * @param json the parsed document (untrusted)
  * @param options signer keys, the dev flag, and an optional `now` to refuse expired material
  * @returns the loaded trust material
- * @throws BundleError `invalid_bundle` (schema or key import; the message names the path),
+ * @throws TrustplaneError `invalid_bundle` (schema or key import; the message names the path),
  *   `unsigned_bundle_rejected`, `bundle_signature_invalid`, `stale_bundle_fail_closed` (expired)
  * @example
  * const trust = await loadTrustMaterial(JSON.parse(text), { signers: [{ kid: 'ops-1', key }] })
@@ -244,7 +248,7 @@ function listed(index: RevocationIndex, iss: string, value: string | undefined):
  * @param json the parsed document (untrusted)
  * @param options signer keys, the dev flag, and an optional `now` to refuse an expired bundle
  * @returns the loaded policy (frozen)
- * @throws BundleError `invalid_bundle`, `unsigned_bundle_rejected`, `bundle_signature_invalid`,
+ * @throws TrustplaneError `invalid_bundle`, `unsigned_bundle_rejected`, `bundle_signature_invalid`,
  *   `stale_bundle_fail_closed` (expired, when `now` is given)
  * @example
  * const policy = await loadPolicyBundle(JSON.parse(text), { signers: [{ kid: 'ops-1', key }] })

@@ -1,4 +1,4 @@
-import { BundleError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { parsePolicyBundle, parseTrustMaterial, parseWith } from './parse.js';
 import {
   type IssuerKey,
@@ -64,7 +64,7 @@ function findRoute(doc: PolicyBundle, routeId: string) {
   for (const group of doc.route_groups) {
     for (const route of group.routes) if (route.route_id === routeId) return route;
   }
-  throw new BundleError('bundle_route_missing', `no route with route_id ${quote(routeId)}`);
+  throw new TrustplaneError('bundle_route_missing', `no route with route_id ${quote(routeId)}`);
 }
 
 function mergeIssuer(input: TrustMaterial, addition: TrustMaterialIssuer, replace: boolean): TrustMaterial {
@@ -80,7 +80,7 @@ function mergeIssuer(input: TrustMaterial, addition: TrustMaterialIssuer, replac
     existing.source_type !== issuer.source_type ||
     existing.max_key_binding !== issuer.max_key_binding;
   if (attributesDiffer && !replace) {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_conflict',
       `issuer ${quote(issuer.issuer)} exists with another trust_domain, source_type or max_key_binding`,
     );
@@ -98,7 +98,7 @@ function mergeIssuer(input: TrustMaterial, addition: TrustMaterialIssuer, replac
     } else if (replace) {
       existing.keys[at] = key;
     } else {
-      throw new BundleError(
+      throw new TrustplaneError(
         'bundle_conflict',
         `issuer ${quote(issuer.issuer)} already has kid ${quote(key.kid)} (use replace to overwrite it)`,
       );
@@ -117,7 +117,7 @@ function mergeRouteSource(input: PolicyBundle, edit: RouteSourceEdit, replace: b
   } else if (replace) {
     route.allowed_sources[at] = source;
   } else {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_conflict',
       `route ${quote(edit.routeId)} already allows this source selector (use replace to overwrite it)`,
     );
@@ -139,7 +139,7 @@ function mergeRouteSource(input: PolicyBundle, edit: RouteSourceEdit, replace: b
  * @param addition the issuer, or the route id and source
  * @param options `replace: true` overwrites a conflicting kid / source instead of failing
  * @returns the edited, validated, unsigned document
- * @throws BundleError `bundle_conflict`, `bundle_route_missing` (unknown route id),
+ * @throws TrustplaneError `bundle_conflict`, `bundle_route_missing` (unknown route id),
  *   `invalid_bundle` (the input or the addition does not validate)
  * @example
  * const next = mergeSource(bundle, { routeId: 'orders.get', source }, { replace: false })
@@ -168,20 +168,20 @@ function removeIssuer(input: TrustMaterial, selector: IssuerSelector): TrustMate
   const doc = withoutSignature(parseTrustMaterial(input));
   const at = doc.issuers.findIndex((i) => i.issuer === selector.issuer);
   const issuer = doc.issuers[at];
-  if (!issuer) throw new BundleError('bundle_source_not_found', `no issuer ${quote(selector.issuer)}`);
+  if (!issuer) throw new TrustplaneError('bundle_source_not_found', `no issuer ${quote(selector.issuer)}`);
   if (selector.kid === undefined) {
     doc.issuers.splice(at, 1);
     return parseTrustMaterial(doc);
   }
   const keyAt = issuer.keys.findIndex((k) => k.kid === selector.kid);
   if (keyAt < 0) {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_source_not_found',
       `issuer ${quote(selector.issuer)} has no kid ${quote(selector.kid)}`,
     );
   }
   if (issuer.keys.length === 1) {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_conflict',
       `kid ${quote(selector.kid)} is the last key of issuer ${quote(selector.issuer)}; remove the issuer instead`,
     );
@@ -195,10 +195,10 @@ function removeRouteSource(input: PolicyBundle, edit: RouteSourceEdit<SourceSele
   const route = findRoute(doc, edit.routeId);
   const at = route.allowed_sources.findIndex((s) => sameSelector(s, edit.source));
   if (at < 0) {
-    throw new BundleError('bundle_source_not_found', `route ${quote(edit.routeId)} has no such source`);
+    throw new TrustplaneError('bundle_source_not_found', `route ${quote(edit.routeId)} has no such source`);
   }
   if (route.allowed_sources.length === 1) {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_conflict',
       `refusing to remove the last allowed source of route ${quote(edit.routeId)}; a route needs at least one`,
     );
@@ -219,7 +219,7 @@ function removeRouteSource(input: PolicyBundle, edit: RouteSourceEdit<SourceSele
  * @param doc the document to edit (validated)
  * @param selector what to remove
  * @returns the edited, validated, unsigned document
- * @throws BundleError `bundle_source_not_found` (nothing matches), `bundle_route_missing` (unknown
+ * @throws TrustplaneError `bundle_source_not_found` (nothing matches), `bundle_route_missing` (unknown
  *   route id), `bundle_conflict` (last key of an issuer / last source of a route), `invalid_bundle`
  * @example
  * const next = removeSource(trust, { issuer: 'https://issuer.example/software-jwks', kid: 'old-2025' })

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { BundleError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { fromUtf8Strict } from '../internal/bytes.js';
 import { type PolicyBundle, policyBundleSchema, type TrustMaterial, trustMaterialSchema } from './schemas.js';
 
@@ -31,7 +31,7 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string
   const issue = result.error.issues[0];
   const path = formatPath(issue?.path ?? []);
   // The message names the path and zod's reason, never the offending value or the payload.
-  throw new BundleError(
+  throw new TrustplaneError(
     'invalid_bundle',
     truncate(`invalid ${label} at ${path}: ${issue?.message ?? 'invalid'}`, MAX_MESSAGE),
     { path: truncate(path, MAX_MESSAGE) },
@@ -49,19 +49,19 @@ function parseJsonText(text: string | Uint8Array, label: string): unknown {
     try {
       source = fromUtf8Strict(text);
     } catch {
-      throw new BundleError('invalid_bundle', `${label} is not valid UTF-8`);
+      throw new TrustplaneError('invalid_bundle', `${label} is not valid UTF-8`);
     }
   }
   try {
     return JSON.parse(source) as unknown;
   } catch {
     // The parser's message quotes the input; ours does not.
-    throw new BundleError('invalid_bundle', `${label} is not valid JSON`);
+    throw new TrustplaneError('invalid_bundle', `${label} is not valid JSON`);
   }
 }
 
-function tooLarge(label: string): BundleError {
-  return new BundleError('invalid_bundle', `${label} exceeds ${MAX_DOCUMENT_BYTES} bytes`);
+function tooLarge(label: string): TrustplaneError {
+  return new TrustplaneError('invalid_bundle', `${label} exceeds ${MAX_DOCUMENT_BYTES} bytes`);
 }
 
 function utf8Length(text: string): number {
@@ -86,7 +86,7 @@ function utf8Length(text: string): number {
  *
  * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
  * @returns the validated document
- * @throws BundleError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
+ * @throws TrustplaneError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
  * @example const doc = parsePolicyBundleText(await fs.readFile('bundle.json'))
  */
 export function parsePolicyBundleText(text: string | Uint8Array): PolicyBundle {
@@ -98,7 +98,7 @@ export function parsePolicyBundleText(text: string | Uint8Array): PolicyBundle {
  *
  * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
  * @returns the validated document
- * @throws BundleError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
+ * @throws TrustplaneError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
  * @example const doc = parseTrustMaterialText(await fs.readFile('trust.json', 'utf8'))
  */
 export function parseTrustMaterialText(text: string | Uint8Array): TrustMaterial {
@@ -107,7 +107,7 @@ export function parseTrustMaterialText(text: string | Uint8Array): TrustMaterial
 
 /**
  * Schema-check a policy bundle value without verifying its signature (used by editing tools).
- * @throws BundleError `invalid_bundle`
+ * @throws TrustplaneError `invalid_bundle`
  * @example const doc = parsePolicyBundle(JSON.parse(text))
  */
 export function parsePolicyBundle(value: unknown): PolicyBundle {
@@ -116,7 +116,7 @@ export function parsePolicyBundle(value: unknown): PolicyBundle {
 
 /**
  * Schema-check a trust-material value without verifying its signature (used by editing tools).
- * @throws BundleError `invalid_bundle`
+ * @throws TrustplaneError `invalid_bundle`
  * @example const doc = parseTrustMaterial(JSON.parse(text))
  */
 export function parseTrustMaterial(value: unknown): TrustMaterial {

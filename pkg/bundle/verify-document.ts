@@ -1,4 +1,4 @@
-import { BundleError, SIGNATURE_FAILURE_MESSAGE } from '../authcore/errors.js';
+import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from '../authcore/errors.js';
 import { verifyEd25519, type VerifyKey } from '../authcore/keys.js';
 import { decodeBase64Url } from '../internal/base64url.js';
 import { documentSigningInput } from './sign-document.js';
@@ -38,7 +38,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const invalid = () => new BundleError('bundle_signature_invalid', SIGNATURE_FAILURE_MESSAGE);
+const invalid = () => new TrustplaneError('bundle_signature_invalid', SIGNATURE_FAILURE_MESSAGE);
 
 /**
  * Verify the signature of a trust-material or policy-bundle document. Only the signature is
@@ -47,7 +47,7 @@ const invalid = () => new BundleError('bundle_signature_invalid', SIGNATURE_FAIL
  * @param document the document (untrusted)
  * @param options the allowed signer keys and the dev flag
  * @returns whether the document was signed, and by which kid
- * @throws BundleError `unsigned_bundle_rejected` for an unsigned document without `allowUnsigned`;
+ * @throws TrustplaneError `unsigned_bundle_rejected` for an unsigned document without `allowUnsigned`;
  *   `bundle_signature_invalid` (one fixed message) for an unknown kid, a malformed or wrong
  *   signature, or a tampered document
  * @throws TypeError for an empty key list without `allowUnsigned`, or duplicate kids
@@ -76,7 +76,7 @@ export async function verifyDocument(
     (isRecord(signedBy) && signedBy.alg === 'none');
   if (unsigned) {
     if (allowUnsigned) return { signed: false };
-    throw new BundleError(
+    throw new TrustplaneError(
       'unsigned_bundle_rejected',
       'document is unsigned and unsigned documents are not allowed',
     );

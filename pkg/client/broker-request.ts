@@ -30,7 +30,7 @@ export type BrokerHttpDescription = BrokerIpcRequest['http'];
  *
  * @param request the prepared request (from a {@link ProtectedClient} or {@link prepareRequest})
  * @returns the `http` description, in the shape of the broker-ipc-v1 vectors
- * @throws RequestError `malformed_request` for a query with bad percent-encoding
+ * @throws TrustplaneError `malformed_request` for a query with bad percent-encoding
  * @example
  * const http = describeRequestForBroker(await prepareRequest({ method: 'GET',
  *   url: 'https://orders.example/v1/orders/search?q=a', audience: 'orders-api', routeId: 'orders.search' }))

@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { encodeBase64Url } from '../internal/base64url.js';
 import { utf8 } from '../internal/bytes.js';
 import { normalizeCoveredHeaders } from '../proof/covered-headers.js';
@@ -146,15 +146,15 @@ export type ClientQuery = string | URLSearchParams;
 
 /**
  * The raw query text to send, checked for RFC 3986 query characters and valid percent-encoding.
- * @throws RequestError `malformed_request`
+ * @throws TrustplaneError `malformed_request`
  */
 export function rawQueryOf(query: ClientQuery | undefined): string {
   if (query === undefined) return '';
   const text = typeof query === 'string' ? query : query.toString();
   const raw = text.startsWith('?') ? text.slice(1) : text;
-  if (raw.length > MAX_QUERY_LENGTH) throw new RequestError('malformed_request', 'query too long');
+  if (raw.length > MAX_QUERY_LENGTH) throw new TrustplaneError('malformed_request', 'query too long');
   if (!QUERY_CHARS.test(raw)) {
-    throw new RequestError('malformed_request', 'query has characters outside RFC 3986 query');
+    throw new TrustplaneError('malformed_request', 'query has characters outside RFC 3986 query');
   }
   normalizeQuery(raw);
   return raw;
@@ -186,7 +186,7 @@ const NONCE = /^[\x21-\x7e]{1,256}$/;
 /**
  * Check and freeze every fact of a request before anything leaves the process: path, method, body,
  * headers; add the nonce and, for a body without one, a content type; hash the body copy.
- * @throws RequestError `unsafe_request_path`; TypeError for misuse
+ * @throws TrustplaneError `unsafe_request_path`; TypeError for misuse
  */
 export async function prepareOutgoingRequest(input: PrepareRequestInput): Promise<OutgoingRequest> {
   assertClientPath(input.path, { basePath: input.basePath });
@@ -285,7 +285,7 @@ export function splitAbsoluteUrl(url: string, what: string): SplitUrl {
 /**
  * Check and freeze one request given by absolute URL, as a {@link ProtectedClient} would send it:
  * the input to {@link describeRequestForBroker} for tools (CLI, broker tests) that are not a client.
- * @throws RequestError `unsafe_request_path`, `malformed_request` (query); TypeError for misuse
+ * @throws TrustplaneError `unsafe_request_path`, `malformed_request` (query); TypeError for misuse
  * @example
  * const request = await prepareRequest({ method: 'POST', url: 'https://orders.example/v1/orders',
  *   audience: 'orders-api', routeId: 'orders.create', headers: { 'content-type': 'application/json' }, body })

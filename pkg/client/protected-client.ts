@@ -144,7 +144,7 @@ export class ProtectedClient {
   /**
    * Check and freeze one request exactly as {@link request} would send it, without credentials and
    * without sending it (dry runs, `describeRequestForBroker`).
-   * @throws RequestError `unsafe_request_path`, `malformed_request` (query); TypeError for misuse
+   * @throws TrustplaneError `unsafe_request_path`, `malformed_request` (query); TypeError for misuse
    * @example
    * const prepared = await client.prepare({ method: 'GET', path: '/orders/search', routeId: 'orders.search' })
    * prepared.url // 'https://orders.example/v1/orders/search'
@@ -171,7 +171,7 @@ export class ProtectedClient {
   /**
    * Send one request with a fresh passport and proof bound to it.
    * @returns the response as received; a 3xx is returned, never followed
-   * @throws RequestError `unsafe_request_path` or `malformed_request` and TypeError for misuse,
+   * @throws TrustplaneError `unsafe_request_path` or `malformed_request` and TypeError for misuse,
    *   all before any network call; whatever the passport source throws (e.g. `BrokerDeniedError`),
    *   also before any network call; the `fetch` errors (network failure, abort)
    * @example

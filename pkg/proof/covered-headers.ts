@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 /** Most headers a request may ask to cover. */
@@ -9,17 +9,18 @@ export const DEFAULT_COVERED_HEADERS: readonly string[] = Object.freeze(['x-trus
 
 /**
  * Normalize a covered-header list: lowercase, validated as HTTP tokens, de-duplicated, sorted.
- * @throws RequestError `malformed_request` for an invalid name or too many names
+ * @throws TrustplaneError `malformed_request` for an invalid name or too many names
  */
 export function normalizeCoveredHeaders(names: Iterable<string>): string[] {
   const set = new Set<string>();
   for (const raw of names) {
     const name = raw.trim().toLowerCase();
     if (name === '') continue;
-    if (!TOKEN.test(name)) throw new RequestError('malformed_request', 'invalid covered header name');
+    if (!TOKEN.test(name)) throw new TrustplaneError('malformed_request', 'invalid covered header name');
     set.add(name);
   }
-  if (set.size > MAX_COVERED_HEADERS) throw new RequestError('malformed_request', 'too many covered headers');
+  if (set.size > MAX_COVERED_HEADERS)
+    throw new TrustplaneError('malformed_request', 'too many covered headers');
   return [...set].sort();
 }
 

@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { utf8 } from '../internal/bytes.js';
 import { MAX_QUERY_LENGTH } from './wire.js';
 
@@ -37,7 +37,7 @@ function recode(component: string): string {
       const hi = i + 2 < bytes.length ? hexValue(bytes[i + 1]!) : -1;
       const lo = i + 2 < bytes.length ? hexValue(bytes[i + 2]!) : -1;
       if (hi < 0 || lo < 0)
-        throw new RequestError('malformed_request', 'malformed percent-encoding in query');
+        throw new TrustplaneError('malformed_request', 'malformed percent-encoding in query');
       b = (hi << 4) | lo;
       i += 2;
     }
@@ -56,12 +56,12 @@ function recode(component: string): string {
  *
  * @param rawQuery the query as sent, without the leading `?`
  * @returns the normalized query ('' for an empty query)
- * @throws RequestError `malformed_request` for a `%` not followed by two hex digits, or a query
+ * @throws TrustplaneError `malformed_request` for a `%` not followed by two hex digits, or a query
  *   longer than 8192 characters
  * @example normalizeQuery('z=last&a=2&a=10') // 'a=10&a=2&z=last'
  */
 export function normalizeQuery(rawQuery: string): string {
-  if (rawQuery.length > MAX_QUERY_LENGTH) throw new RequestError('malformed_request', 'query too long');
+  if (rawQuery.length > MAX_QUERY_LENGTH) throw new TrustplaneError('malformed_request', 'query too long');
   if (rawQuery === '') return '';
   const pairs: [string, string][] = [];
   for (const piece of rawQuery.split('&')) {

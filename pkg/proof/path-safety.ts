@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 
 /** Longest raw path accepted. */
 export const MAX_PATH_LENGTH = 4096;
@@ -37,9 +37,10 @@ export function pathSafetyProblem(path: string): string | undefined {
 
 /**
  * Throw unless the raw path is safe (see {@link pathSafetyProblem}).
- * @throws RequestError `unsafe_request_path`
+ * @throws TrustplaneError `unsafe_request_path`
  */
 export function assertSafePath(path: string): void {
   const problem = pathSafetyProblem(path);
-  if (problem !== undefined) throw new RequestError('unsafe_request_path', `unsafe request path: ${problem}`);
+  if (problem !== undefined)
+    throw new TrustplaneError('unsafe_request_path', `unsafe request path: ${problem}`);
 }

@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { pathSafetyProblem } from './path-safety.js';
 
 /** Options for {@link clientPathProblem} and {@link assertClientPath}. */
@@ -63,11 +63,12 @@ export function clientPathProblem(path: string, options: ClientPathOptions = {})
 
 /**
  * Throw unless the path is safe for the SDK to send (see {@link clientPathProblem}).
- * @throws RequestError `unsafe_request_path` (the message names the rule, never the path)
+ * @throws TrustplaneError `unsafe_request_path` (the message names the rule, never the path)
  * @example
  * assertClientPath('/v1/orders/ord_1', { basePath: '/v1' })
  */
 export function assertClientPath(path: string, options: ClientPathOptions = {}): void {
   const problem = clientPathProblem(path, options);
-  if (problem !== undefined) throw new RequestError('unsafe_request_path', `unsafe request path: ${problem}`);
+  if (problem !== undefined)
+    throw new TrustplaneError('unsafe_request_path', `unsafe request path: ${problem}`);
 }

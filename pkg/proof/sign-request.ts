@@ -64,7 +64,7 @@ export interface SignedRequest {
  * Bind one HTTP request to a passport: builds transcript-v1 and signs it with the `cnf` key.
  * Produces `Authorization`, `X-TrustPlane-Proof`, `-Transcript-SHA256`, `-Nonce`, `-Body-SHA256`
  * and `-Covered-Headers`.
- * @throws RequestError `unsafe_request_path` for an unsafe path; TypeError for misuse (the
+ * @throws TrustplaneError `unsafe_request_path` for an unsafe path; TypeError for misuse (the
  *   request key does not match the passport `cnf`, reserved headers set by the caller)
  * @example
  * const { headers } = await signRequest({ method: 'GET', url: 'https://orders.example/v1/orders/search',

@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { utf8 } from '../internal/bytes.js';
 import { sha256Hex, sha256HexSync, sha256Sync } from '../internal/sha256.js';
 import { toHex } from '../internal/bytes.js';
@@ -68,14 +68,14 @@ export function getHeader(source: HeaderSource, name: string): string | undefine
 
 function field(name: string, value: string): string {
   // A CR/LF in any value would forge extra transcript lines; control characters are refused.
-  if (CONTROL.test(value)) throw new RequestError('malformed_request', `invalid characters in ${name}`);
+  if (CONTROL.test(value)) throw new TrustplaneError('malformed_request', `invalid characters in ${name}`);
   return value;
 }
 
 /**
  * Build the transcript-v1 canonical lines and digest for a request.
  *
- * @throws RequestError `malformed_request` for control characters in any field, a malformed
+ * @throws TrustplaneError `malformed_request` for control characters in any field, a malformed
  *   query, an invalid covered header name or a body digest that is not 64 lowercase hex
  * @example
  * const t = await buildTranscript({ method: 'GET', scheme: 'https', authority: 'orders.example', ... })
@@ -116,23 +116,23 @@ export interface TranscriptDigestInput extends Omit<TranscriptInput, 'query' | '
  * Build transcript-v1 from pre-digested parts, as a broker does from a broker-ipc-v1 request
  * (it sees digests, never the header values or the body). The caller is responsible for the
  * parts' consistency with the request; {@link buildTranscript} is the form verifiers use.
- * @throws RequestError `malformed_request` for a digest that is not 64 lowercase hex, control
+ * @throws TrustplaneError `malformed_request` for a digest that is not 64 lowercase hex, control
  *   characters, or a selected header outside the allow list or out of order
  */
 export function transcriptFromDigests(input: TranscriptDigestInput): Transcript {
   if (!HEX64.test(input.bodySha256))
-    throw new RequestError('malformed_request', 'body digest must be hex SHA-256');
+    throw new TrustplaneError('malformed_request', 'body digest must be hex SHA-256');
   if (!HEX64.test(input.querySha256))
-    throw new RequestError('malformed_request', 'query digest must be hex SHA-256');
+    throw new TrustplaneError('malformed_request', 'query digest must be hex SHA-256');
   if (!Number.isSafeInteger(input.issuedAt) || input.issuedAt < 0) {
-    throw new RequestError('malformed_request', 'issued_at must be epoch seconds');
+    throw new TrustplaneError('malformed_request', 'issued_at must be epoch seconds');
   }
   let next = 0;
   for (const h of input.selected) {
     const at = input.allowList.indexOf(h.name, next);
-    if (at < 0) throw new RequestError('malformed_request', 'selected headers must follow the allow list');
+    if (at < 0) throw new TrustplaneError('malformed_request', 'selected headers must follow the allow list');
     if (!HEX64.test(h.valueSha256))
-      throw new RequestError('malformed_request', 'header digest must be hex SHA-256');
+      throw new TrustplaneError('malformed_request', 'header digest must be hex SHA-256');
     next = at + 1;
   }
   const lines = [

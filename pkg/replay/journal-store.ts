@@ -12,7 +12,7 @@ import {
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Decoder, Encoder } from 'cbor-x';
-import { ReplayError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import {
   assertReplayArguments,
   MAX_REPLAY_KEY_BYTES,
@@ -71,7 +71,7 @@ const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']
  *
  * @example
  * const store = await JournalReplayStore.open('/var/lib/trustplane/replay.cbor')
- * if (!(await store.consume(key, exp + skew, nowSeconds))) throw new ReplayError('jti_replay', 'passport jti already used')
+ * if (!(await store.consume(key, exp + skew, nowSeconds))) throw new TrustplaneError('jti_replay', 'passport jti already used')
  * await store.close()
  */
 export class JournalReplayStore implements ReplayStore {
@@ -172,7 +172,7 @@ export class JournalReplayStore implements ReplayStore {
    * @param expiresAt epoch seconds after which the key may be used again
    * @param now the current time in epoch seconds
    * @returns true on first use, false when the key was already consumed and has not expired
-   * @throws ReplayError `replay_store_unavailable` when the journal cannot be written or flushed, the
+   * @throws TrustplaneError `replay_store_unavailable` when the journal cannot be written or flushed, the
    *   store is closed or failed, or it is full of unexpired entries
    * @throws TypeError or RangeError for a malformed key or non-finite times
    * @example
@@ -190,7 +190,7 @@ export class JournalReplayStore implements ReplayStore {
   /**
    * Readiness probe.
    * @returns a promise that resolves while the journal is open and healthy
-   * @throws ReplayError `replay_store_unavailable` after `close` or an unrecoverable I/O failure
+   * @throws TrustplaneError `replay_store_unavailable` after `close` or an unrecoverable I/O failure
    * @example
    * await store.ping()
    */
@@ -201,7 +201,7 @@ export class JournalReplayStore implements ReplayStore {
   /**
    * Flush and close the journal and remove the lock file. Idempotent.
    * @returns a promise that resolves once the journal is durable and closed
-   * @throws ReplayError `replay_store_unavailable` when the final flush failed (the file and lock
+   * @throws TrustplaneError `replay_store_unavailable` when the final flush failed (the file and lock
    *   are released anyway)
    * @example
    * process.on('SIGTERM', () => void store.close())
@@ -228,7 +228,7 @@ export class JournalReplayStore implements ReplayStore {
     closeSync(fd);
     releaseFileLock(this.#lock);
     if (flushError !== undefined) {
-      throw new ReplayError('replay_store_unavailable', 'replay journal flush failed', {
+      throw new TrustplaneError('replay_store_unavailable', 'replay journal flush failed', {
         store: 'journal',
         error: errorCode(flushError),
       });
@@ -237,10 +237,10 @@ export class JournalReplayStore implements ReplayStore {
 
   #usableFd(): number {
     if (this.#fd === undefined) {
-      throw new ReplayError('replay_store_unavailable', 'replay journal is closed', { store: 'journal' });
+      throw new TrustplaneError('replay_store_unavailable', 'replay journal is closed', { store: 'journal' });
     }
     if (this.#failure !== undefined) {
-      throw new ReplayError('replay_store_unavailable', 'replay journal is unavailable', {
+      throw new TrustplaneError('replay_store_unavailable', 'replay journal is unavailable', {
         store: 'journal',
         error: this.#failure,
       });
@@ -264,7 +264,7 @@ export class JournalReplayStore implements ReplayStore {
       } catch {
         this.#fail(e);
       }
-      throw new ReplayError('replay_store_unavailable', 'replay journal write failed', {
+      throw new TrustplaneError('replay_store_unavailable', 'replay journal write failed', {
         store: 'journal',
         error: errorCode(e),
       });
@@ -278,7 +278,7 @@ export class JournalReplayStore implements ReplayStore {
         // After a failed flush the kernel may have dropped the dirty pages: nothing written so far
         // can be trusted to be durable, so fail closed until an operator reopens the journal.
         this.#fail(e);
-        throw new ReplayError('replay_store_unavailable', 'replay journal flush failed', {
+        throw new TrustplaneError('replay_store_unavailable', 'replay journal flush failed', {
           store: 'journal',
           error: errorCode(e),
         });

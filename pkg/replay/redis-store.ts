@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { ReplayError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { assertReplayArguments, type ReplayStore } from '../authcore/replay-store.js';
 
 /** Options for a {@link RedisReplayStore} over a client (see also {@link RedisReplayStoreConnectOptions}). */
@@ -158,11 +158,11 @@ export class RedisReplayStore implements ReplayStore {
    * @param expiresAt epoch seconds after which the key may be used again
    * @param now the current time in epoch seconds
    * @returns true on first use, false when the key is already held
-   * @throws ReplayError `replay_store_unavailable` on any error, timeout or unexpected reply, and
+   * @throws TrustplaneError `replay_store_unavailable` on any error, timeout or unexpected reply, and
    *   after `close`
    * @throws TypeError or RangeError for a malformed key or non-finite times
    * @example
-   * if (!(await store.consume(key, exp + 60, nowSeconds))) throw new ReplayError('jti_replay', 'passport jti already used')
+   * if (!(await store.consume(key, exp + 60, nowSeconds))) throw new TrustplaneError('jti_replay', 'passport jti already used')
    */
   async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
     assertReplayArguments(key, expiresAt, now);
@@ -182,7 +182,7 @@ export class RedisReplayStore implements ReplayStore {
   /**
    * Readiness probe: `PING`, bounded by `commandTimeoutMs`.
    * @returns a promise that resolves when Redis answered
-   * @throws ReplayError `replay_store_unavailable` when Redis is unreachable or slow, or after `close`
+   * @throws TrustplaneError `replay_store_unavailable` when Redis is unreachable or slow, or after `close`
    * @example
    * await store.ping()
    */
@@ -221,7 +221,7 @@ export class RedisReplayStore implements ReplayStore {
 
   #assertOpen(): void {
     if (this.#closing !== undefined) {
-      throw new ReplayError('replay_store_unavailable', 'replay store unavailable', {
+      throw new TrustplaneError('replay_store_unavailable', 'replay store unavailable', {
         store: 'redis',
         error: 'closed',
       });
@@ -252,9 +252,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
-function unavailable(cause: unknown): ReplayError {
+function unavailable(cause: unknown): TrustplaneError {
   const code = cause === undefined ? 'EUNEXPECTED' : redisErrorCode(cause);
-  return new ReplayError('replay_store_unavailable', 'replay store unavailable', {
+  return new TrustplaneError('replay_store_unavailable', 'replay store unavailable', {
     store: 'redis',
     error: code,
   });

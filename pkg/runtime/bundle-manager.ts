@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { BundleError, TrustplaneError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { parsePublicKey, type VerifyKey } from '../authcore/keys.js';
 import {
   loadPolicyBundle,
@@ -23,7 +23,7 @@ export interface ConfiguredKey {
 
 /**
  * Parse configured signer keys (key text, PEM, or JWK JSON; a JWK's `kid` is kept).
- * @throws KeyError `invalid_key`
+ * @throws TrustplaneError `invalid_key`
  */
 export async function parseConfiguredKeys(values: readonly string[]): Promise<ConfiguredKey[]> {
   const out: ConfiguredKey[] = [];
@@ -103,14 +103,14 @@ async function loadWith<T>(
   allowUnsigned: boolean,
   load: (signers: DocumentSigner[]) => Promise<T>,
 ): Promise<T> {
-  let last: unknown = new BundleError('bundle_signature_invalid', 'signature verification failed');
+  let last: unknown = new TrustplaneError('bundle_signature_invalid', 'signature verification failed');
   for (const signers of signerSets(keys, doc)) {
     if (signers.length === 0 && !allowUnsigned) continue;
     try {
       return await load(signers);
     } catch (e) {
       last = e;
-      if (!(e instanceof BundleError && e.reason === 'bundle_signature_invalid')) throw e;
+      if (!(e instanceof TrustplaneError && e.reason === 'bundle_signature_invalid')) throw e;
     }
   }
   throw last;
@@ -124,7 +124,7 @@ function parseJson(bytes: Uint8Array, path: string): unknown {
   try {
     return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
   } catch {
-    throw new BundleError('invalid_bundle', `${basename(path)} is not valid JSON`);
+    throw new TrustplaneError('invalid_bundle', `${basename(path)} is not valid JSON`);
   }
 }
 
@@ -133,7 +133,8 @@ export const MAX_BUNDLE_BYTES = 32 * 1024 * 1024;
 
 async function readBounded(path: string): Promise<Buffer> {
   const info = await stat(path);
-  if (info.size > MAX_BUNDLE_BYTES) throw new BundleError('invalid_bundle', `${basename(path)} is too large`);
+  if (info.size > MAX_BUNDLE_BYTES)
+    throw new TrustplaneError('invalid_bundle', `${basename(path)} is too large`);
   return readFile(path);
 }
 
@@ -175,7 +176,7 @@ export class BundleManager {
 
   /**
    * Load both bundles (startup: any failure throws).
-   * @throws BundleError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`
+   * @throws TrustplaneError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`
    */
   static async open(sources: BundleSources, options: BundleManagerOptions): Promise<BundleManager> {
     const now = (options.clock ?? (() => Math.floor(Date.now() / 1000)))();
@@ -332,7 +333,7 @@ export class BundleManager {
 
 function checkRollback(name: BundleName, current: number | undefined, next: number | undefined): void {
   if (current !== undefined && (next === undefined || next < current)) {
-    throw new BundleError(
+    throw new TrustplaneError(
       'bundle_conflict',
       `refusing ${name} older than the one in force (issued_at rollback)`,
     );

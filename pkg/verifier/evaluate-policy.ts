@@ -1,4 +1,4 @@
-import { PolicyError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { VerifiedPassport } from '../authcore/verify-passport.js';
 import { maxKeyBinding, meetsKeyBinding } from '../authcore/signer-taxonomy.js';
 import type { ReasonCode } from '../authcore/reason-codes.js';
@@ -87,7 +87,7 @@ function subjectMatches(source: PolicySource, subject: string): boolean {
  * and provenance rules. Narrowing is reported at the first step that leaves no candidate, so the
  * reason says which selector failed: issuer, source type, trust domain, then subject.
  * @returns the source that admitted the request
- * @throws PolicyError `source_issuer_mismatch`, `source_type_mismatch`,
+ * @throws TrustplaneError `source_issuer_mismatch`, `source_type_mismatch`,
  *   `source_trust_domain_mismatch`, `source_subject_mismatch`, `insufficient_key_binding`,
  *   `context_policy_mismatch`, `provenance_policy_mismatch`
  */
@@ -99,19 +99,19 @@ export function evaluateSourcePolicy(
   const { claims, issuer } = passport;
   let candidates = route.allowed_sources.filter((s) => s.issuer === claims.iss);
   if (candidates.length === 0)
-    throw new PolicyError('source_issuer_mismatch', 'no allowed source for issuer');
+    throw new TrustplaneError('source_issuer_mismatch', 'no allowed source for issuer');
   candidates = candidates.filter((s) => s.source_type === issuer.sourceType);
   if (candidates.length === 0)
-    throw new PolicyError('source_type_mismatch', 'issuer source type not allowed');
+    throw new TrustplaneError('source_type_mismatch', 'issuer source type not allowed');
   candidates = candidates.filter((s) => s.trust_domain === claims.trust_domain);
   if (candidates.length === 0) {
-    throw new PolicyError('source_trust_domain_mismatch', 'trust domain not allowed for source');
+    throw new TrustplaneError('source_trust_domain_mismatch', 'trust domain not allowed for source');
   }
   candidates = candidates.filter((s) => subjectMatches(s, claims.sub));
   if (candidates.length === 0)
-    throw new PolicyError('source_subject_mismatch', 'subject not allowed for source');
+    throw new TrustplaneError('source_subject_mismatch', 'subject not allowed for source');
 
-  let first: PolicyError | undefined;
+  let first: TrustplaneError | undefined;
   for (const source of candidates) {
     const required = maxKeyBinding(
       maxKeyBinding(
@@ -141,7 +141,7 @@ export function evaluateSourcePolicy(
       }
     }
     if (failure === undefined) return source;
-    first ??= new PolicyError(failure[0], failure[1], failure[2]);
+    first ??= new TrustplaneError(failure[0], failure[1], failure[2]);
   }
   throw first!;
 }

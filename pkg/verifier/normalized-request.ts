@@ -1,4 +1,4 @@
-import { RequestError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { sha256Hex } from '../internal/sha256.js';
 import { parseRequestTarget } from '../proof/sign-request.js';
 import type { HeaderSource } from '../proof/transcript.js';
@@ -41,7 +41,7 @@ export interface NormalizedRequest {
  * Normalize a Web `Request`: reads (a clone of) the body up to `maxBodyBytes` and digests it.
  * The WHATWG URL parser has already resolved dot segments in `request.url`; enforcement points
  * that can see the raw target should build a {@link NormalizedRequest} themselves.
- * @throws RequestError `body_too_large`, `malformed_request`
+ * @throws TrustplaneError `body_too_large`, `malformed_request`
  */
 export async function normalizeWebRequest(
   request: Request,
@@ -52,11 +52,11 @@ export async function normalizeWebRequest(
   try {
     target = parseRequestTarget(request.url);
   } catch {
-    throw new RequestError('malformed_request', 'request URL is not absolute http(s)');
+    throw new TrustplaneError('malformed_request', 'request URL is not absolute http(s)');
   }
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > max)
-    throw new RequestError('body_too_large', 'request body too large');
+    throw new TrustplaneError('body_too_large', 'request body too large');
   let body = new Uint8Array(0);
   if (request.body !== null) {
     const reader = request.clone().body!.getReader();
@@ -70,7 +70,7 @@ export async function normalizeWebRequest(
         // Cancelling a tee'd branch settles only when the other branch is cancelled too, so the
         // cancel is not awaited; the enforcement point owns the original stream.
         reader.cancel().catch(() => undefined);
-        throw new RequestError('body_too_large', 'request body too large');
+        throw new TrustplaneError('body_too_large', 'request body too large');
       }
       chunks.push(value);
     }

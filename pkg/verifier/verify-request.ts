@@ -1,4 +1,4 @@
-import { RequestError, TrustplaneError, ProofError, PolicyError, ReplayError } from '../authcore/errors.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import type { IssuerRegistry } from '../authcore/issuer-registry.js';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import { DEFAULT_SKEW_SECONDS, verifyPassport, type VerifiedPassport } from '../authcore/verify-passport.js';
@@ -139,18 +139,18 @@ async function pipeline(
   const { token, proof, nonce } = await run('parse', () => {
     const auth = getHeader(req.headers, WIRE_HEADERS.authorization);
     if (auth === undefined || auth.trim() === '')
-      throw new RequestError('missing_passport', 'missing passport');
+      throw new TrustplaneError('missing_passport', 'missing passport');
     const m = BEARER.exec(auth.trim());
-    if (!m) throw new RequestError('malformed_passport', 'authorization is not a Bearer passport');
+    if (!m) throw new TrustplaneError('malformed_passport', 'authorization is not a Bearer passport');
     const proofValue = getHeader(req.headers, WIRE_HEADERS.proof)?.trim();
     const nonceValue = getHeader(req.headers, WIRE_HEADERS.nonce)?.trim();
     if (proofValue === undefined || !PROOF_FORMAT.test(proofValue)) {
-      throw new ProofError('missing_proof', 'missing or malformed request proof');
+      throw new TrustplaneError('missing_proof', 'missing or malformed request proof');
     }
     if (nonceValue === undefined || nonceValue.length > MAX_NONCE_LENGTH || !NONCE_FORMAT.test(nonceValue)) {
-      throw new ProofError('missing_proof', 'missing or malformed nonce');
+      throw new TrustplaneError('missing_proof', 'missing or malformed nonce');
     }
-    if (!HEX64.test(req.bodySha256)) throw new RequestError('malformed_request', 'invalid body digest');
+    if (!HEX64.test(req.bodySha256)) throw new TrustplaneError('malformed_request', 'invalid body digest');
     return { token: m[1]!, proof: proofValue, nonce: nonceValue };
   });
 
@@ -163,7 +163,7 @@ async function pipeline(
       context.routeId !== undefined
         ? context.policy.routeTable.resolveById(context.routeId)
         : context.policy.routeTable.resolve(req.method, req.path);
-    if (!r) throw new PolicyError('bundle_route_missing', 'no route for request');
+    if (!r) throw new TrustplaneError('bundle_route_missing', 'no route for request');
     return r;
   });
   const { route, api } = resolved;
@@ -194,10 +194,13 @@ async function pipeline(
         kid: passport.header.kid,
       })
     ) {
-      throw new PolicyError('revoked', 'passport revoked');
+      throw new TrustplaneError('revoked', 'passport revoked');
     }
     if (req.bodyUnverified === true && route.allow_unverified_body !== true) {
-      throw new PolicyError('unverifiable_body', 'request body cannot be verified at this enforcement point');
+      throw new TrustplaneError(
+        'unverifiable_body',
+        'request body cannot be verified at this enforcement point',
+      );
     }
     return evaluateSourcePolicy(route, context.policy.document, passport);
   });
@@ -207,7 +210,7 @@ async function pipeline(
     // Trust material is checked at load; a long-running verifier must also stop using it once expired.
     const trustExpires = context.trust.expiresAt;
     if (trustExpires !== undefined && now >= trustExpires) {
-      throw new PolicyError('stale_bundle_fail_closed', 'trust material has expired', {
+      throw new TrustplaneError('stale_bundle_fail_closed', 'trust material has expired', {
         expires_at: trustExpires,
       });
     }
@@ -221,7 +224,7 @@ async function pipeline(
     const covered = declaredHeader === undefined ? required : parseCoveredHeadersHeader(declaredHeader);
     for (const name of required) {
       if (!covered.includes(name)) {
-        throw new ProofError('insufficient_covered_headers', 'covered headers omit a required header', {
+        throw new TrustplaneError('insufficient_covered_headers', 'covered headers omit a required header', {
           header: name,
         });
       }
@@ -230,7 +233,7 @@ async function pipeline(
     const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
     const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
     if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, req.bodySha256)) {
-      throw new ProofError('request_binding_mismatch', 'body digest mismatch');
+      throw new TrustplaneError('request_binding_mismatch', 'body digest mismatch');
     }
     const transcript = await buildTranscript({
       method: req.method,
@@ -251,10 +254,10 @@ async function pipeline(
     });
     const claimedTranscript = getHeader(req.headers, WIRE_HEADERS.transcriptSha256)?.trim().toLowerCase();
     if (claimedTranscript !== undefined && !timingSafeEqualString(claimedTranscript, transcript.sha256)) {
-      throw new ProofError('request_binding_mismatch', 'request differs from the signed transcript');
+      throw new TrustplaneError('request_binding_mismatch', 'request differs from the signed transcript');
     }
     if (!(await verifyProof(transcript.digest, proof, passport.cnfKey))) {
-      throw new ProofError('invalid_request_proof', 'request proof verification failed');
+      throw new TrustplaneError('invalid_request_proof', 'request proof verification failed');
     }
     return transcript.sha256;
   });
@@ -267,10 +270,10 @@ async function pipeline(
     try {
       first = await context.replayStore.consume(key, claims.exp + skew, now);
     } catch (e) {
-      if (e instanceof ReplayError) throw e;
-      throw new ReplayError('replay_store_unavailable', 'replay store unavailable');
+      if (e instanceof TrustplaneError) throw e;
+      throw new TrustplaneError('replay_store_unavailable', 'replay store unavailable');
     }
-    if (!first) throw new ReplayError('jti_replay', 'passport jti already used');
+    if (!first) throw new TrustplaneError('jti_replay', 'passport jti already used');
   });
 
   const keyBinding: KeyBinding = passport.effectiveKeyBinding;

@@ -1,7 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  KeyError,
   fingerprintPublicKey,
   generateSigningKey,
   importRawPublicKey,
@@ -11,6 +10,7 @@ import {
   toPublicJwk,
   verifyEd25519,
   type SigningKey,
+  TrustplaneError,
 } from '../../pkg/authcore/index.js';
 import { decodeBase64Url, encodeBase64Url } from '../../pkg/internal/base64url.js';
 import { concatBytes, toHex, utf8 } from '../../pkg/internal/bytes.js';
@@ -37,8 +37,8 @@ function spkiPem(raw: Uint8Array): string {
 async function expectInvalidKey(p: Promise<unknown>, secrets: readonly string[]): Promise<void> {
   await expect(p).rejects.toMatchObject({ reason: 'invalid_key', status: 500 });
   const err: unknown = await p.catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(KeyError);
-  const text = `${String(err)} ${(err as KeyError).message} ${JSON.stringify((err as KeyError).details)}`;
+  expect(err).toBeInstanceOf(TrustplaneError);
+  const text = `${String(err)} ${(err as TrustplaneError).message} ${JSON.stringify((err as TrustplaneError).details)}`;
   for (const s of secrets) {
     if (s.length >= 4) expect(text).not.toContain(s);
   }

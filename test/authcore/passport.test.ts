@@ -3,7 +3,6 @@ import { SignJWT, importJWK, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   MAX_PASSPORT_LENGTH,
-  PassportError,
   SIGNATURE_FAILURE_MESSAGE,
   createIssuerRegistry,
   decodePassportUnverified,
@@ -18,6 +17,7 @@ import {
   type TrustedIssuer,
   type TrustedKey,
   type VerifyPassportOptions,
+  TrustplaneError,
 } from '../../pkg/authcore/index.js';
 import { decodeBase64Url, encodeBase64Url } from '../../pkg/internal/base64url.js';
 import { utf8 } from '../../pkg/internal/bytes.js';
@@ -97,10 +97,10 @@ async function makeToken(
  */
 function verify(token: unknown, options: Partial<VerifyPassportOptions> = {}) {
   return verifyPassport(token, { issuers, audience: AUD, now: NOW, ...options }).catch((err: unknown) => {
-    expect(err).toBeInstanceOf(PassportError);
+    expect(err).toBeInstanceOf(TrustplaneError);
     if (typeof token === 'string' && token.length > 0) {
       const message = (err as Error).message;
-      const details = JSON.stringify((err as PassportError).details);
+      const details = JSON.stringify((err as TrustplaneError).details);
       for (const piece of [token, ...token.split('.').filter((s) => s.length >= 8)]) {
         expect(message).not.toContain(piece);
         expect(details).not.toContain(piece);
@@ -582,7 +582,7 @@ describe('signatures', () => {
     ];
     const messages = new Set<string>();
     for (const token of bad) {
-      const err = (await verify(token).catch((e: unknown) => e)) as PassportError;
+      const err = (await verify(token).catch((e: unknown) => e)) as TrustplaneError;
       expect(err.reason).toBe('invalid_passport_signature');
       messages.add(err.message);
     }
@@ -761,8 +761,8 @@ describe('error messages', () => {
       `${good}.${good}`,
     ];
     for (const token of tokens) {
-      const err = (await verify(token).catch((e: unknown) => e)) as PassportError;
-      expect(err).toBeInstanceOf(PassportError);
+      const err = (await verify(token).catch((e: unknown) => e)) as TrustplaneError;
+      expect(err).toBeInstanceOf(TrustplaneError);
       const text = `${String(err)} ${err.message} ${JSON.stringify(err.details)}`;
       for (const secret of [
         'secret',

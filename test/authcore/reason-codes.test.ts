@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BundleError,
-  KeyError,
-  PassportError,
-  PolicyError,
-  ProofError,
   REASON_CODES,
   REASON_CODE_LIST,
-  ReplayError,
-  RequestError,
   TrustplaneError,
   isReasonCode,
+  isRetryableReason,
   statusForReason,
 } from '../../pkg/authcore/index.js';
 
@@ -81,21 +75,37 @@ describe('reason codes', () => {
 
 describe('errors', () => {
   it.each([
-    [PassportError, 'malformed_passport'],
-    [ProofError, 'invalid_request_proof'],
-    [PolicyError, 'audience_mismatch'],
-    [RequestError, 'body_too_large'],
-    [BundleError, 'invalid_bundle'],
-    [ReplayError, 'replay_store_unavailable'],
-    [KeyError, 'invalid_key'],
-  ] as const)('%o carries reason, status, name and details', (Ctor, reason) => {
-    const err = new Ctor(reason, 'fixed message', { field: 'x' });
-    expect(err).toBeInstanceOf(TrustplaneError);
+    'malformed_passport',
+    'invalid_request_proof',
+    'audience_mismatch',
+    'body_too_large',
+    'invalid_bundle',
+    'replay_store_unavailable',
+    'invalid_key',
+  ] as const)('TrustplaneError(%s) carries reason, status, name and details', (reason) => {
+    const err = new TrustplaneError(reason, 'fixed message', { field: 'x' });
     expect(err).toBeInstanceOf(Error);
     expect(err.reason).toBe(reason);
     expect(err.status).toBe(statusForReason(reason));
-    expect(err.name).toBe(Ctor.name);
+    expect(err.name).toBe('TrustplaneError');
     expect(err.message).toBe('fixed message');
     expect(err.details).toEqual({ field: 'x' });
+  });
+
+  it('retryable is true exactly for dependency failures a later retry may clear', () => {
+    const retryable = REASON_CODE_LIST.filter((code) => isRetryableReason(code));
+    expect(retryable.sort()).toEqual(
+      [
+        'audit_unavailable',
+        'internal_error',
+        'policy_unavailable',
+        'replay_store_unavailable',
+        'upstream_timeout',
+        'upstream_unavailable',
+        'workload_identity_unavailable',
+      ].sort(),
+    );
+    expect(isRetryableReason('jti_replay')).toBe(false);
+    expect(isRetryableReason('invalid_request_proof')).toBe(false);
   });
 });

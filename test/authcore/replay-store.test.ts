@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryReplayStore, ReplayError, type ReplayStore } from '../../pkg/authcore/index.js';
+import { MemoryReplayStore, type ReplayStore, TrustplaneError } from '../../pkg/authcore/index.js';
 
 const NOW = 1_767_225_600;
 
@@ -61,7 +61,7 @@ describe('MemoryReplayStore', () => {
       expect(await store.consume('b', NOW + 60, NOW)).toBe(true);
       const p = store.consume('c', NOW + 60, NOW + 1);
       await expect(p).rejects.toMatchObject({ reason: 'replay_store_unavailable', status: 503 });
-      await expect(p).rejects.toBeInstanceOf(ReplayError);
+      await expect(p).rejects.toBeInstanceOf(TrustplaneError);
       // A live entry was not evicted to make room: replays of a and b are still refused.
       expect(await store.consume('a', NOW + 60, NOW + 1)).toBe(false);
       expect(await store.consume('b', NOW + 60, NOW + 1)).toBe(false);

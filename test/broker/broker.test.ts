@@ -3,10 +3,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   decodePassportUnverified,
   MemoryReplayStore,
-  PolicyError,
   REASON_CODES,
   REASON_CODE_LIST,
   type KeyBinding,
+  TrustplaneError,
 } from '../../pkg/authcore/index.js';
 import { auditEventSchema, MemoryAuditSink } from '../../pkg/audit/index.js';
 import {
@@ -416,7 +416,7 @@ describe('Broker.issue', () => {
       keyBinding: 'attested_workload',
       kind: 'test',
       current: () => {
-        throw new PolicyError('workload_identity_unavailable', 'no workload SVID yet');
+        throw new TrustplaneError('workload_identity_unavailable', 'no workload SVID yet');
       },
     };
     const response = await broker({ identity: unavailable }).issue(ipcRequest(describeHttp(createSpec)));

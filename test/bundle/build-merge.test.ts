@@ -160,7 +160,7 @@ describe('mergeSource: trust material', () => {
       keys: [{ kty: 'OKP' as const, crv: 'Ed25519' as const, x: newKeyX, kid: 'sw-1' }],
     };
     expect(() => mergeSource(doc, addition)).toThrow(
-      expect.objectContaining({ reason: 'bundle_conflict', name: 'BundleError' }),
+      expect.objectContaining({ reason: 'bundle_conflict', name: 'TrustplaneError' }),
     );
     const replaced = mergeSource(doc, addition, { replace: true });
     expect(replaced.issuers[0]!.keys.find((k) => k.kid === 'sw-1')!.x).toBe(newKeyX);
@@ -262,7 +262,7 @@ describe('mergeSource: policy bundle', () => {
   it('an unknown route is bundle_route_missing', async () => {
     const doc = await signedBundle();
     expect(() => mergeSource(doc, { routeId: 'orders.delete', source: oidc })).toThrow(
-      expect.objectContaining({ reason: 'bundle_route_missing', name: 'BundleError' }),
+      expect.objectContaining({ reason: 'bundle_route_missing', name: 'TrustplaneError' }),
     );
   });
 

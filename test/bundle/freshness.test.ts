@@ -10,7 +10,7 @@ import { NOW, route, sampleBundle } from './fixtures.js';
 
 const policy = (overrides: Partial<PolicyBundle> = {}) => ({ document: sampleBundle(overrides) });
 const r = (extra: Partial<PolicyRoute> = {}) => route('x', 'GET', '/x', extra);
-const stale = { reason: 'stale_bundle_fail_closed', name: 'PolicyError', status: 403 };
+const stale = { reason: 'stale_bundle_fail_closed', name: 'TrustplaneError', status: 403 };
 
 describe('checkFreshness', () => {
   it('has the documented constants', () => {

@@ -140,7 +140,7 @@ describe('loadTrustMaterial', () => {
     const error = await loadTrustMaterial(doc, { signers: [], allowUnsigned: true }).catch((e: unknown) => e);
     expect(error).toMatchObject({
       reason: 'invalid_bundle',
-      name: 'BundleError',
+      name: 'TrustplaneError',
       details: { path: 'issuers[1].keys[0]' },
     });
     expect((error as Error).message).toBe(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RequestError } from '../../pkg/authcore/index.js';
+import { TrustplaneError } from '../../pkg/authcore/index.js';
 import { assertClientPath, clientPathProblem } from '../../pkg/client/index.js';
 import { pathSafetyProblem } from '../../pkg/proof/index.js';
 
@@ -36,7 +36,7 @@ describe('clientPathProblem: the official SDK rules', () => {
   for (const [path, problem] of UNSAFE_PATHS) {
     it(`refuses ${JSON.stringify(path)}: ${problem}`, () => {
       expect(clientPathProblem(path)).toBe(problem);
-      expect(() => assertClientPath(path)).toThrow(RequestError);
+      expect(() => assertClientPath(path)).toThrow(TrustplaneError);
     });
   }
 
@@ -63,15 +63,15 @@ describe('clientPathProblem: the official SDK rules', () => {
     }
   });
 
-  it('throws RequestError unsafe_request_path whose message never echoes the path', () => {
+  it('throws TrustplaneError unsafe_request_path whose message never echoes the path', () => {
     const secretish = '/v1/orders/../tok_live_abcdef';
     try {
       assertClientPath(secretish);
       expect.unreachable();
     } catch (e) {
-      expect(e).toBeInstanceOf(RequestError);
-      expect((e as RequestError).reason).toBe('unsafe_request_path');
-      expect((e as RequestError).status).toBe(400);
+      expect(e).toBeInstanceOf(TrustplaneError);
+      expect((e as TrustplaneError).reason).toBe('unsafe_request_path');
+      expect((e as TrustplaneError).status).toBe(400);
       expect((e as Error).message).not.toContain('tok_live');
     }
   });

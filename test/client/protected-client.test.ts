@@ -3,8 +3,8 @@ import {
   decodePassportUnverified,
   generateSigningKey,
   parsePublicKey,
-  RequestError,
   type SigningKey,
+  TrustplaneError,
 } from '../../pkg/authcore/index.js';
 import {
   ProtectedClient,
@@ -99,10 +99,10 @@ describe('ProtectedClient: unsafe paths are refused before any network call', ()
       };
       const { client: c, calls } = client({ passports: source });
       await expect(c.request({ method: 'GET', path, routeId: 'orders.search' })).rejects.toMatchObject({
-        name: 'RequestError',
+        name: 'TrustplaneError',
         reason: 'unsafe_request_path',
       });
-      await expect(c.fetch(path, { routeId: 'orders.search' })).rejects.toBeInstanceOf(RequestError);
+      await expect(c.fetch(path, { routeId: 'orders.search' })).rejects.toBeInstanceOf(TrustplaneError);
       expect(calls).toHaveLength(0);
       expect(authorized).toBe(0);
     });

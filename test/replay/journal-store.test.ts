@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { encode } from 'cbor-x';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/replay/journal-store.js';
-import { ReplayError } from '../../pkg/authcore/index.js';
+import { TrustplaneError } from '../../pkg/authcore/index.js';
 
 const NOW = 1_767_225_600;
 
@@ -62,7 +62,7 @@ async function expectUnavailable(promise: Promise<unknown>): Promise<void> {
     (value) => ({ resolved: value }),
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(ReplayError);
+  expect(error).toBeInstanceOf(TrustplaneError);
   expect(error).toMatchObject({ reason: 'replay_store_unavailable', status: 503 });
 }
 

@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisReplayStore } from '../../pkg/replay/redis-store.js';
-import { ReplayError } from '../../pkg/authcore/index.js';
+import { TrustplaneError } from '../../pkg/authcore/index.js';
 import { freePort, REDIS_SERVER, requireServer, startRedis, type RedisServer } from '../helpers/redis.js';
 
 const NOW = 1_767_225_600;
@@ -18,15 +18,15 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-async function expectUnavailable(promise: Promise<unknown>): Promise<ReplayError> {
+async function expectUnavailable(promise: Promise<unknown>): Promise<TrustplaneError> {
   const error = await rejection(promise);
-  expect(error).toBeInstanceOf(ReplayError);
+  expect(error).toBeInstanceOf(TrustplaneError);
   expect(error).toMatchObject({
     reason: 'replay_store_unavailable',
     status: 503,
     message: 'replay store unavailable',
   });
-  return error as ReplayError;
+  return error as TrustplaneError;
 }
 
 function expectNoSecret(error: unknown, ...secrets: string[]): void {

@@ -1,31 +1,10 @@
 import type { Command } from 'commander';
-import {
-  parsePublicKey,
-  PolicyError,
-  type IssuerRegistry,
-  type VerifiedPassport,
-} from '../../../pkg/authcore/index.js';
-import { evaluateSourcePolicy } from '../../../pkg/verifier/index.js';
+import {parsePublicKey, type IssuerRegistry, type VerifiedPassport, TrustplaneError} from '../../../pkg/authcore/index.js';
+import {evaluateSourcePolicy} from '../../../pkg/verifier/index.js';
 import type { PolicyCheck } from './passport.js';
-import {
-  buildPolicyBundle,
-  buildTrustMaterial,
-  checkFreshness,
-  loadPolicyBundle,
-  loadTrustMaterial,
-  mergeSource,
-  parsePolicyBundle,
-  parseTrustMaterial,
-  removeSource,
-  signDocument,
-  type DocumentSigner,
-  type PolicyBundle,
-  type PolicySource,
-  type TrustMaterial,
-  type TrustMaterialIssuer,
-} from '../../../pkg/bundle/index.js';
-import { CliError, nowSeconds, parseIntOption, readJsonFile, readValue, writeJson } from '../io.js';
-import { loadPrivateKey } from './keys.js';
+import {buildPolicyBundle, buildTrustMaterial, checkFreshness, loadPolicyBundle, loadTrustMaterial, mergeSource, parsePolicyBundle, parseTrustMaterial, removeSource, signDocument, type DocumentSigner, type PolicyBundle, type PolicySource, type TrustMaterial, type TrustMaterialIssuer} from '../../../pkg/bundle/index.js';
+import {CliError, nowSeconds, parseIntOption, readJsonFile, readValue, writeJson} from '../io.js';
+import {loadPrivateKey} from './keys.js';
 
 type AnyDocument = PolicyBundle | TrustMaterial;
 
@@ -100,7 +79,7 @@ export const policyCheck: PolicyCheck = {
     if (!policy.signed) warnUnsigned(path);
     const entry = policy.routeTable.resolveById(opts.routeId);
     if (!entry)
-      throw new PolicyError(
+      throw new TrustplaneError(
         'bundle_route_missing',
         `no route ${JSON.stringify(opts.routeId)} in the policy bundle`,
       );
@@ -115,7 +94,7 @@ export const policyCheck: PolicyCheck = {
           kid: passport.header.kid,
           cnfKid: claims.cnf.kid,
         };
-        if (policy.isRevoked(revocation)) throw new PolicyError('revoked', 'passport revoked');
+        if (policy.isRevoked(revocation)) throw new TrustplaneError('revoked', 'passport revoked');
         const source = evaluateSourcePolicy(entry.route, policy.document, passport);
         const freshness = checkFreshness(policy, entry.route, now);
         return {
