@@ -12,7 +12,7 @@ import { Agent, createServer, request } from 'node:http';
 import process from 'node:process';
 
 // The same hop-by-hop set the adapter strips, so both proxies forward the same headers.
-import { isHopByHop } from '../dist/pkg/adapter/node-request.js';
+import { isHopByHop } from '../dist/pkg/adapter/hop-by-hop.js';
 
 const upstreamPort = Number(process.argv[2]);
 const port = Number(process.argv[3] ?? 0);

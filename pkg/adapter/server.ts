@@ -18,12 +18,10 @@ import {
   type ReloadOutcome,
 } from '../runtime/bundle-manager.js';
 import type { AdapterConfig } from './config.js';
-import {
-  handleForwardAuthRequest,
-  handleProxyRequest,
-  type ReceiptSigner,
-  type EnforcementRuntime,
-} from './enforce.js';
+import type { ReceiptSigner } from '../verifier/index.js';
+import { createEnforcementRuntime, reportAuditFailure } from './enforcement-runtime.js';
+import { handleForwardAuthRequest } from './forward-auth.js';
+import { handleProxyRequest } from './proxy.js';
 import { openLedgerSink } from './ledger.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from '../runtime/metrics.js';
@@ -137,10 +135,7 @@ export async function startAdapter(
       (await openReplayStore(config, { log, onError: () => metrics.replayStoreErrors.inc(), clock }));
     if (!options.replayStore) cleanups.push(() => replayStore.close?.());
 
-    const onAuditError = (e: Error) => {
-      metrics.auditWriteFailures.inc();
-      log.error('audit write failed', { error: e.message });
-    };
+    const onAuditError = (e: Error) => reportAuditFailure({ log, metrics }, e);
     const audit = options.audit ?? (await openLedgerSink(config, { log, metrics, onError: onAuditError }));
     if (!options.audit) cleanups.push(() => audit.close?.());
 
@@ -164,8 +159,7 @@ export async function startAdapter(
       receipts = { sign: (payload) => signReceipt(payload, receiptKey, kid) };
     }
 
-    const rt: EnforcementRuntime = {
-      config,
+    const rt = createEnforcementRuntime(config, {
       bundles: bm,
       replayStore,
       audit,
@@ -175,7 +169,7 @@ export async function startAdapter(
       ...(upstream ? { upstream } : {}),
       ...(agent ? { agent } : {}),
       ...(receipts ? { receipts } : {}),
-    };
+    });
 
     let draining = false;
     let inFlight = 0;

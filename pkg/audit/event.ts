@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { REASON_CODES, type ReasonCode } from '../authcore/reason-codes.js';
-import type { Decision } from '../verifier/decision.js';
 
 /** The audit event format every component writes, one event per decision. */
 export const AUDIT_EVENT_SCHEMA = 'trustplane-auth-audit-event-v0.1';
@@ -53,6 +52,11 @@ export const auditEventSchema = z.strictObject({
   source_type: short(64).optional(),
   transcript_sha256: short(64).optional(),
   policy_version: short(256).optional(),
+  /**
+   * `dry-run` when the route's enforcement mode is dry-run: the decision was recorded and counted
+   * (`would_deny`) but not enforced, and the request went on. Absent for enforced decisions.
+   */
+  enforcement: z.enum(['dry-run']).optional(),
   /** Verification time, microseconds. */
   latency_us: z.number().int().nonnegative().optional(),
   /** Response status the upstream answered (receipt routes; also `status` when it differs). */
@@ -75,6 +79,37 @@ export const auditEventSchema = z.strictObject({
 /** One audit event. */
 export type AuditEvent = z.infer<typeof auditEventSchema>;
 
+/**
+ * The decision an audit event records, as the audit module sees it: the verifier's `Decision`
+ * satisfies it. Defined here so that the audit layer does not depend on the verifier.
+ */
+export type AuditDecision =
+  | {
+      readonly allowed: true;
+      readonly status: number;
+      readonly routeId: string;
+      readonly apiId: string;
+      readonly audience: string;
+      readonly subject: string;
+      readonly issuer: string;
+      readonly trustDomain: string;
+      readonly jti: string;
+      readonly keyBinding: string;
+      readonly sourceType: string;
+      readonly transcriptSha256: string;
+    }
+  | {
+      readonly allowed: false;
+      readonly status: number;
+      readonly reason: ReasonCode;
+      readonly stage: string;
+      readonly message: string;
+      readonly routeId?: string;
+      readonly issuer?: string;
+      readonly subject?: string;
+      readonly jti?: string;
+    };
+
 /** Request facts the enforcement point adds to a decision's event. */
 export interface AuditRequestInfo {
   readonly method?: string;
@@ -96,6 +131,8 @@ export interface AuditEventOptions {
   readonly latencyUs?: number;
   /** Status actually answered, when it differs from the decision's (e.g. 502 after an allow). */
   readonly status?: number;
+  /** The route's enforcement mode, recorded when it is `dry-run` (the decision was not enforced). */
+  readonly enforcement?: 'enforce' | 'dry-run';
 }
 
 function put<K extends keyof AuditEvent>(
@@ -114,7 +151,7 @@ function put<K extends keyof AuditEvent>(
  * @example
  * const event = auditEventFromDecision(decision, { component: 'middleware-hono', request: { method: 'GET', path: '/v1/orders' } })
  */
-export function auditEventFromDecision(decision: Decision, options: AuditEventOptions): AuditEvent {
+export function auditEventFromDecision(decision: AuditDecision, options: AuditEventOptions): AuditEvent {
   const event: Record<string, unknown> = {
     schema: AUDIT_EVENT_SCHEMA,
     event_id: crypto.randomUUID(),
@@ -152,6 +189,7 @@ export function auditEventFromDecision(decision: Decision, options: AuditEventOp
     put(event, 'transcript_sha256', decision.transcriptSha256);
   }
   put(event, 'policy_version', options.policyVersion);
+  if (options.enforcement === 'dry-run') event.enforcement = 'dry-run';
   if (options.latencyUs !== undefined) event.latency_us = Math.max(0, Math.round(options.latencyUs));
   return event as AuditEvent;
 }

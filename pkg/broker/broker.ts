@@ -15,7 +15,7 @@ import { transcriptFromDigests } from '../proof/transcript.js';
 import { clientPathProblem } from '../proof/sdk-path-safety.js';
 import type { IdentitySource, WorkloadIdentity } from './identity.js';
 import { DEFAULT_MAX_TTL_SECONDS, findGrant, type IssuancePolicy } from './issuance-policy.js';
-import { evaluateSourcePolicy } from '../verifier/evaluate-policy.js';
+import { evaluateRoutePolicy } from '../verifier/route-policy.js';
 import {
   brokerIpcRequestSchema,
   type BrokerIpcRequest,
@@ -314,29 +314,41 @@ export class Broker {
         route_id: http.route_id,
       });
     }
-    // The verifier's own source policy (issuer, source type, trust domain, subject, route minimum
-    // class, context and provenance rules), run on the claims about to be minted: the broker never
-    // mints a passport the verifier would refuse on policy, and refuses with the verifier's code.
+    const grant = findGrant(this.#o.issuance, identity.subject, http.audience, http.route_id);
+    const ttl = Math.min(
+      this.#o.issuance?.ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
+      grant?.max_ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
+      DEFAULT_MAX_TTL_SECONDS,
+    );
+    const exp = Math.min(now + ttl, identity.notAfter ?? Number.MAX_SAFE_INTEGER);
+    const jti = (this.#o.newJti ?? randomJti)();
+    const requestKey = await generateSigningKey();
     const claims: PassportClaims = {
       iss: this.#o.issuer,
       sub: identity.subject,
       aud: http.audience,
       iat: now,
-      exp: now + 1,
-      jti: 'policy-precheck',
+      exp,
+      jti,
       trust_domain: identity.trustDomain,
-      cnf: { kid: 'policy-precheck', key_binding: available, public_key_b64url: 'A'.repeat(43) },
+      cnf: {
+        kid: await jwkThumbprint(requestKey.publicKey),
+        key_binding: available,
+        public_key_b64url: requestKey.publicKey.x,
+      },
       ...(ctx ? { ctx } : {}),
       ...(identity.provenance ? { provenance: identity.provenance } : {}),
     };
-    evaluateSourcePolicy(match.route, material.policy.document, {
-      header: { alg: 'EdDSA', kid: this.#o.issuerKid, typ: 'JWT' },
-      claims,
-      issuer,
-      cnfKey: undefined as never,
-      effectiveKeyBinding: available,
-    });
-    const grant = findGrant(this.#o.issuance, identity.subject, http.audience, http.route_id);
+    // The verifier's own route policy (revocations, sources, route minimum class, context and
+    // provenance rules, freshness of the trust material and policy bundle), run on the exact
+    // claims about to be minted: the broker never mints a passport the verifier would refuse on
+    // policy, and refuses with the verifier's code.
+    evaluateRoutePolicy(
+      match.route,
+      material.policy,
+      { claims, kid: this.#o.issuerKid, issuer, effectiveKeyBinding: available },
+      { now, trust: material.trust },
+    );
     if (grant === undefined) {
       throw new TrustplaneError(
         'issuance_policy_denied',
@@ -347,32 +359,7 @@ export class Broker {
         },
       );
     }
-
-    const ttl = Math.min(
-      this.#o.issuance?.ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
-      grant.max_ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
-      DEFAULT_MAX_TTL_SECONDS,
-    );
-    const exp = Math.min(now + ttl, identity.notAfter ?? Number.MAX_SAFE_INTEGER);
-    const jti = (this.#o.newJti ?? randomJti)();
-    const requestKey = await generateSigningKey();
-    const cnfKid = await jwkThumbprint(requestKey.publicKey);
-    const passport = await issuePassport(
-      {
-        iss: this.#o.issuer,
-        sub: identity.subject,
-        aud: http.audience,
-        iat: now,
-        exp,
-        jti,
-        trust_domain: identity.trustDomain,
-        cnf: { kid: cnfKid, key_binding: available, public_key_b64url: requestKey.publicKey.x },
-        ...(ctx ? { ctx } : {}),
-        ...(identity.provenance ? { provenance: identity.provenance } : {}),
-      },
-      this.#o.issuerKey,
-      { kid: this.#o.issuerKid },
-    );
+    const passport = await issuePassport(claims, this.#o.issuerKey, { kid: this.#o.issuerKid });
     const transcript = transcriptFromDigests({
       method: http.method,
       scheme: http.scheme,

@@ -7,6 +7,8 @@ export {
   policyApiSchema,
   policyRouteGroupSchema,
   policyRouteSchema,
+  enforcementModeSchema,
+  type EnforcementMode,
   policySourceSchema,
   policyScopeSchema,
   contextPolicySchema,

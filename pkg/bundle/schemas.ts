@@ -97,6 +97,9 @@ export const policySourceSchema = z
     }
   });
 
+/** How a route's decisions are enforced: `enforce` (default) or `dry-run` (recorded, not enforced). */
+export const enforcementModeSchema = z.enum(['enforce', 'dry-run']);
+
 /** One route: method + path template, and who may call it. */
 export const policyRouteSchema = z
   .strictObject({
@@ -122,6 +125,14 @@ export const policyRouteSchema = z
     audit: z.enum(['required', 'best_effort']).optional(),
     /** Sign a `trustplane-receipt-v1` over the request and the upstream's answer (ours; default false). */
     receipt: z.boolean().optional(),
+    /**
+     * `enforce` (default): a deny is answered. `dry-run` (ours): the decision is made, recorded in
+     * the audit ledger (`enforcement: "dry-run"`) and counted (`would_deny`), but a deny is not
+     * enforced: the request goes on without any verified identity, and the answer carries nothing
+     * of the decision. Request-layer refusals (unsafe path, malformed request, body too large) and
+     * internal errors are always enforced.
+     */
+    enforcement: enforcementModeSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const headers = route.covered_headers ?? [];
@@ -464,5 +475,8 @@ export type IssuerKey = z.infer<typeof issuerKeySchema>;
 export type SpiffeBundle = z.infer<typeof spiffeBundleSchema>;
 /** A SPIFFE bundle authority. */
 export type SpiffeBundleKey = z.infer<typeof spiffeBundleKeySchema>;
+/** A route's enforcement mode. */
+export type EnforcementMode = z.infer<typeof enforcementModeSchema>;
+
 /** A receipt-signing key of trust material. */
 export type ReceiptKey = z.infer<typeof receiptKeySchema>;

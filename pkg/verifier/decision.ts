@@ -1,5 +1,6 @@
 import type { PassportContext, PassportProvenance } from '../authcore/claims.js';
-import type { ReasonCode } from '../authcore/reason-codes.js';
+import type { TrustplaneError } from '../authcore/errors.js';
+import { statusForReason, type ReasonCode } from '../authcore/reason-codes.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 
 /** Pipeline stage names, in order (a deny names the stage that refused). */
@@ -44,30 +45,104 @@ export interface DenyDecision {
 /** The result of verifying one request. */
 export type Decision = AllowDecision | DenyDecision;
 
-/** The JSON body an enforcement point sends on deny: `{"allowed":false,"reason":"<code>"}`. */
-export function denyBody(decision: DenyDecision): { allowed: false; reason: ReasonCode } {
-  return { allowed: false, reason: decision.reason };
+/** What a deny is about, when known (for the audit event; never sent to the caller). */
+export interface DenyAbout {
+  readonly routeId?: string;
+  readonly issuer?: string;
+  readonly subject?: string;
+  readonly jti?: string;
 }
 
-/** Response headers for a deny: `WWW-Authenticate` on 401 (RFC 6750), no caching. */
-export function denyHeaders(decision: DenyDecision): Record<string, string> {
+/**
+ * The one deny constructor: a deny decision for a coded error at a pipeline stage. The status is
+ * the registry's for the reason; `message` and `details` stay for the audit event.
+ * @param error the coded error (its reason, message and details)
+ * @param stage the stage that refused
+ * @param about route and passport facts known so far
+ * @returns the deny decision
+ * @example
+ * denyFrom(new TrustplaneError('policy_unavailable', 'no bundle loaded'), 'parse')
+ */
+export function denyFrom(
+  error: TrustplaneError,
+  stage: VerificationStage,
+  about: DenyAbout = {},
+): DenyDecision {
+  return {
+    allowed: false,
+    status: error.status,
+    reason: error.reason,
+    stage,
+    message: error.message,
+    details: error.details,
+    ...(about.routeId !== undefined ? { routeId: about.routeId } : {}),
+    ...(about.issuer !== undefined ? { issuer: about.issuer } : {}),
+    ...(about.subject !== undefined ? { subject: about.subject } : {}),
+    ...(about.jti !== undefined ? { jti: about.jti } : {}),
+  };
+}
+
+/**
+ * The one deny answer every HTTP enforcement point sends: the reason's status, the JSON body
+ * `{"allowed":false,"reason":"<code>"}`, and the headers `Content-Type: application/json`,
+ * `Cache-Control: no-store`, `X-TrustPlane-Reason: <code>`, plus `WWW-Authenticate` on 401
+ * (RFC 6750 §3). Nothing else of the decision (stage, message, details) reaches the caller.
+ */
+export interface DenyAnswer {
+  readonly status: number;
+  /** Lowercase header names. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The exact body bytes, as a string. */
+  readonly body: string;
+}
+
+const answers = new Map<ReasonCode, DenyAnswer>();
+
+/**
+ * The deny answer for a decision (computed once per reason code; frozen).
+ * @param decision the deny decision (only its reason is read: the status is the registry's)
+ * @returns status, headers and body
+ * @example
+ * const { status, headers, body } = denyAnswer(decision)
+ * res.writeHead(status, headers).end(body)
+ */
+export function denyAnswer(decision: Pick<DenyDecision, 'reason'>): DenyAnswer {
+  const hit = answers.get(decision.reason);
+  if (hit !== undefined) return hit;
+  const reason = decision.reason;
+  const status = statusForReason(reason);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'cache-control': 'no-store',
+    'x-trustplane-reason': reason,
   };
-  if (decision.status === 401) {
+  if (status === 401) {
     headers['www-authenticate'] =
-      decision.reason === 'missing_passport'
+      reason === 'missing_passport'
         ? 'Bearer realm="trustplane"'
         : 'Bearer realm="trustplane", error="invalid_token"';
   }
-  return headers;
+  const answer: DenyAnswer = Object.freeze({
+    status,
+    headers: Object.freeze(headers),
+    body: JSON.stringify({ allowed: false, reason }),
+  });
+  answers.set(reason, answer);
+  return answer;
 }
 
-/** A Web `Response` for a deny decision. */
-export function denyResponse(decision: DenyDecision): Response {
-  return new Response(JSON.stringify(denyBody(decision)), {
-    status: decision.status,
-    headers: denyHeaders(decision),
-  });
+/** The JSON body an enforcement point sends on deny: `{"allowed":false,"reason":"<code>"}`. */
+export function denyBody(decision: Pick<DenyDecision, 'reason'>): { allowed: false; reason: ReasonCode } {
+  return { allowed: false, reason: decision.reason };
+}
+
+/** The headers of {@link denyAnswer} (a fresh, mutable copy). */
+export function denyHeaders(decision: Pick<DenyDecision, 'reason'>): Record<string, string> {
+  return { ...denyAnswer(decision).headers };
+}
+
+/** A Web `Response` carrying {@link denyAnswer}. */
+export function denyResponse(decision: Pick<DenyDecision, 'reason'>): Response {
+  const answer = denyAnswer(decision);
+  return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }

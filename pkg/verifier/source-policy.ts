@@ -16,6 +16,12 @@ export type BundleRules = Pick<
   'default_required_key_binding' | 'context_policy' | 'provenance_policy'
 >;
 
+/**
+ * What the source policy reads of a passport: its claims, its issuer's trust-material entry and its
+ * effective key binding. A verified passport is one; the broker passes the claims it is about to mint.
+ */
+export type SourcePolicySubject = Pick<VerifiedPassport, 'claims' | 'issuer' | 'effectiveKeyBinding'>;
+
 /** The fields of a route the policy step reads. */
 export type RouteRules = Pick<PolicyRoute, 'route_id' | 'required_key_binding' | 'allowed_sources'>;
 
@@ -32,7 +38,10 @@ export function compareDecimal(a: string, b: string): number | undefined {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-function contextProblem(policy: ContextPolicy | undefined, passport: VerifiedPassport): string | undefined {
+function contextProblem(
+  policy: ContextPolicy | undefined,
+  passport: SourcePolicySubject,
+): string | undefined {
   if (!policy) return undefined;
   const ctx = passport.claims.ctx ?? {};
   const pairs: [string | undefined, string | undefined, string][] = [
@@ -54,7 +63,7 @@ function contextProblem(policy: ContextPolicy | undefined, passport: VerifiedPas
 
 function provenanceProblem(
   policy: ProvenancePolicy | undefined,
-  passport: VerifiedPassport,
+  passport: SourcePolicySubject,
 ): string | undefined {
   if (!policy) return undefined;
   const p = passport.claims.provenance ?? {};
@@ -94,7 +103,7 @@ function subjectMatches(source: PolicySource, subject: string): boolean {
 export function evaluateSourcePolicy(
   route: RouteRules,
   bundle: BundleRules,
-  passport: VerifiedPassport,
+  passport: SourcePolicySubject,
 ): PolicySource {
   const { claims, issuer } = passport;
   let candidates = route.allowed_sources.filter((s) => s.issuer === claims.iss);

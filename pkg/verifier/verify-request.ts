@@ -6,14 +6,19 @@ import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
-import { assertSafePath } from '../proof/path-safety.js';
+import { assertSafePath, pathSafetyProblem } from '../proof/path-safety.js';
 import { parseRequestTarget } from '../proof/sign-request.js';
 import { verifyProof } from '../proof/request-proof.js';
 import { buildTranscript } from '../proof/transcript.js';
 import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
-import type { AllowDecision, Decision, DenyDecision, VerificationStage } from './decision.js';
-import { evaluateSourcePolicy } from './evaluate-policy.js';
-import { checkFreshness } from '../bundle/freshness.js';
+import {
+  denyFrom,
+  type AllowDecision,
+  type Decision,
+  type DenyAbout,
+  type VerificationStage,
+} from './decision.js';
+import { evaluateRoutePolicy } from './route-policy.js';
 import type { LoadedPolicy } from '../bundle/load.js';
 import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
 
@@ -70,11 +75,34 @@ function resolveOrigin(
   return { scheme, authority };
 }
 
+/** The passport, proof and nonce headers, checked for shape. */
+function credentialsOf(req: NormalizedRequest): { token: string; proof: string; nonce: string } {
+  const auth = getHeader(req.headers, WIRE_HEADERS.authorization);
+  if (auth === undefined || auth.trim() === '')
+    throw new TrustplaneError('missing_passport', 'missing passport');
+  const m = BEARER.exec(auth.trim());
+  if (!m) throw new TrustplaneError('malformed_passport', 'authorization is not a Bearer passport');
+  const proofValue = getHeader(req.headers, WIRE_HEADERS.proof)?.trim();
+  const nonceValue = getHeader(req.headers, WIRE_HEADERS.nonce)?.trim();
+  if (proofValue === undefined || !PROOF_FORMAT.test(proofValue)) {
+    throw new TrustplaneError('missing_proof', 'missing or malformed request proof');
+  }
+  if (nonceValue === undefined || nonceValue.length > MAX_NONCE_LENGTH || !NONCE_FORMAT.test(nonceValue)) {
+    throw new TrustplaneError('missing_proof', 'missing or malformed nonce');
+  }
+  if (!HEX64.test(req.bodySha256)) throw new TrustplaneError('malformed_request', 'invalid body digest');
+  return { token: m[1]!, proof: proofValue, nonce: nonceValue };
+}
+
 async function run<T>(stage: VerificationStage, fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof TrustplaneError) throw new StageError(stage, e);
+    if (e instanceof TrustplaneError) {
+      // The route policy ends with freshness: a stale bundle is reported at its own stage.
+      const at = stage === 'policy' && e.reason === 'stale_bundle_fail_closed' ? 'freshness' : stage;
+      throw new StageError(at, e);
+    }
     throw e;
   }
 }
@@ -98,7 +126,7 @@ export async function verifyRequest(
   request: Request | NormalizedRequest,
   context: VerifierContext,
 ): Promise<Decision> {
-  const partial: { routeId?: string; issuer?: string; subject?: string; jti?: string } = {};
+  const partial: Partial<Record<keyof DenyAbout, string>> = {};
   try {
     return await pipeline(request, context, partial);
   } catch (e) {
@@ -106,24 +134,26 @@ export async function verifyRequest(
       e instanceof StageError
         ? e
         : new StageError('parse', new TrustplaneError('internal_error', 'unexpected verifier failure'));
-    const err = stageError.error;
-    const deny: DenyDecision = {
-      allowed: false,
-      status: err.status,
-      reason: err.reason,
-      stage: stageError.stage,
-      message: err.message,
-      details: err.details,
-      ...partial,
-    };
-    return deny;
+    return denyFrom(stageError.error, stageError.stage, partial);
   }
+}
+
+/**
+ * The route of a request whose credentials failed to parse, for the audit event and the route's
+ * enforcement mode (a `dry-run` route observes callers that send no passport yet). The deny
+ * reason stays the parse failure; an unsafe or unknown path simply has no route.
+ */
+function routeOfRefused(req: NormalizedRequest, context: VerifierContext): string | undefined {
+  if (context.routeId !== undefined)
+    return context.policy.routeTable.resolveById(context.routeId)?.route.route_id;
+  if (pathSafetyProblem(req.path) !== undefined) return undefined;
+  return context.policy.routeTable.resolve(req.method, req.path)?.route.route_id;
 }
 
 async function pipeline(
   request: Request | NormalizedRequest,
   context: VerifierContext,
-  partial: { routeId?: string; issuer?: string; subject?: string; jti?: string },
+  partial: Partial<Record<keyof DenyAbout, string>>,
 ): Promise<AllowDecision> {
   const now = Math.floor(context.clock ? context.clock() : Date.now() / 1000);
 
@@ -137,21 +167,13 @@ async function pipeline(
       : request,
   );
   const { token, proof, nonce } = await run('parse', () => {
-    const auth = getHeader(req.headers, WIRE_HEADERS.authorization);
-    if (auth === undefined || auth.trim() === '')
-      throw new TrustplaneError('missing_passport', 'missing passport');
-    const m = BEARER.exec(auth.trim());
-    if (!m) throw new TrustplaneError('malformed_passport', 'authorization is not a Bearer passport');
-    const proofValue = getHeader(req.headers, WIRE_HEADERS.proof)?.trim();
-    const nonceValue = getHeader(req.headers, WIRE_HEADERS.nonce)?.trim();
-    if (proofValue === undefined || !PROOF_FORMAT.test(proofValue)) {
-      throw new TrustplaneError('missing_proof', 'missing or malformed request proof');
+    try {
+      return credentialsOf(req);
+    } catch (e) {
+      const routeId = routeOfRefused(req, context);
+      if (routeId !== undefined) partial.routeId = routeId;
+      throw e;
     }
-    if (nonceValue === undefined || nonceValue.length > MAX_NONCE_LENGTH || !NONCE_FORMAT.test(nonceValue)) {
-      throw new TrustplaneError('missing_proof', 'missing or malformed nonce');
-    }
-    if (!HEX64.test(req.bodySha256)) throw new TrustplaneError('malformed_request', 'invalid body digest');
-    return { token: m[1]!, proof: proofValue, nonce: nonceValue };
   });
 
   // 2. path safety: the raw path as sent, before routing.
@@ -184,38 +206,16 @@ async function pipeline(
   partial.subject = claims.sub;
   partial.jti = claims.jti;
 
-  // 5. policy: revocations, sources, key binding, context, provenance
-  const source = await run('policy', () => {
-    if (
-      context.policy.isRevoked({
-        iss: claims.iss,
-        sub: claims.sub,
-        jti: claims.jti,
-        kid: passport.header.kid,
-      })
-    ) {
-      throw new TrustplaneError('revoked', 'passport revoked');
-    }
-    if (req.bodyUnverified === true && route.allow_unverified_body !== true) {
-      throw new TrustplaneError(
-        'unverifiable_body',
-        'request body cannot be verified at this enforcement point',
-      );
-    }
-    return evaluateSourcePolicy(route, context.policy.document, passport);
-  });
-
-  // 6. freshness of the policy bundle for this route
-  await run('freshness', () => {
-    // Trust material is checked at load; a long-running verifier must also stop using it once expired.
-    const trustExpires = context.trust.expiresAt;
-    if (trustExpires !== undefined && now >= trustExpires) {
-      throw new TrustplaneError('stale_bundle_fail_closed', 'trust material has expired', {
-        expires_at: trustExpires,
-      });
-    }
-    return checkFreshness(context.policy, route, now);
-  });
+  // 5-6. route policy: revocations (jti, subject, header kid, cnf.kid), sources, key binding,
+  // context, provenance, then freshness of the trust material and policy bundle.
+  const { source } = await run('policy', () =>
+    evaluateRoutePolicy(
+      route,
+      context.policy,
+      { ...passport, kid: passport.header.kid },
+      { now, trust: context.trust, ...(req.bodyUnverified === true ? { bodyUnverified: true } : {}) },
+    ),
+  );
 
   // 7. transcript rebuild and proof
   const transcriptSha256 = await run('proof', async () => {

@@ -287,7 +287,7 @@ describe('receipts', () => {
       { issuer: 'https://bundles.example', kid: 'bundle-signer-1' },
     );
     await expect(verifyReceipt(receipt, await loadTrustMaterial(wrong, { signers }))).rejects.toMatchObject({
-      code: 'receipt_signature_invalid',
+      reason: 'receipt_signature_invalid',
     });
   });
 

@@ -404,7 +404,8 @@ describe('node trustplane(): deny (handler not run, exact body, one audit event)
     expect(t.calls.n).toBe(0);
     expectOneEvent(
       t.sink.events,
-      { decision: 'deny', reason: 'missing_passport', status: 401 },
+      // The route is resolved for the event (and a dry-run route) even though the passport is missing.
+      { decision: 'deny', reason: 'missing_passport', status: 401, route_id: 'orders.search' },
       secretsOf(s),
     );
   });
@@ -706,7 +707,13 @@ describe('node trustplane(): material provider, audit failures, onDecision', () 
     });
     await expectDenied(await send(bad, await signedPost()), 500, 'internal_error');
     expect(bad.calls.n).toBe(0);
-    expectOneEvent(bad.sink.events, { decision: 'allow', route_id: 'orders.create', status: 500 });
+    // The event records the decision that stands: the fail-closed deny that was answered.
+    expectOneEvent(bad.sink.events, {
+      decision: 'deny',
+      reason: 'internal_error',
+      route_id: 'orders.create',
+      status: 500,
+    });
   });
 
   it('options are checked at construction', () => {

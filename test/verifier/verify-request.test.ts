@@ -741,9 +741,9 @@ afterAll(() => {
     'upstream_unavailable',
     'upstream_timeout',
   ]);
+  const verifierLayers = new Set(['request', 'passport', 'policy', 'proof', 'replay', 'dependency']);
   const expected = REASON_CODE_LIST.filter(
-    (c) =>
-      REASON_CODES[c].layer !== 'bundle' && REASON_CODES[c].layer !== 'broker' && !notFromVerifier.has(c),
+    (c) => verifierLayers.has(REASON_CODES[c].layer) && !notFromVerifier.has(c),
   );
   expect(expected.filter((c) => !seen.has(c))).toEqual([]);
 });

@@ -1,10 +1,30 @@
 import type { Command } from 'commander';
-import {parsePublicKey, type IssuerRegistry, type VerifiedPassport, TrustplaneError} from '../../../pkg/authcore/index.js';
-import {evaluateSourcePolicy} from '../../../pkg/verifier/index.js';
+import {
+  parsePublicKey,
+  type IssuerRegistry,
+  type VerifiedPassport,
+  TrustplaneError,
+} from '../../../pkg/authcore/index.js';
+import { evaluateRoutePolicy } from '../../../pkg/verifier/index.js';
 import type { PolicyCheck } from './passport.js';
-import {buildPolicyBundle, buildTrustMaterial, checkFreshness, loadPolicyBundle, loadTrustMaterial, mergeSource, parsePolicyBundle, parseTrustMaterial, removeSource, signDocument, type DocumentSigner, type PolicyBundle, type PolicySource, type TrustMaterial, type TrustMaterialIssuer} from '../../../pkg/bundle/index.js';
-import {CliError, nowSeconds, parseIntOption, readJsonFile, readValue, writeJson} from '../io.js';
-import {loadPrivateKey} from './keys.js';
+import {
+  buildPolicyBundle,
+  buildTrustMaterial,
+  loadPolicyBundle,
+  loadTrustMaterial,
+  mergeSource,
+  parsePolicyBundle,
+  parseTrustMaterial,
+  removeSource,
+  signDocument,
+  type DocumentSigner,
+  type PolicyBundle,
+  type PolicySource,
+  type TrustMaterial,
+  type TrustMaterialIssuer,
+} from '../../../pkg/bundle/index.js';
+import { CliError, nowSeconds, parseIntOption, readJsonFile, readValue, writeJson } from '../io.js';
+import { loadPrivateKey } from './keys.js';
 
 type AnyDocument = PolicyBundle | TrustMaterial;
 
@@ -86,17 +106,12 @@ export const policyCheck: PolicyCheck = {
     return {
       audience: entry.api.audience,
       evaluate(passport: VerifiedPassport, now: number) {
-        const { claims } = passport;
-        const revocation = {
-          iss: claims.iss,
-          sub: claims.sub,
-          jti: claims.jti,
-          kid: passport.header.kid,
-          cnfKid: claims.cnf.kid,
-        };
-        if (policy.isRevoked(revocation)) throw new TrustplaneError('revoked', 'passport revoked');
-        const source = evaluateSourcePolicy(entry.route, policy.document, passport);
-        const freshness = checkFreshness(policy, entry.route, now);
+        const { source, freshness } = evaluateRoutePolicy(
+          entry.route,
+          policy,
+          { ...passport, kid: passport.header.kid },
+          { now },
+        );
         return {
           route_id: entry.route.route_id,
           allowed: true,

@@ -11,5 +11,5 @@ export type {
   TrustplaneMaterialProvider,
   TrustplaneStaticMaterialOptions,
   TrustplaneProvidedMaterialOptions,
-} from '../options.js';
+} from '../../verifier/index.js';
 export type { AllowDecision, DenyDecision, Decision } from '../../verifier/index.js';

@@ -1,18 +1,16 @@
-import type { LoadedPolicy } from '../../bundle/index.js';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AuditRequestInfo } from '../../audit/event.js';
+import { TrustplaneError } from '../../authcore/errors.js';
 import { sha256HexSync } from '../../internal/sha256.js';
 import {
-  DEFAULT_MAX_BODY_BYTES,
-  denyBody,
-  denyHeaders,
-  verifyRequest,
+  createEnforcementKernel,
+  denyAnswer,
   type AllowDecision,
   type Decision,
-  type DenyDecision,
+  type Enforcement,
+  type TrustplaneMiddlewareOptions,
 } from '../../verifier/index.js';
-import { middlewareDeny, prepareOptions, type TrustplaneMiddlewareOptions } from '../options.js';
 
 // Web APIs only (Workers, Deno, Bun, Node): no node:* here, and `hono` is imported for types only,
 // so the package does not need hono at runtime.
@@ -42,7 +40,7 @@ export type TrustplaneOptions = TrustplaneMiddlewareOptions & {
 };
 
 /** Request facts for the audit event (the query is hashed, never logged). */
-async function requestFacts(request: Request): Promise<AuditRequestInfo> {
+function requestFacts(request: Request): AuditRequestInfo {
   const url = new URL(request.url);
   const query = url.search.slice(1);
   const requestId = request.headers.get('x-request-id');
@@ -60,13 +58,18 @@ const CONSUMED_BODY =
   'any middleware that reads the body (validators, body limiters)';
 
 /**
- * Hono middleware that verifies every request with the TrustPlane pipeline (`verifyRequest`):
- * passport, request proof over the rebuilt transcript, route policy, freshness, one-time jti.
+ * Hono middleware that verifies every request through the enforcement kernel
+ * (`createEnforcementKernel`, the same decide/record/answer path as the Node middleware and the
+ * adapter): passport, request proof over the rebuilt transcript, route policy, freshness,
+ * one-time jti.
  *
  * - Allow: sets `c.var.trustplane` (the {@link AllowDecision}: `subject`, `issuer`, `routeId`,
  *   `keyBinding`, …) and runs the next handler.
- * - Deny: answers `{"allowed":false,"reason":"<code>"}` with the reason's status and the headers of
- *   `denyHeaders` (`WWW-Authenticate` on 401, `Cache-Control: no-store`); the handler does not run.
+ * - Deny: answers the kernel's deny answer (`denyAnswer`): `{"allowed":false,"reason":"<code>"}`
+ *   with the reason's status, `X-TrustPlane-Reason`, `Cache-Control: no-store` and
+ *   `WWW-Authenticate` on 401; the handler does not run.
+ * - A deny on a route whose `enforcement` is `dry-run` is recorded (`enforcement: "dry-run"`) but
+ *   not enforced: the handler runs and `c.var.trustplane` is unset.
  *
  * The body is read from a clone of `c.req.raw` (up to `maxBodyBytes`), so handlers can still call
  * `c.req.json()`, `c.req.text()`, …. Register the middleware before anything that reads the body;
@@ -99,69 +102,44 @@ const CONSUMED_BODY =
  * app.use('*', trustplane({ material: () => reloader.current, replayStore }))
  */
 export function trustplane(options: TrustplaneOptions): MiddlewareHandler<TrustplaneEnv> {
-  const prepared = prepareOptions(options, 'middleware-hono', { maxBodyBytes: DEFAULT_MAX_BODY_BYTES });
   const onDecision = options.onDecision;
   if (onDecision !== undefined && typeof onDecision !== 'function') {
     throw new TypeError('trustplane(): onDecision must be a function');
   }
+  const kernel = createEnforcementKernel({ ...options, component: 'middleware-hono' });
   let warnedConsumed = false;
 
-  const decide = async (c: Context<TrustplaneEnv>, startedMs: number): Promise<Decision> => {
+  const decide = async (c: Context<TrustplaneEnv>, startedMs: number): Promise<Enforcement> => {
     const request = c.req.raw;
-    const context = prepared.context();
-    let decision: Decision;
-    let policyVersion: string | undefined;
-    let policy: LoadedPolicy | undefined;
-    if ('allowed' in context) {
-      decision = context;
-    } else if (request.bodyUsed) {
+    let input: Request | TrustplaneError = request;
+    if (request.bodyUsed) {
       if (!warnedConsumed) console.error(CONSUMED_BODY);
       warnedConsumed = true;
-      decision = middlewareDeny('internal_error', CONSUMED_BODY);
-    } else {
-      decision = await verifyRequest(request, context);
-      policyVersion = context.policy.policyVersion;
-      policy = context.policy;
+      input = new TrustplaneError('internal_error', CONSUMED_BODY);
     }
-    let answered: Decision = decision;
-    if (onDecision !== undefined) {
-      try {
-        onDecision(decision, c);
-      } catch {
-        answered = middlewareDeny('internal_error', 'onDecision threw');
-      }
-    }
-    answered = await prepared.record(decision, answered, {
-      request: await requestFacts(request),
+    return kernel.enforce({
+      request: input,
+      facts: requestFacts(request),
       startedMs,
-      policyVersion,
-      policy,
+      ...(onDecision !== undefined ? { onDecision: (d: Decision) => onDecision(d, c) } : {}),
     });
-    return answered;
   };
 
   return async (c, next) => {
-    const startedMs = performance.now();
-    let decision: Decision;
+    let enforcement: Enforcement | undefined;
     try {
-      decision = await decide(c, startedMs);
+      enforcement = await decide(c, performance.now());
     } catch {
-      // verifyRequest never throws; anything else failing here fails closed.
-      decision = middlewareDeny('internal_error', 'middleware failure');
+      // The kernel never throws; anything else failing here fails closed (below).
+      enforcement = undefined;
     }
-    if (decision.allowed) {
-      c.set('trustplane', decision);
+    if (enforcement !== undefined && enforcement.outcome !== 'deny') {
+      // An allow sets the identity; a dry-run route's unenforced deny runs the handler without one.
+      if (enforcement.outcome === 'allow') c.set('trustplane', enforcement.decision);
       await next();
       return;
     }
-    return respondDeny(c, decision);
+    const answer = enforcement?.answer ?? denyAnswer({ reason: 'internal_error' });
+    return c.body(answer.body, answer.status as ContentfulStatusCode, answer.headers);
   };
-}
-
-function respondDeny(c: Context<TrustplaneEnv>, decision: DenyDecision): Response {
-  return c.body(
-    JSON.stringify(denyBody(decision)),
-    decision.status as ContentfulStatusCode,
-    denyHeaders(decision),
-  );
 }

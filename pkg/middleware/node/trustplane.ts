@@ -1,27 +1,20 @@
-import type { LoadedPolicy } from '../../bundle/index.js';
-import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import type { AuditRequestInfo } from '../../audit/event.js';
-import type { ReasonCode } from '../../authcore/index.js';
 import {
-  DEFAULT_MAX_BODY_BYTES,
-  denyBody,
-  denyHeaders,
-  verifyRequest,
+  auditRequestInfo,
+  firstHeaderValue,
+  readNodeRequest,
+  requestScheme,
+  writeDeny,
+  type NodeRequestView,
+} from '../../internal/node-http/index.js';
+import {
+  createEnforcementKernel,
+  denyAnswer,
   type AllowDecision,
   type Decision,
-  type DenyDecision,
-  type NormalizedRequest,
+  type TrustplaneMiddlewareOptions,
 } from '../../verifier/index.js';
-import { middlewareDeny, prepareOptions, type TrustplaneMiddlewareOptions } from '../options.js';
-import {
-  EMPTY_BODY_SHA256,
-  firstValue,
-  repeatedCriticalHeader,
-  requestScheme,
-  splitTarget,
-} from './request.js';
 
 declare module 'http' {
   interface IncomingMessage {
@@ -75,157 +68,20 @@ function rawTarget(req: IncomingMessage): string {
   return typeof original === 'string' ? original : (req.url ?? '');
 }
 
-type BodyResult =
-  | { readonly ok: true; readonly sha256: string; readonly length: number }
-  | {
-      readonly ok: false;
-      readonly reason: ReasonCode;
-      readonly message: string;
-      /** Answer with `Connection: close` and discard the rest of the body. */
-      readonly drain: boolean;
-      /** The body was consumed before the middleware ran (logged once). */
-      readonly misconfigured?: true;
-    };
-
 /**
- * Read the whole body up to `max` bytes, hashing as it streams, then put the bytes back in front of
- * the stream (`readable.unshift`) so downstream parsers read it as if untouched. Chunks are pulled
- * with `read(readableLength)`: an explicit size never makes the stream emit 'end' (a bare `read()`
- * at EOF would), and `unshift` is allowed until 'end' has been emitted.
- */
-function readAndRestoreBody(req: IncomingMessage, max: number): Promise<BodyResult> {
-  if (req.complete && req.readableLength === 0) {
-    // Fully received and nothing buffered: an empty (chunked) body. Leave the stream untouched.
-    return Promise.resolve({ ok: true, sha256: EMPTY_BODY_SHA256, length: 0 });
-  }
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const finish = (result: BodyResult) => {
-      req.off('readable', onReadable);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      resolve(result);
-    };
-    const onReadable = () => {
-      while (req.readableLength > 0) {
-        const chunk = req.read(req.readableLength) as Buffer | null;
-        if (chunk === null) break;
-        total += chunk.length;
-        if (total > max) {
-          finish({ ok: false, reason: 'body_too_large', message: 'request body too large', drain: true });
-          return;
-        }
-        hash.update(chunk);
-        chunks.push(chunk);
-      }
-      if (req.complete) {
-        finish({ ok: true, sha256: hash.digest('hex'), length: total });
-        if (total > 0) req.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
-      }
-    };
-    const onEnd = () => {
-      // Not expected (nothing here reads past EOF); with bytes read they could not be restored.
-      if (total === 0) finish({ ok: true, sha256: EMPTY_BODY_SHA256, length: 0 });
-      else
-        finish({ ok: false, reason: 'internal_error', message: 'request stream ended early', drain: false });
-    };
-    const onError = () =>
-      finish({
-        ok: false,
-        reason: 'malformed_request',
-        message: 'request body could not be read',
-        drain: false,
-      });
-    const onClose = () => {
-      if (!req.complete) onError();
-    };
-    // Start the underlying read first, so attaching 'readable' does not schedule a read(0) that
-    // would end an already-finished empty stream.
-    if (req.readableLength === 0) req.read(0);
-    req.on('readable', onReadable);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
-/** Digest of the body as sent, or a deny. Consults `req.body` only when the stream is gone. */
-function bodyDigest(req: IncomingMessage, max: number): BodyResult | Promise<BodyResult> {
-  const contentLength = req.headers['content-length'];
-  const chunked = req.headers['transfer-encoding'] !== undefined;
-  // RFC 9112 §6.3: a request without Transfer-Encoding and Content-Length has no body.
-  if (!chunked && (contentLength === undefined || Number(contentLength) === 0)) {
-    return { ok: true, sha256: EMPTY_BODY_SHA256, length: 0 };
-  }
-  if (contentLength !== undefined && Number(contentLength) > max) {
-    return { ok: false, reason: 'body_too_large', message: 'request body too large', drain: true };
-  }
-  if (req.readableEnded || req.readableDidRead) {
-    const parsed = (req as IncomingMessage & { body?: unknown }).body;
-    const encoding = req.headers['content-encoding']?.trim().toLowerCase() ?? 'identity';
-    // A Buffer is the bytes as sent only when nothing inflated them.
-    if (Buffer.isBuffer(parsed) && encoding === 'identity' && req.readableEnded) {
-      if (parsed.length > max) {
-        return { ok: false, reason: 'body_too_large', message: 'request body too large', drain: false };
-      }
-      return { ok: true, sha256: createHash('sha256').update(parsed).digest('hex'), length: parsed.length };
-    }
-    return { ok: false, reason: 'internal_error', message: CONSUMED_BODY, drain: false, misconfigured: true };
-  }
-  return readAndRestoreBody(req, max);
-}
-
-/** Header lookup: repeated fields joined with ", " (RFC 9110 §5.3), `Cookie` with "; " (RFC 6265). */
-function headerSource(req: IncomingMessage): (name: string) => string | undefined {
-  const distinct = req.headersDistinct;
-  return (name) => {
-    const values = distinct[name];
-    if (values === undefined || values.length === 0) return undefined;
-    if (values.length === 1) return values[0];
-    return values.join(name === 'cookie' ? '; ' : ', ');
-  };
-}
-
-function requestFacts(req: IncomingMessage, path: string, query: string): AuditRequestInfo {
-  const host = firstValue(req.headers.host)?.toLowerCase();
-  const requestId = firstValue(req.headers['x-request-id']);
-  const client = req.socket.remoteAddress;
-  return {
-    method: req.method ?? '',
-    path,
-    ...(host !== undefined ? { authority: host } : {}),
-    ...(query !== '' ? { querySha256: createHash('sha256').update(query).digest('hex') } : {}),
-    ...(requestId !== undefined && requestId !== '' ? { requestId } : {}),
-    ...(client !== undefined ? { clientAddress: client } : {}),
-  };
-}
-
-function respondDeny(res: ServerResponse, decision: DenyDecision, close: boolean): void {
-  if (res.headersSent || res.writableEnded || res.destroyed) return;
-  const body = JSON.stringify(denyBody(decision));
-  const headers: Record<string, string> = {
-    ...denyHeaders(decision),
-    'content-length': String(Buffer.byteLength(body)),
-  };
-  // An unread body that may keep coming: answer, then close instead of reading it for keep-alive.
-  if (close) headers.connection = 'close';
-  res.writeHead(decision.status, headers);
-  res.end(body);
-}
-
-/**
- * Connect/Express-style middleware that verifies every request with the TrustPlane pipeline
- * (`verifyRequest`) on the request exactly as sent: the raw path of `req.originalUrl`/`req.url`
- * (never WHATWG-normalized, so `/a/../b` and `%2F` are refused `unsafe_request_path` before
- * routing), the method, the headers, and the exact body bytes.
+ * Connect/Express-style middleware that verifies every request through the enforcement kernel
+ * (`createEnforcementKernel`, the same decide/record/answer path as the Hono middleware and the
+ * adapter) on the request exactly as sent: the raw path of `req.originalUrl`/`req.url` (never
+ * WHATWG-normalized, so `/a/../b` and `%2F` are refused `unsafe_request_path` before routing), the
+ * method, the headers, and the exact body bytes.
  *
  * - Allow: sets `req.trustplane` (the {@link AllowDecision}) and calls `next()`.
- * - Deny: writes `{"allowed":false,"reason":"<code>"}` with the reason's status and the headers of
- *   `denyHeaders` (`WWW-Authenticate` on 401); `next` is not called. An unexpected failure is a
- *   500 `internal_error` deny too (fail closed), never `next(err)`.
+ * - Deny: writes the kernel's deny answer (`denyAnswer`): `{"allowed":false,"reason":"<code>"}`
+ *   with the reason's status, `X-TrustPlane-Reason`, `Cache-Control: no-store` and
+ *   `WWW-Authenticate` on 401; `next` is not called. An unexpected failure is a 500
+ *   `internal_error` deny too (fail closed), never `next(err)`.
+ * - A deny on a route whose `enforcement` is `dry-run` is recorded (`enforcement: "dry-run"`) but
+ *   not enforced: `next()` runs with `req.trustplane` unset.
  *
  * Body: the middleware reads the body (up to `maxBodyBytes`, default 1 MiB; `Content-Length` is
  * checked first) and hashes it while it streams, then puts the bytes back in front of the request
@@ -267,97 +123,58 @@ function respondDeny(res: ServerResponse, decision: DenyDecision, close: boolean
  * })
  */
 export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler {
-  const prepared = prepareOptions(options, 'middleware-node', {
-    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
-    instance: hostname(),
-  });
   const { onDecision } = options;
   if (onDecision !== undefined && typeof onDecision !== 'function') {
     throw new TypeError('trustplane(): onDecision must be a function');
   }
+  const kernel = createEnforcementKernel({
+    ...options,
+    component: 'middleware-node',
+    instance: options.instance ?? hostname(),
+  });
   const trustProxy = options.trustProxy === true;
   let warnedConsumed = false;
 
-  const decide = async (
-    req: IncomingMessage,
-    res: ServerResponse,
-    startedMs: number,
-  ): Promise<{ answered: Decision; close: boolean }> => {
-    const target = rawTarget(req);
-    const { path, query } = splitTarget(target);
-
-    let decision: Decision;
-    let policyVersion: string | undefined;
-    let policy: LoadedPolicy | undefined;
-    let close = false;
-    const repeated = repeatedCriticalHeader(req.rawHeaders);
-    if (!target.startsWith('/')) {
-      decision = middlewareDeny('malformed_request', 'request target is not in origin-form');
-    } else if (repeated !== undefined) {
-      decision = middlewareDeny('malformed_request', `repeated ${repeated} header`);
-    } else {
-      const body = await bodyDigest(req, prepared.maxBodyBytes);
-      const context = prepared.context();
-      if (!body.ok) {
-        decision = middlewareDeny(body.reason, body.message);
-        close = body.drain;
-        if (body.misconfigured && !warnedConsumed) {
-          warnedConsumed = true;
-          console.error(CONSUMED_BODY);
-        }
-      } else if ('allowed' in context) {
-        decision = context;
-      } else {
-        const normalized: NormalizedRequest = {
-          method: req.method ?? '',
-          scheme: requestScheme(req, trustProxy),
-          authority: firstValue(req.headers.host)?.toLowerCase() ?? '',
-          path,
-          query,
-          headers: headerSource(req),
-          bodySha256: body.sha256,
-          bodyLength: body.length,
-        };
-        decision = await verifyRequest(normalized, context);
-        policyVersion = context.policy.policyVersion;
-        policy = context.policy;
-      }
+  const handle = async (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
+    const startedMs = performance.now();
+    const view: NodeRequestView = {
+      method: req.method ?? '',
+      target: rawTarget(req),
+      scheme: requestScheme(req, trustProxy),
+      authority: firstHeaderValue(req, 'host')?.toLowerCase() ?? '',
+    };
+    const read = await readNodeRequest(req, view, { maxBodyBytes: kernel.maxBodyBytes, mode: 'restore' });
+    if (!read.ok && read.misconfigured === true && !warnedConsumed) {
+      warnedConsumed = true;
+      console.error(CONSUMED_BODY);
     }
-
-    let answered: Decision = decision;
-    if (onDecision !== undefined) {
-      try {
-        onDecision(decision, req, res);
-      } catch {
-        answered = middlewareDeny('internal_error', 'onDecision threw');
-      }
-    }
-    answered = await prepared.record(decision, answered, {
-      request: requestFacts(req, path, query),
+    const enforcement = await kernel.enforce({
+      request: read.ok ? read.request : read.error,
+      facts: auditRequestInfo(view, {
+        requestId: firstHeaderValue(req, 'x-request-id'),
+        clientAddress: req.socket.remoteAddress,
+      }),
       startedMs,
-      policyVersion,
-      policy,
+      ...(onDecision !== undefined ? { onDecision: (d: Decision) => onDecision(d, req, res) } : {}),
     });
-    return { answered, close };
+    if (enforcement.outcome === 'allow') {
+      req.trustplane = enforcement.decision;
+      next();
+    } else if (enforcement.outcome === 'pass') {
+      // A dry-run route: the handler runs without a verified identity.
+      next();
+    } else {
+      const drain = !read.ok && read.drain;
+      writeDeny(res, enforcement.answer, { close: drain });
+      // Discard the rest of a refused body; the connection closes after the answer.
+      if (drain) req.resume();
+    }
   };
 
   return (req, res, next) => {
-    const startedMs = performance.now();
-    void decide(req, res, startedMs)
-      .catch(() => ({ answered: middlewareDeny('internal_error', 'middleware failure'), close: false }))
-      .then(({ answered, close }) => {
-        if (answered.allowed) {
-          req.trustplane = answered;
-          next();
-          return;
-        }
-        try {
-          respondDeny(res, answered, close);
-        } catch {
-          res.destroy();
-        }
-        // Discard the rest of a refused body; the connection closes after the answer.
-        if (close) req.resume();
-      });
+    handle(req, res, next).catch(() => {
+      // The kernel never throws; anything else failing here fails closed.
+      writeDeny(res, denyAnswer({ reason: 'internal_error' }));
+    });
   };
 }

@@ -1,0 +1,216 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import {
+  auditRequestInfo,
+  headerValue,
+  readNodeRequest,
+  requestScheme,
+  writeDeny,
+  type NodeRequestView,
+} from '../internal/node-http/index.js';
+import { WIRE_HEADERS } from '../proof/wire.js';
+import {
+  denyAnswer,
+  identityHeaders,
+  type AllowEnforcement,
+  type PassEnforcement,
+} from '../verifier/index.js';
+import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
+import { connectionTokens, isHopByHop } from './hop-by-hop.js';
+import { respondWithReceipt } from './receipt-response.js';
+
+/** The host the caller addressed: `Host`, or the first `X-Forwarded-Host` behind a trusted proxy. */
+function callerAuthority(rt: EnforcementRuntime, req: IncomingMessage): string {
+  const forwarded = rt.config.trustForwardedHeaders
+    ? headerValue(req, 'x-forwarded-host')?.split(',')[0]?.trim()
+    : undefined;
+  return (forwarded ?? headerValue(req, 'host') ?? '').toLowerCase();
+}
+
+/**
+ * Reverse-proxy mode: read and digest the body, decide through the kernel, then forward the exact
+ * bytes to the upstream with the identity headers, or answer the kernel's deny (the upstream
+ * receives nothing). On a dry-run route a deny that was not enforced is forwarded without identity.
+ */
+export async function handleProxyRequest(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const startedMs = performance.now();
+  const requestId = requestIdOf(req);
+  const view: NodeRequestView = {
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    scheme: requestScheme(req, rt.config.trustForwardedHeaders),
+    authority: callerAuthority(rt, req),
+  };
+  const read = await readNodeRequest(req, view, { maxBodyBytes: rt.kernel.maxBodyBytes, mode: 'buffer' });
+  const enforcement = await rt.kernel.enforce({
+    request: read.ok ? read.request : read.error,
+    facts: auditRequestInfo(view, { requestId, clientAddress: req.socket.remoteAddress }),
+    startedMs,
+  });
+  if (enforcement.outcome === 'deny' || !read.ok) {
+    const drain = !read.ok && read.drain;
+    const answer =
+      enforcement.outcome === 'deny' ? enforcement.answer : denyAnswer({ reason: 'internal_error' });
+    writeDeny(res, answer, { requestId, close: drain });
+    if (drain) req.resume();
+    return;
+  }
+  forward(rt, req, res, enforcement, read.body, view.scheme, requestId);
+}
+
+/**
+ * The headers the upstream receives: every end-to-end line the caller sent (repeated lines kept, in
+ * order), without hop-by-hop headers, the whole `X-TrustPlane-*` namespace, `Authorization`
+ * (unless `forwardAuthorization`), and forwarding headers the caller may not set; then the
+ * identity headers of an allow, `X-Request-Id`, `X-Forwarded-For/-Proto/-Host`.
+ */
+function upstreamHeaders(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  enforcement: AllowEnforcement | PassEnforcement,
+  body: Buffer,
+  scheme: string,
+  requestId: string,
+): OutgoingHttpHeaders {
+  const listed = connectionTokens(req.headers);
+  const out: OutgoingHttpHeaders = {};
+  const trustFwd = rt.config.trustForwardedHeaders;
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values === undefined || values.length === 0) continue;
+    if (isHopByHop(name, listed)) continue;
+    // Proof headers, caller-sent identity headers and the whole X-TrustPlane-* namespace stop here.
+    if (name.startsWith('x-trustplane-')) continue;
+    if (name === WIRE_HEADERS.authorization && !rt.config.forwardAuthorization) continue;
+    if (name === 'expect' || name === 'content-length' || name === 'x-request-id') continue;
+    if (!trustFwd && (name === 'forwarded' || name.startsWith('x-forwarded-'))) continue;
+    if (name === 'host' && !rt.config.preserveHost) continue;
+    out[name] = values.length === 1 ? values[0] : values;
+  }
+  if (enforcement.outcome === 'allow') Object.assign(out, identityHeaders(enforcement.decision));
+  out['x-request-id'] = requestId;
+  const client = req.socket.remoteAddress ?? '';
+  const priorFor = trustFwd ? headerValue(req, 'x-forwarded-for') : undefined;
+  out['x-forwarded-for'] = priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${client}` : client;
+  out['x-forwarded-proto'] = scheme;
+  const authority = callerAuthority(rt, req);
+  if (authority !== '') out['x-forwarded-host'] = authority;
+  if (body.length > 0 || req.headers['content-length'] !== undefined)
+    out['content-length'] = String(body.length);
+  if (!rt.config.preserveHost && rt.upstream) out.host = rt.upstream.host;
+  return out;
+}
+
+function forward(
+  rt: EnforcementRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+  enforcement: AllowEnforcement | PassEnforcement,
+  body: Buffer,
+  scheme: string,
+  requestId: string,
+): void {
+  const upstream = rt.upstream!;
+  const routeId = enforcement.decision.routeId;
+  let headers: OutgoingHttpHeaders;
+  try {
+    headers = upstreamHeaders(rt, req, enforcement, body, scheme, requestId);
+  } catch {
+    writeDeny(res, denyAnswer({ reason: 'internal_error' }), { requestId });
+    return;
+  }
+  const prefix = upstream.pathname === '/' ? '' : upstream.pathname.replace(/\/$/, '');
+  const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
+  const sentAt = process.hrtime.bigint();
+  let settled = false;
+  const fail = (kind: 'connect' | 'timeout' | 'reset') => {
+    if (settled) return;
+    settled = true;
+    // The caller went away first (we destroyed the upstream request): not an upstream failure.
+    if (res.destroyed && !res.headersSent) return;
+    rt.metrics.upstreamErrors.inc({ kind });
+    rt.log.warn('upstream failure', { kind, route_id: routeId, request_id: requestId });
+    const reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable';
+    writeDeny(res, denyAnswer({ reason }), { requestId });
+  };
+  let upReq;
+  try {
+    upReq = send({
+      protocol: upstream.protocol,
+      hostname: upstream.hostname.replace(/^\[|\]$/g, ''),
+      port: upstream.port || (upstream.protocol === 'https:' ? 443 : 80),
+      method: req.method ?? 'GET',
+      path: `${prefix}${req.url ?? '/'}`,
+      headers,
+      ...(rt.agent !== undefined ? { agent: rt.agent } : {}),
+    });
+  } catch {
+    fail('connect');
+    return;
+  }
+  const responseTimer = setTimeout(() => {
+    fail('timeout');
+    upReq.destroy();
+  }, rt.config.upstreamResponseTimeoutMs);
+  upReq.on('socket', (socket) => {
+    if (!(socket as { connecting?: boolean }).connecting) return;
+    const connectTimer = setTimeout(() => {
+      fail('connect');
+      upReq.destroy();
+    }, rt.config.upstreamConnectTimeoutMs);
+    socket.once('connect', () => clearTimeout(connectTimer));
+    socket.once('close', () => clearTimeout(connectTimer));
+  });
+  upReq.on('error', (e: NodeJS.ErrnoException) => {
+    clearTimeout(responseTimer);
+    if (settled && res.headersSent) {
+      res.destroy();
+      return;
+    }
+    fail(
+      e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' ? 'connect' : 'reset',
+    );
+  });
+  upReq.on('response', (upRes: IncomingMessage) => {
+    clearTimeout(responseTimer);
+    if (settled) {
+      upRes.resume();
+      return;
+    }
+    settled = true;
+    const status = upRes.statusCode ?? 502;
+    rt.metrics.upstreamSeconds.observe(
+      { status_class: `${Math.floor(status / 100)}xx` },
+      Number(process.hrtime.bigint() - sentAt) / 1e9,
+    );
+    const listed = connectionTokens(upRes.headers);
+    const out: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(upRes.headers)) {
+      if (value === undefined || isHopByHop(name, listed)) continue;
+      out[name] = value;
+    }
+    if (enforcement.outcome === 'allow' && enforcement.receipt) {
+      respondWithReceipt(rt, res, upRes, status, out, enforcement, requestId);
+      return;
+    }
+    try {
+      res.writeHead(status, out);
+    } catch {
+      upRes.destroy();
+      res.destroy();
+      return;
+    }
+    upRes.pipe(res);
+    upRes.on('error', () => res.destroy());
+    upRes.on('aborted', () => res.destroy());
+  });
+  res.on('close', () => {
+    clearTimeout(responseTimer);
+    if (!res.writableFinished) upReq.destroy();
+  });
+  upReq.end(body.length > 0 ? body : undefined);
+}

@@ -1,0 +1,23 @@
+// The one Node HTTP reading layer (internal: not a package subpath). Used by the Node middleware
+// and the adapter's proxy and forward-auth modes.
+export { splitTarget, originFormTarget, type RequestTarget } from './request-target.js';
+export { repeatedCriticalHeader, assertNoRepeatedCriticalHeader } from './critical-headers.js';
+export { nodeHeaderSource, headerValue, firstHeaderValue } from './header-source.js';
+export { requestScheme } from './request-scheme.js';
+export {
+  readBody,
+  EMPTY_BODY_SHA256,
+  type BodyRead,
+  type BodyBytes,
+  type BodyRefusal,
+  type BodyReadMode,
+} from './read-body.js';
+export {
+  readNodeRequest,
+  auditRequestInfo,
+  type NodeRequestView,
+  type ReadNodeRequestOptions,
+  type NodeRequestRead,
+  type NodeRequestRefusal,
+} from './read-request.js';
+export { writeDeny, type WriteDenyOptions } from './write-deny.js';
