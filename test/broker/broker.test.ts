@@ -23,6 +23,8 @@ import {
 import { sha256HexSync } from '../../pkg/internal/sha256.js';
 import { normalizeQuery } from '../../pkg/proof/index.js';
 import { verifyRequest } from '../../pkg/verifier/index.js';
+import type { LoadedPolicy } from '../../pkg/bundle/index.js';
+import { patchedPolicy, revokeSubject } from '../middleware/helpers.js';
 import {
   BROKER_ISSUER,
   NOW,
@@ -64,6 +66,7 @@ function broker(
     jti?: string;
     audit?: MemoryAuditSink;
     issuance?: IssuancePolicy;
+    policy?: LoadedPolicy;
   } = {},
 ) {
   return new Broker({
@@ -71,7 +74,7 @@ function broker(
     issuerKey: world.broker,
     issuerKid: 'broker-1',
     identity: options.identity ?? spiffeIdentity(),
-    material: () => ({ trust: world.trust, policy: world.policy }),
+    material: () => ({ trust: world.trust, policy: options.policy ?? world.policy }),
     clock: () => options.clock ?? NOW,
     ...(options.jti !== undefined ? { newJti: () => options.jti! } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
@@ -203,10 +206,15 @@ describe('broker-ipc-v1 conformance vectors', () => {
   });
 
   it('reproduces the success stamp transcript sha256 (379c7719…) from the vector request', async () => {
+    // The broker checks bundle freshness at its own clock: the bundle in force at the vector's
+    // time was issued shortly before it.
     const b = broker({
       identity: fixedIdentity('hardware_local'),
       clock: success.response.issued_at,
       jti: success.response.artifacts!.passport.jti,
+      policy: await patchedPolicy(world, (doc) => {
+        doc.issued_at = success.response.issued_at - 60;
+      }),
     });
     const response = allowed(await b.issue(success.request));
     expect(response.artifacts.stamp.transcript_sha256).toBe(
@@ -397,6 +405,34 @@ describe('Broker.issue', () => {
       'expired workload identity',
       () => broker({ identity: spiffeIdentity(WORKLOAD, NOW) }).issue(ipcRequest(describeHttp(createSpec))),
       'workload_attestation_failed',
+    ],
+    [
+      'attack: a revoked workload subject (the verifier would refuse it)',
+      async () =>
+        broker({ policy: await patchedPolicy(world, revokeSubject(WORKLOAD)) }).issue(
+          ipcRequest(describeHttp(createSpec)),
+        ),
+      'revoked',
+    ],
+    [
+      'attack: a revoked broker issuer key (header kid)',
+      async () =>
+        broker({
+          policy: await patchedPolicy(world, (doc) => {
+            doc.revocations = [{ kind: 'key', issuer: BROKER_ISSUER, value: 'broker-1' }];
+          }),
+        }).issue(ipcRequest(describeHttp(createSpec))),
+      'revoked',
+    ],
+    [
+      'a policy bundle older than the route freshness class allows',
+      async () =>
+        broker({
+          policy: await patchedPolicy(world, (doc) => {
+            doc.issued_at = NOW - 301;
+          }),
+        }).issue(ipcRequest(describeHttp(createSpec))),
+      'stale_bundle_fail_closed',
     ],
     [
       'no issuance grant for the route',
