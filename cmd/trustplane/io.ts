@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { TrustplaneError } from '../../pkg/authcore/errors.js';
+import { TrustplaneError } from '../../pkg/authcore/index.js';
 
 /** A CLI failure: one line on stderr, non-zero exit. */
 export class CliError extends Error {

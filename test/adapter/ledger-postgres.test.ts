@@ -7,7 +7,7 @@ import { resolveAdapterConfig } from '../../pkg/adapter/config.js';
 import { createLogger } from '../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
 import { migrateLedger } from '../../pkg/audit/ledger-migrations.js';
-import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger.js';
+import { verifyPostgresLedger } from '../../pkg/audit/index.js';
 import { NOW, createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
 import { sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';

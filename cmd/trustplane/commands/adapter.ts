@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
-import { BundleManager, parseConfiguredKeys } from '../../../pkg/runtime/bundle-manager.js';
-import { ConfigError, resolveAdapterConfig, type AdapterConfig } from '../../../pkg/adapter/config.js';
-import { createLogger } from '../../../pkg/runtime/logger.js';
-import { runAdapter } from '../../../pkg/adapter/run.js';
+import {
+  ConfigError,
+  resolveAdapterConfig,
+  runAdapter,
+  type AdapterConfig,
+} from '../../../pkg/adapter/index.js';
+import { BundleManager, createLogger, parseConfiguredKeys } from '../../../pkg/runtime/index.js';
 import { CliError, collect, readValue } from '../io.js';
 
 /** Flag → config key; only flags given on the command line override environment and config file. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import {
   createIssuerRegistry,
@@ -12,7 +13,6 @@ import {
   type SigningKey,
   type VerifiedPassport,
 } from '../../../pkg/authcore/index.js';
-import { encodeBase64Url } from '../../../pkg/internal/base64url.js';
 import { CliError, collect, nowSeconds, parseIntOption, readValue, writeJson } from '../io.js';
 import { loadPrivateKey } from './keys.js';
 
@@ -94,7 +94,7 @@ export async function issueFromFlags(
     aud: flags.audience,
     iat,
     exp: iat + flags.ttl,
-    jti: flags.jti ?? encodeBase64Url(crypto.getRandomValues(new Uint8Array(16))),
+    jti: flags.jti ?? randomBytes(16).toString('base64url'),
     trust_domain: flags.trustDomain,
     cnf: {
       kid: cnf?.kid ?? flags.kid,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { parsePrivateKey } from '../../../pkg/authcore/keys.js';
-import { BrokerIpcClient } from '../../../pkg/broker/ipc-client.js';
+import { parsePrivateKey } from '../../../pkg/authcore/index.js';
+import { BrokerIpcClient } from '../../../pkg/broker/index.js';
 import { ProtectedClient, brokerPassports, selfIssuedPassports } from '../../../pkg/client/index.js';
 import { DEV, type StackInfo } from './stack.js';
 
