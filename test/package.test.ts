@@ -85,13 +85,7 @@ describe('the packed package', () => {
   });
 
   it('ships no sources, tests or keys: only dist, schemas and the docs it lists', async () => {
-    const { stdout } = await run('tar', [
-      '-tzf',
-      path.join(
-        consumer,
-        `${manifest.name}-${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}.tgz`,
-      ),
-    ]);
+    const { stdout } = await run('tar', ['-tzf', tarball]);
     const files = stdout.trim().split('\n');
     expect(
       files.filter(
