@@ -1,8 +1,8 @@
 export { verifyRequest, type VerifierContext } from './verify-request.js';
+export { denyAnswer, denyBody, denyHeaders, denyResponse, type DenyAnswer } from './deny-answer.js';
 export {
-  denyBody,
-  denyHeaders,
-  denyResponse,
+  denyFrom,
+  type DenyAbout,
   type Decision,
   type AllowDecision,
   type DenyDecision,
@@ -21,7 +21,6 @@ export {
   type RoutePolicyOptions,
   type RoutePolicyResult,
 } from './route-policy.js';
-export { denyAnswer, denyFrom, type DenyAnswer, type DenyAbout } from './decision.js';
 export { identityHeaders, type IdentityHeaders } from './identity-headers.js';
 export {
   createEnforcementKernel,

@@ -3,14 +3,8 @@ import { REASON_CODES } from '../authcore/reason-codes.js';
 import type { AuditComponent, AuditRequestInfo } from '../audit/event.js';
 import { RECEIPT_VERSION, type ReceiptPayload } from '../audit/receipt.js';
 import type { EnforcementMode } from '../bundle/schemas.js';
-import {
-  denyAnswer,
-  denyFrom,
-  type AllowDecision,
-  type Decision,
-  type DenyAnswer,
-  type DenyDecision,
-} from './decision.js';
+import { denyFrom, type AllowDecision, type Decision, type DenyDecision } from './decision.js';
+import { denyAnswer, type DenyAnswer } from './deny-answer.js';
 import { DecisionRecorder, type RecordFacts } from './decision-recorder.js';
 import {
   checkMaterial,

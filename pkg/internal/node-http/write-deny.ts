@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { DenyAnswer } from '../../verifier/decision.js';
+import type { DenyAnswer } from '../../verifier/deny-answer.js';
 
 /** Options for {@link writeDeny}. */
 export interface WriteDenyOptions {
