@@ -1,9 +1,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
-  auditRequestInfo,
   EMPTY_BODY_SHA256,
+  enforceNodeRequest,
   headerValue,
-  readNodeRequest,
   writeDeny,
   type NodeRequestView,
 } from '../internal/node-http/index.js';
@@ -86,34 +85,24 @@ export async function handleForwardAuthRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const startedMs = performance.now();
   const requestId = requestIdOf(req);
-  const view = originalRequest(rt, req);
-  const read = await readNodeRequest(req, view, { maxBodyBytes: rt.kernel.maxBodyBytes, mode: 'buffer' });
-  const request = read.ok ? withUnverifiedBody(req, read.request) : read.error;
-  const enforcement = await rt.kernel.enforce({
-    request,
-    facts: auditRequestInfo(view, {
-      requestId,
-      clientAddress: headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress,
-    }),
-    startedMs,
+  const granted = await enforceNodeRequest(rt.kernel, req, res, {
+    view: originalRequest(rt, req),
+    mode: 'buffer',
+    requestId,
+    echoRequestId: true,
+    clientAddress: headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress,
+    prepare: (request) => withUnverifiedBody(req, request),
   });
-  if (enforcement.outcome === 'deny') {
-    const drain = !read.ok && read.drain;
-    writeDeny(res, enforcement.answer, { requestId, close: drain });
-    if (drain) req.resume();
-    return;
-  }
+  if (granted === undefined) return;
   const headers: OutgoingHttpHeaders = {
     'x-request-id': requestId,
     'cache-control': 'no-store',
     'content-length': '0',
   };
-  if (enforcement.outcome === 'allow') {
-    Object.assign(headers, identityHeaders(enforcement.decision));
-    const unverified = !(request instanceof Error) && request.bodyUnverified === true;
-    headers['x-trustplane-body-verified'] = unverified ? 'false' : 'true';
+  if (granted.enforcement.outcome === 'allow') {
+    Object.assign(headers, identityHeaders(granted.enforcement.decision));
+    headers['x-trustplane-body-verified'] = granted.request.bodyUnverified === true ? 'false' : 'true';
   }
   try {
     res.writeHead(200, headers);

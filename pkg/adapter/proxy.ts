@@ -1,14 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import {
-  auditRequestInfo,
-  headerValue,
-  readNodeRequest,
-  requestScheme,
-  writeDeny,
-  type NodeRequestView,
-} from '../internal/node-http/index.js';
+import { enforceNodeRequest, headerValue, requestScheme, writeDeny } from '../internal/node-http/index.js';
 import { WIRE_HEADERS } from '../proof/wire.js';
 import {
   denyAnswer,
@@ -38,29 +31,21 @@ export async function handleProxyRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const startedMs = performance.now();
   const requestId = requestIdOf(req);
-  const view: NodeRequestView = {
-    method: req.method ?? 'GET',
-    target: req.url ?? '/',
-    scheme: requestScheme(req, rt.config.trustForwardedHeaders),
-    authority: callerAuthority(rt, req),
-  };
-  const read = await readNodeRequest(req, view, { maxBodyBytes: rt.kernel.maxBodyBytes, mode: 'buffer' });
-  const enforcement = await rt.kernel.enforce({
-    request: read.ok ? read.request : read.error,
-    facts: auditRequestInfo(view, { requestId, clientAddress: req.socket.remoteAddress }),
-    startedMs,
+  const scheme = requestScheme(req, rt.config.trustForwardedHeaders);
+  const granted = await enforceNodeRequest(rt.kernel, req, res, {
+    view: {
+      method: req.method ?? 'GET',
+      target: req.url ?? '/',
+      scheme,
+      authority: callerAuthority(rt, req),
+    },
+    mode: 'buffer',
+    requestId,
+    echoRequestId: true,
+    clientAddress: req.socket.remoteAddress,
   });
-  if (enforcement.outcome === 'deny' || !read.ok) {
-    const drain = !read.ok && read.drain;
-    const answer =
-      enforcement.outcome === 'deny' ? enforcement.answer : denyAnswer({ reason: 'internal_error' });
-    writeDeny(res, answer, { requestId, close: drain });
-    if (drain) req.resume();
-    return;
-  }
-  forward(rt, req, res, enforcement, read.body, view.scheme, requestId);
+  if (granted !== undefined) forward(rt, req, res, granted.enforcement, granted.body, scheme, requestId);
 }
 
 /**

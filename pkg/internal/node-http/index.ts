@@ -21,3 +21,8 @@ export {
   type NodeRequestRefusal,
 } from './read-request.js';
 export { writeDeny, type WriteDenyOptions } from './write-deny.js';
+export {
+  enforceNodeRequest,
+  type EnforceNodeRequestOptions,
+  type NodeRequestGranted,
+} from './enforce-node-request.js';

@@ -1,12 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import {
-  auditRequestInfo,
+  enforceNodeRequest,
   firstHeaderValue,
-  readNodeRequest,
   requestScheme,
   writeDeny,
-  type NodeRequestView,
 } from '../../internal/node-http/index.js';
 import {
   createEnforcementKernel,
@@ -136,39 +134,26 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
   let warnedConsumed = false;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
-    const startedMs = performance.now();
-    const view: NodeRequestView = {
-      method: req.method ?? '',
-      target: rawTarget(req),
-      scheme: requestScheme(req, trustProxy),
-      authority: firstHeaderValue(req, 'host')?.toLowerCase() ?? '',
-    };
-    const read = await readNodeRequest(req, view, { maxBodyBytes: kernel.maxBodyBytes, mode: 'restore' });
-    if (!read.ok && read.misconfigured === true && !warnedConsumed) {
-      warnedConsumed = true;
-      console.error(CONSUMED_BODY);
-    }
-    const enforcement = await kernel.enforce({
-      request: read.ok ? read.request : read.error,
-      facts: auditRequestInfo(view, {
-        requestId: firstHeaderValue(req, 'x-request-id'),
-        clientAddress: req.socket.remoteAddress,
-      }),
-      startedMs,
+    const granted = await enforceNodeRequest(kernel, req, res, {
+      view: {
+        method: req.method ?? '',
+        target: rawTarget(req),
+        scheme: requestScheme(req, trustProxy),
+        authority: firstHeaderValue(req, 'host')?.toLowerCase() ?? '',
+      },
+      mode: 'restore',
+      requestId: firstHeaderValue(req, 'x-request-id'),
+      clientAddress: req.socket.remoteAddress,
       ...(onDecision !== undefined ? { onDecision: (d: Decision) => onDecision(d, req, res) } : {}),
+      onConsumedBody: () => {
+        if (!warnedConsumed) console.error(CONSUMED_BODY);
+        warnedConsumed = true;
+      },
     });
-    if (enforcement.outcome === 'allow') {
-      req.trustplane = enforcement.decision;
-      next();
-    } else if (enforcement.outcome === 'pass') {
-      // A dry-run route: the handler runs without a verified identity.
-      next();
-    } else {
-      const drain = !read.ok && read.drain;
-      writeDeny(res, enforcement.answer, { close: drain });
-      // Discard the rest of a refused body; the connection closes after the answer.
-      if (drain) req.resume();
-    }
+    if (granted === undefined) return;
+    // A dry-run route's unenforced deny runs the handler without a verified identity.
+    if (granted.enforcement.outcome === 'allow') req.trustplane = granted.enforcement.decision;
+    next();
   };
 
   return (req, res, next) => {
