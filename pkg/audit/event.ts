@@ -79,36 +79,42 @@ export const auditEventSchema = z.strictObject({
 /** One audit event. */
 export type AuditEvent = z.infer<typeof auditEventSchema>;
 
+/** An allow as the audit module records it (the verifier's `AllowDecision` extends it). */
+export interface AuditAllowDecision {
+  readonly allowed: true;
+  readonly status: number;
+  readonly routeId: string;
+  readonly apiId: string;
+  readonly audience: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly trustDomain: string;
+  readonly jti: string;
+  readonly keyBinding: string;
+  readonly sourceType: string;
+  readonly transcriptSha256: string;
+}
+
+/** A deny as the audit module records it (the verifier's `DenyDecision` extends it). */
+export interface AuditDenyDecision {
+  readonly allowed: false;
+  readonly status: number;
+  readonly reason: ReasonCode;
+  /** The pipeline stage that refused. */
+  readonly stage: string;
+  /** Operator-facing detail (never sent to the caller). */
+  readonly message: string;
+  readonly routeId?: string;
+  readonly issuer?: string;
+  readonly subject?: string;
+  readonly jti?: string;
+}
+
 /**
- * The decision an audit event records, as the audit module sees it: the verifier's `Decision`
- * satisfies it. Defined here so that the audit layer does not depend on the verifier.
+ * The decision an audit event records. Defined here, and extended by the verifier's `Decision`,
+ * so that the audit layer does not depend on the verifier.
  */
-export type AuditDecision =
-  | {
-      readonly allowed: true;
-      readonly status: number;
-      readonly routeId: string;
-      readonly apiId: string;
-      readonly audience: string;
-      readonly subject: string;
-      readonly issuer: string;
-      readonly trustDomain: string;
-      readonly jti: string;
-      readonly keyBinding: string;
-      readonly sourceType: string;
-      readonly transcriptSha256: string;
-    }
-  | {
-      readonly allowed: false;
-      readonly status: number;
-      readonly reason: ReasonCode;
-      readonly stage: string;
-      readonly message: string;
-      readonly routeId?: string;
-      readonly issuer?: string;
-      readonly subject?: string;
-      readonly jti?: string;
-    };
+export type AuditDecision = AuditAllowDecision | AuditDenyDecision;
 
 /** Request facts the enforcement point adds to a decision's event. */
 export interface AuditRequestInfo {
