@@ -35,7 +35,7 @@ import {
   type World,
 } from '../helpers/fixture.js';
 
-const VECTORS = new URL('../../../shared/conformance/trustplane-v1/', import.meta.url);
+const VECTORS = new URL('../vectors/trustplane-v1/', import.meta.url);
 const vector = (name: string) =>
   JSON.parse(readFileSync(new URL(name, VECTORS), 'utf8')) as {
     request: BrokerIpcRequest;

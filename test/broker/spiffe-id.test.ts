@@ -8,7 +8,7 @@ import {
   parseTrustDomain,
   validateSpiffePath,
 } from '../../pkg/broker/spiffe/index.js';
-import { readSharedJson } from '../helpers/shared.js';
+import { readVectorJson } from '../helpers/vectors.js';
 
 interface Vectors {
   rules: { trustDomainChars: string; pathSegmentChars: string };
@@ -27,7 +27,7 @@ interface Vectors {
   lengthCases: { accept2048: string; over2048: string; trustDomain255: string; trustDomain256: string };
 }
 
-const v = readSharedJson<Vectors>('vectors/external/spiffe-ids.json');
+const v = readVectorJson<Vectors>('external/spiffe-ids.json');
 
 function thrown(fn: () => unknown): SpiffeIdError {
   try {
@@ -55,16 +55,16 @@ describe('parseSpiffeId: invalid vectors (go-spiffe messages)', () => {
 
   it('maps every go-spiffe message to a stable code', () => {
     const codes = new Map<string, string>();
-    for (const c of v.invalid) codes.set(c.goSpiffeError, thrown(() => parseSpiffeId(c.id)).code);
+    for (const c of v.invalid) codes.set(c.goSpiffeError, thrown(() => parseSpiffeId(c.id)).reason);
     expect(Object.fromEntries(codes)).toEqual({
-      [v.errorMessages['empty']!]: 'empty',
-      [v.errorMessages['scheme']!]: 'bad_scheme',
-      [v.errorMessages['td']!]: 'missing_trust_domain',
-      [v.errorMessages['tdc']!]: 'bad_trust_domain_char',
-      [v.errorMessages['pc']!]: 'bad_path_segment_char',
-      [v.errorMessages['dot']!]: 'dot_segment',
-      [v.errorMessages['emptyseg']!]: 'empty_segment',
-      [v.errorMessages['trail']!]: 'trailing_slash',
+      [v.errorMessages['empty']!]: 'spiffe_id_empty',
+      [v.errorMessages['scheme']!]: 'spiffe_id_bad_scheme',
+      [v.errorMessages['td']!]: 'spiffe_id_missing_trust_domain',
+      [v.errorMessages['tdc']!]: 'spiffe_id_bad_trust_domain_char',
+      [v.errorMessages['pc']!]: 'spiffe_id_bad_path_segment_char',
+      [v.errorMessages['dot']!]: 'spiffe_id_dot_segment',
+      [v.errorMessages['emptyseg']!]: 'spiffe_id_empty_segment',
+      [v.errorMessages['trail']!]: 'spiffe_id_trailing_slash',
     });
   });
 });
@@ -106,7 +106,7 @@ describe('parseSpiffeId: lengths', () => {
   });
 
   it('refuses an ID over 2048 bytes (too_long)', () => {
-    expect(thrown(() => parseSpiffeId(v.lengthCases.over2048)).code).toBe('too_long');
+    expect(thrown(() => parseSpiffeId(v.lengthCases.over2048)).reason).toBe('spiffe_id_too_long');
   });
 
   it('accepts a 255-byte trust domain and refuses 256 (trust_domain_too_long)', () => {
@@ -116,7 +116,7 @@ describe('parseSpiffeId: lengths', () => {
     );
     expect(isValidTrustDomain(v.lengthCases.trustDomain256)).toBe(false);
     const err = thrown(() => parseSpiffeId(`spiffe://${v.lengthCases.trustDomain256}/x`));
-    expect(err.code).toBe('trust_domain_too_long');
+    expect(err.reason).toBe('spiffe_id_trust_domain_too_long');
   });
 });
 
@@ -159,7 +159,7 @@ describe('path helpers', () => {
   );
 
   it('validateSpiffePath: missing leading slash has its own code', () => {
-    expect(thrown(() => validateSpiffePath('foo')).code).toBe('missing_leading_slash');
+    expect(thrown(() => validateSpiffePath('foo')).reason).toBe('spiffe_id_missing_leading_slash');
   });
 
   it.each(v.pathHelpers.fromSegments.map((c) => [JSON.stringify(c.segments), c] as const))(
@@ -178,8 +178,8 @@ describe('path helpers', () => {
   );
 
   it('formatSpiffeId refuses a bad trust domain', () => {
-    expect(thrown(() => formatSpiffeId('Bad', ['x'])).code).toBe('bad_trust_domain_char');
-    expect(thrown(() => formatSpiffeId('', ['x'])).code).toBe('missing_trust_domain');
+    expect(thrown(() => formatSpiffeId('Bad', ['x'])).reason).toBe('spiffe_id_bad_trust_domain_char');
+    expect(thrown(() => formatSpiffeId('', ['x'])).reason).toBe('spiffe_id_missing_trust_domain');
   });
 });
 

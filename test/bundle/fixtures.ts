@@ -1,6 +1,6 @@
-import { generateSigningKey, type SigningKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey, type SigningKey } from '../../pkg/authcore/signing-key.js';
 import type { PolicyBundle, PolicyRoute, PolicySource, TrustMaterial } from '../../pkg/bundle/index.js';
-import { readSharedJson } from '../helpers/shared.js';
+import { readVectorJson } from '../helpers/vectors.js';
 
 /** The conformance vector bundle-v1.source-rules.json. */
 export interface SourceRulesVector {
@@ -11,7 +11,7 @@ export interface SourceRulesVector {
 }
 
 export function sourceRulesVector(): SourceRulesVector {
-  return readSharedJson<SourceRulesVector>('conformance/trustplane-v1/bundle-v1.source-rules.json');
+  return readVectorJson<SourceRulesVector>('trustplane-v1/bundle-v1.source-rules.json');
 }
 
 export const NOW = 1_800_000_000;

@@ -571,7 +571,7 @@ describe('broker deny', () => {
 });
 
 describe('describeRequestForBroker', () => {
-  const vectors = new URL('../../../shared/conformance/trustplane-v1/', import.meta.url);
+  const vectors = new URL('../vectors/trustplane-v1/', import.meta.url);
   const read = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, vectors), 'utf8')) as T;
 
   it('matches the transcript-v1 vector: allow list, selected digests, query and body digests', async () => {

@@ -7,16 +7,16 @@ import {
 } from '../../pkg/authcore/index.js';
 import { brokerIpcRequestSchema, brokerIpcResponseSchema } from '../../pkg/broker/index.js';
 import { bodySha256, buildTranscript, normalizeQuery } from '../../pkg/proof/index.js';
-import { readSharedJson } from '../helpers/shared.js';
+import { readVectorJson } from '../helpers/vectors.js';
 
 interface Manifest {
   version: string;
   vectors: { id: string; contracts: string[]; path: string }[];
 }
 
-const manifest = readSharedJson<Manifest>('conformance/trustplane-v1/manifest.json');
+const manifest = readVectorJson<Manifest>('trustplane-v1/manifest.json');
 const load = (p: string) =>
-  readSharedJson<Record<string, unknown>>(`conformance/trustplane-v1/${p.split('/').pop()!}`);
+  readVectorJson<Record<string, unknown>>(`trustplane-v1/${p.split('/').pop()!}`);
 
 interface TranscriptVector {
   raw_request: { query: string; body_utf8: string; headers: { name: string; value: string }[] };

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
-/** Absolute path of ../shared (the read-only conformance and vector material). */
-export const SHARED_DIR = path.resolve(process.cwd(), '../shared');
+/**
+ * The vendored vectors (test/vectors/trustplane-v1: the official TrustPlane conformance vectors;
+ * test/vectors/external: RFC and SPIFFE vectors), copied unchanged with their provenance in
+ * test/vectors/README.md. Tests never read outside the repository.
+ */
+export const VECTORS_DIR = new URL('../vectors/', import.meta.url);
 
-/** Read and parse a JSON file under ../shared. */
-export function readSharedJson<T = unknown>(relative: string): T {
-  return JSON.parse(readFileSync(path.join(SHARED_DIR, relative), 'utf8')) as T;
+/** Read and parse a vendored vector file, e.g. `trustplane-v1/manifest.json`. */
+export function readVectorJson<T = unknown>(relative: string): T {
+  return JSON.parse(readFileSync(new URL(relative, VECTORS_DIR), 'utf8')) as T;
 }

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jwkThumbprint, parsePublicKey, toPublicJwk } from '../../pkg/authcore/index.js';
 import { encodeBase64Url } from '../../pkg/internal/base64url.js';
@@ -13,7 +12,7 @@ interface ThumbprintVector {
 }
 
 const file = JSON.parse(
-  readFileSync(path.resolve(process.cwd(), '../shared/vectors/external/rfc7638-thumbprint.json'), 'utf8'),
+  readFileSync(new URL('./external/rfc7638-thumbprint.json', import.meta.url), 'utf8'),
 ) as { vectors: ThumbprintVector[] };
 
 const okp = file.vectors.filter((v) => v.jwk.kty === 'OKP');

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadNativeEd25519 } from '../../pkg/adapter/native-crypto.js';
 import {
@@ -35,7 +34,7 @@ interface Rfc8032File {
 }
 
 const file = JSON.parse(
-  readFileSync(path.resolve(process.cwd(), '../shared/vectors/external/rfc8032-ed25519.json'), 'utf8'),
+  readFileSync(new URL('./external/rfc8032-ed25519.json', import.meta.url), 'utf8'),
 ) as Rfc8032File;
 
 function hex(text: string): Uint8Array {

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { compactVerify, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -39,7 +38,7 @@ interface Rfc8037File {
 }
 
 const file = JSON.parse(
-  readFileSync(path.resolve(process.cwd(), '../shared/vectors/external/rfc8037-jws.json'), 'utf8'),
+  readFileSync(new URL('./external/rfc8037-jws.json', import.meta.url), 'utf8'),
 ) as Rfc8037File;
 
 function hex(text: string): Uint8Array {

@@ -13,7 +13,7 @@ interface JcsVectors {
 
 const vectors = JSON.parse(
   readFileSync(
-    fileURLToPath(new URL('../../../shared/vectors/external/rfc8785-jcs.json', import.meta.url)),
+    fileURLToPath(new URL('./external/rfc8785-jcs.json', import.meta.url)),
     'utf8',
   ),
 ) as JcsVectors;
