@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Ed25519VerifyPrimitive } from '../authcore/keys.js';
+import type { Ed25519VerifyPrimitive } from '../authcore/verify-ed25519.js';
 import type { Sha256Primitive } from '../internal/sha256.js';
 
 /** A native Ed25519 verify primitive and where it comes from. */

@@ -1,4 +1,5 @@
-import { MemoryReplayStore, type ReplayStore } from '../authcore/replay-store.js';
+import { MemoryReplayStore } from '../authcore/memory-replay-store.js';
+import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AdapterConfig } from './config.js';
 import type { Logger } from '../runtime/logger.js';
 import { JournalReplayStore } from '../replay/journal-store.js';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
 import { signReceipt } from '../audit/receipt.js';
-import { parsePrivateKey } from '../authcore/keys.js';
+import { parsePrivateKey } from '../authcore/signing-key.js';
 import {
   BundleManager,
   parseConfiguredKeys,
@@ -26,7 +26,7 @@ import { openLedgerSink } from './ledger.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from '../runtime/metrics.js';
 import { openReplayStore } from './replay.js';
-import { useEd25519Primitive } from '../authcore/keys.js';
+import { useEd25519Primitive } from '../authcore/verify-ed25519.js';
 import { loadNativeEd25519, nodeSha256 } from './native-crypto.js';
 import { useSha256Primitive } from '../internal/sha256.js';
 

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
 import { SIGNATURE_FAILURE_MESSAGE } from '../authcore/errors.js';
-import { verifyEd25519, type SigningKey, type VerifyKey } from '../authcore/keys.js';
+import { verifyEd25519 } from '../authcore/verify-ed25519.js';
+import type { SigningKey } from '../authcore/signing-key.js';
+import type { VerifyKey } from '../authcore/verify-key.js';
 import { PASSPORT_ALGORITHMS } from '../authcore/passport-format.js';
 import { decodeBase64Url, encodeBase64Url } from '../internal/base64url.js';
 import { fromUtf8Strict, utf8 } from '../internal/bytes.js';

@@ -18,22 +18,15 @@ export {
   maxKeyBinding,
   type KeyBinding,
 } from './signer-taxonomy.js';
+export { parsePrivateKey, generateSigningKey, type SigningKey } from './signing-key.js';
+export { parsePublicKey, importRawPublicKey, fingerprintPublicKey, type VerifyKey } from './verify-key.js';
+export { toPublicJwk, jwkThumbprint, type Ed25519PublicJwk } from './public-jwk.js';
 export {
-  parsePrivateKey,
-  parsePublicKey,
-  importRawPublicKey,
-  generateSigningKey,
-  fingerprintPublicKey,
-  toPublicJwk,
-  jwkThumbprint,
   verifyEd25519,
   useEd25519Primitive,
   ed25519Backend,
   type Ed25519VerifyPrimitive,
-  type SigningKey,
-  type VerifyKey,
-  type Ed25519PublicJwk,
-} from './keys.js';
+} from './verify-ed25519.js';
 export {
   passportClaimsSchema,
   passportCnfSchema,
@@ -66,12 +59,7 @@ export {
   type TrustedIssuer,
   type TrustedKey,
 } from './issuer-registry.js';
-export {
-  MemoryReplayStore,
-  assertReplayArguments,
-  MAX_REPLAY_KEY_BYTES,
-  type ReplayStore,
-  type MemoryReplayStoreOptions,
-} from './replay-store.js';
+export { assertReplayArguments, MAX_REPLAY_KEY_BYTES, type ReplayStore } from './replay-store.js';
+export { MemoryReplayStore, type MemoryReplayStoreOptions } from './memory-replay-store.js';
 export { keyBindingSchema } from './claims.js';
 export { useSha256Primitive, type Sha256Primitive } from '../internal/sha256.js';

@@ -1,7 +1,7 @@
 import { utf8 } from '../internal/bytes.js';
 import { encodeBase64Url } from '../internal/base64url.js';
 import type { PassportContext, PassportProvenance } from './claims.js';
-import type { SigningKey } from './keys.js';
+import type { SigningKey } from './signing-key.js';
 import { isKeyBinding, type KeyBinding } from './signer-taxonomy.js';
 
 /** Claims for a new passport. `iat`/`exp` are epoch seconds. */

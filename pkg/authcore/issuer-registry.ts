@@ -1,4 +1,4 @@
-import type { VerifyKey } from './keys.js';
+import type { VerifyKey } from './verify-key.js';
 import type { KeyBinding } from './signer-taxonomy.js';
 
 /** One signing key of a trusted issuer, with its optional validity window (epoch seconds). */

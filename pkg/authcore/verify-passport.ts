@@ -3,7 +3,8 @@ import { decodeBase64Url } from '../internal/base64url.js';
 import { type PassportClaims, passportClaimsSchema, passportCnfSchema } from './claims.js';
 import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from './errors.js';
 import type { IssuerRegistry, TrustedIssuer } from './issuer-registry.js';
-import { importRawPublicKey, verifyEd25519, type VerifyKey } from './keys.js';
+import { verifyEd25519 } from './verify-ed25519.js';
+import { importRawPublicKey, type VerifyKey } from './verify-key.js';
 import { decodePassportUnverified, type PassportHeader } from './passport-format.js';
 import { type KeyBinding, minKeyBinding } from './signer-taxonomy.js';
 

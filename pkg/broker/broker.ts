@@ -1,7 +1,8 @@
 import { passportContextSchema, type PassportClaims, type PassportContext } from '../authcore/claims.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import { issuePassport } from '../authcore/issue-passport.js';
-import { generateSigningKey, jwkThumbprint, type SigningKey } from '../authcore/keys.js';
+import { generateSigningKey, type SigningKey } from '../authcore/signing-key.js';
+import { jwkThumbprint } from '../authcore/public-jwk.js';
 import { isRetryableReason, statusForReason, type ReasonCode } from '../authcore/reason-codes.js';
 import { keyBindingRank } from '../authcore/signer-taxonomy.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent, type AuditSink } from '../audit/event.js';

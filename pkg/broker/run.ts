@@ -1,6 +1,6 @@
 import { BundleManager, parseConfiguredKeys } from '../runtime/bundle-manager.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
-import { parsePrivateKey } from '../authcore/keys.js';
+import { parsePrivateKey } from '../authcore/signing-key.js';
 import type { AuditSink } from '../audit/event.js';
 import { openLedger } from '../audit/open-ledger.js';
 import { Broker } from './broker.js';

@@ -1,6 +1,6 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import type { IssuerRegistry, TrustedIssuer, TrustedKey } from '../authcore/issuer-registry.js';
-import { importRawPublicKey, type VerifyKey } from '../authcore/keys.js';
+import { importRawPublicKey, type VerifyKey } from '../authcore/verify-key.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 import { decodeBase64Url } from '../internal/base64url.js';
 import { deepFreeze, FrozenMap } from './frozen-map.js';

@@ -1,4 +1,4 @@
-import type { SigningKey } from '../authcore/keys.js';
+import type { SigningKey } from '../authcore/signing-key.js';
 import { encodeBase64Url } from '../internal/base64url.js';
 import { utf8 } from '../internal/bytes.js';
 import { canonicalizeJson } from '../internal/jcs.js';

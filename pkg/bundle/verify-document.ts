@@ -1,5 +1,6 @@
 import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from '../authcore/errors.js';
-import { verifyEd25519, type VerifyKey } from '../authcore/keys.js';
+import { verifyEd25519 } from '../authcore/verify-ed25519.js';
+import type { VerifyKey } from '../authcore/verify-key.js';
 import { decodeBase64Url } from '../internal/base64url.js';
 import { documentSigningInput } from './sign-document.js';
 import { SIGNATURE_FORMAT, UNSIGNED_SIGNATURE_FORMAT } from './schemas.js';

@@ -1,6 +1,6 @@
 import { passportContextSchema } from '../authcore/claims.js';
 import { TrustplaneError } from '../authcore/errors.js';
-import { parsePublicKey, type VerifyKey } from '../authcore/keys.js';
+import { parsePublicKey, type VerifyKey } from '../authcore/verify-key.js';
 import { decodePassportUnverified } from '../authcore/passport-format.js';
 import type { ReasonCode } from '../authcore/reason-codes.js';
 import { isKeyBinding, type KeyBinding } from '../authcore/signer-taxonomy.js';

@@ -1,6 +1,7 @@
 import { passportContextSchema, type PassportContext } from '../authcore/claims.js';
 import { issuePassport } from '../authcore/issue-passport.js';
-import { generateSigningKey, jwkThumbprint, type SigningKey } from '../authcore/keys.js';
+import { generateSigningKey, type SigningKey } from '../authcore/signing-key.js';
+import { jwkThumbprint } from '../authcore/public-jwk.js';
 import { encodeBase64Url } from '../internal/base64url.js';
 import { signRequest } from '../proof/sign-request.js';
 import { WIRE_HEADERS } from '../proof/wire.js';

@@ -1,4 +1,6 @@
-import { verifyEd25519, type SigningKey, type VerifyKey } from '../authcore/keys.js';
+import { verifyEd25519 } from '../authcore/verify-ed25519.js';
+import type { SigningKey } from '../authcore/signing-key.js';
+import type { VerifyKey } from '../authcore/verify-key.js';
 import { decodeBase64Url, encodeBase64Url } from '../internal/base64url.js';
 
 /**

@@ -1,5 +1,5 @@
 import { decodePassportUnverified } from '../authcore/passport-format.js';
-import type { SigningKey } from '../authcore/keys.js';
+import type { SigningKey } from '../authcore/signing-key.js';
 import { timingSafeEqualString, utf8 } from '../internal/bytes.js';
 import { encodeBase64Url } from '../internal/base64url.js';
 import { normalizeCoveredHeaders } from './covered-headers.js';

@@ -1,10 +1,5 @@
-export {
-  MemoryReplayStore,
-  assertReplayArguments,
-  MAX_REPLAY_KEY_BYTES,
-  type ReplayStore,
-  type MemoryReplayStoreOptions,
-} from '../authcore/replay-store.js';
+export { MemoryReplayStore, type MemoryReplayStoreOptions } from '../authcore/memory-replay-store.js';
+export { assertReplayArguments, MAX_REPLAY_KEY_BYTES, type ReplayStore } from '../authcore/replay-store.js';
 export {
   JournalReplayStore,
   type JournalReplayStoreOptions,

@@ -13,12 +13,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Decoder, Encoder } from 'cbor-x';
 import { TrustplaneError } from '../authcore/errors.js';
-import {
-  assertReplayArguments,
-  MAX_REPLAY_KEY_BYTES,
-  MemoryReplayStore,
-  type ReplayStore,
-} from '../authcore/replay-store.js';
+import { assertReplayArguments, MAX_REPLAY_KEY_BYTES, type ReplayStore } from '../authcore/replay-store.js';
+import { MemoryReplayStore } from '../authcore/memory-replay-store.js';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 
 /**

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { TrustplaneError } from '../authcore/errors.js';
-import { parsePublicKey, type VerifyKey } from '../authcore/keys.js';
+import { parsePublicKey, type VerifyKey } from '../authcore/verify-key.js';
 import {
   loadPolicyBundle,
   loadTrustMaterial,

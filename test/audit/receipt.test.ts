@@ -15,7 +15,7 @@ import {
   type ReceiptVerifyKey,
 } from '../../pkg/audit/receipt.js';
 import { issuePassport } from '../../pkg/authcore/issue-passport.js';
-import { generateSigningKey, type SigningKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey, type SigningKey } from '../../pkg/authcore/signing-key.js';
 import { verifyPassport } from '../../pkg/authcore/verify-passport.js';
 import {
   loadTrustMaterial,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateSigningKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey } from '../../pkg/authcore/signing-key.js';
 import {
   buildPolicyBundle,
   buildTrustMaterial,

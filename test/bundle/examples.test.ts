@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateSigningKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey } from '../../pkg/authcore/signing-key.js';
 import {
   checkFreshness,
   loadPolicyBundle,

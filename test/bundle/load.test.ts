@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { issuePassport } from '../../pkg/authcore/issue-passport.js';
-import { generateSigningKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey } from '../../pkg/authcore/signing-key.js';
 import { verifyPassport } from '../../pkg/authcore/verify-passport.js';
 import {
   defaultMaxKeyBinding,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateSigningKey, parsePrivateKey } from '../../pkg/authcore/keys.js';
+import { generateSigningKey, parsePrivateKey } from '../../pkg/authcore/signing-key.js';
 import {
   documentSigningInput,
   signDocument,

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { resolveAdapterConfig } from '../../../pkg/adapter/config.js';
 import { createLogger, type LogLevel } from '../../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
-import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/keys.js';
+import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/index.js';
 import { signDocument } from '../../../pkg/bundle/sign-document.js';
 import { createDevSpiffeCa, mintDevSvid, writeSpiffeHelperFiles } from '../../../pkg/broker/dev-svid.js';
 import { startBroker, type RunningBroker } from '../../../pkg/broker/run.js';
