@@ -13,7 +13,7 @@ import {
   policySourceSchema,
   spiffeBundleKeySchema,
   trustMaterialSchema,
-} from '../pkg/bundle/schemas.js';
+} from '../pkg/bundle/index.js';
 import { brokerIpcRequestSchema, brokerIpcResponseSchema } from '../pkg/proof/broker-ipc-v1.js';
 import { issuanceGrantSchema, issuancePolicySchema } from '../pkg/broker/issuance-policy.js';
 

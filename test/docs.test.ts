@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { REASON_CODES, REASON_CODE_LIST } from '../pkg/authcore/index.js';
 import { ADAPTER_ENV, adapterConfigSchema } from '../pkg/adapter/config.js';
 import { createAdapterMetrics } from '../pkg/runtime/metrics.js';
-import { policyBundleConfigSchema, trustMaterialConfigSchema } from '../pkg/bundle/build.js';
+import { policyBundleConfigSchema, trustMaterialConfigSchema } from '../pkg/bundle/index.js';
 import {
   contextPolicySchema,
   issuerKeySchema,
@@ -24,7 +24,7 @@ import {
   spiffeBundleSchema,
   trustedIssuerSchema,
   trustMaterialSchema,
-} from '../pkg/bundle/schemas.js';
+} from '../pkg/bundle/index.js';
 import { issuanceGrantSchema, issuancePolicySchema } from '../pkg/broker/issuance-policy.js';
 import { configureAdapterCommand } from '../cmd/trustplane/commands/adapter.js';
 import { registerBroker } from '../cmd/trustplane/commands/broker.js';

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Logger } from '../runtime/logger.js';
 import { TrustplaneError } from '../authcore/errors.js';
-import type { SpiffeBundle } from '../bundle/schemas.js';
+import type { SpiffeBundle } from '../bundle/trust-material-schema.js';
 import { spiffeWorkloadIdentity, type IdentitySource, type WorkloadIdentity } from './identity.js';
 import {
   SvidError,

@@ -1,7 +1,7 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { DEFAULT_SKEW_SECONDS } from '../authcore/verify-passport.js';
-import type { LoadedPolicy } from './load.js';
-import type { FreshnessClass, PolicyRoute } from './schemas.js';
+import type { LoadedPolicy } from './load-policy-bundle.js';
+import type { FreshnessClass, PolicyRoute } from './policy-bundle-schema.js';
 
 /** Default freshness class when neither the route nor the bundle names one. */
 export const DEFAULT_FRESHNESS_CLASS: FreshnessClass = 'bounded';

@@ -43,12 +43,3 @@ export class FrozenMap<K, V> implements ReadonlyMap<K, V> {
     return this.#map.entries();
   }
 }
-
-/** Freeze a plain-data value and everything reachable from it. */
-export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}

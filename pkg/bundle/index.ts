@@ -1,8 +1,5 @@
 export {
   POLICY_BUNDLE_VERSION,
-  TRUST_MATERIAL_VERSION,
-  SIGNATURE_FORMAT,
-  UNSIGNED_SIGNATURE_FORMAT,
   policyBundleSchema,
   policyApiSchema,
   policyRouteGroupSchema,
@@ -17,14 +14,6 @@ export {
   revocationFeedSchema,
   riskSchema,
   freshnessClassSchema,
-  signedBySchema,
-  signatureSchema,
-  trustMaterialSchema,
-  trustedIssuerSchema,
-  issuerKeySchema,
-  spiffeBundleSchema,
-  spiffeBundleKeySchema,
-  receiptKeySchema,
   type PolicyBundle,
   type PolicyApi,
   type PolicyRouteGroup,
@@ -36,45 +25,50 @@ export {
   type Revocation,
   type FreshnessClass,
   type RouteRisk,
-  type SignedBy,
-  type DocumentSignature,
+} from './policy-bundle-schema.js';
+export {
+  TRUST_MATERIAL_VERSION,
+  trustMaterialSchema,
+  trustedIssuerSchema,
+  issuerKeySchema,
+  spiffeBundleSchema,
+  spiffeBundleKeySchema,
+  receiptKeySchema,
   type TrustMaterial,
   type TrustMaterialIssuer,
   type IssuerKey,
   type SpiffeBundle,
   type SpiffeBundleKey,
   type ReceiptKey,
-} from './schemas.js';
+} from './trust-material-schema.js';
 export {
-  SIGNED_DOCUMENT_PREFIX,
-  documentSigningInput,
-  signDocument,
-  type SignDocumentOptions,
-  type SignedDocument,
-} from './sign-document.js';
+  SIGNATURE_FORMAT,
+  UNSIGNED_SIGNATURE_FORMAT,
+  signedBySchema,
+  signatureSchema,
+  type SignedBy,
+  type DocumentSignature,
+} from './document-signature-schema.js';
+export { SIGNED_DOCUMENT_PREFIX, documentSigningInput } from './document-signing-input.js';
+export { signDocument, type SignDocumentOptions, type SignedDocument } from './sign-document.js';
 export {
   verifyDocument,
   type DocumentSigner,
   type VerifyDocumentOptions,
   type VerifyDocumentResult,
 } from './verify-document.js';
+export { MAX_DOCUMENT_BYTES } from './parse-document.js';
+export { parsePolicyBundle, parsePolicyBundleText } from './parse-policy-bundle.js';
+export { parseTrustMaterial, parseTrustMaterialText } from './parse-trust-material.js';
+export { type LoadDocumentOptions } from './load-document-options.js';
+export { loadPolicyBundle, type LoadedPolicy } from './load-policy-bundle.js';
 export {
-  MAX_DOCUMENT_BYTES,
-  parsePolicyBundle,
-  parsePolicyBundleText,
-  parseTrustMaterial,
-  parseTrustMaterialText,
-} from './parse.js';
-export {
-  loadPolicyBundle,
   loadTrustMaterial,
   defaultMaxKeyBinding,
-  type LoadDocumentOptions,
-  type LoadedPolicy,
   type LoadedTrustMaterial,
   type LoadedReceiptKey,
-  type RevocationQuery,
-} from './load.js';
+} from './load-trust-material.js';
+export { type RevocationQuery } from './revocation-index.js';
 export { buildRouteTable, type RouteEntry, type RouteMatch, type RouteTable } from './route-table.js';
 export {
   checkFreshness,
@@ -85,17 +79,14 @@ export {
 } from './freshness.js';
 export {
   buildPolicyBundle,
-  buildTrustMaterial,
   policyBundleConfigSchema,
-  trustMaterialConfigSchema,
   type PolicyBundleConfig,
-  type TrustMaterialConfig,
-} from './build.js';
+} from './build-policy-bundle.js';
 export {
-  mergeSource,
-  removeSource,
-  type MergeSourceOptions,
-  type RouteSourceEdit,
-  type SourceSelector,
-  type IssuerSelector,
-} from './merge.js';
+  buildTrustMaterial,
+  trustMaterialConfigSchema,
+  type TrustMaterialConfig,
+} from './build-trust-material.js';
+export { mergeSource, type MergeSourceOptions } from './merge-source.js';
+export { removeSource, type IssuerSelector } from './remove-source.js';
+export { type RouteSourceEdit, type SourceSelector } from './source-edit.js';

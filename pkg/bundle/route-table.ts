@@ -1,6 +1,6 @@
 import { parsePathTemplate, templateShape } from './path-template.js';
 import { FrozenMap } from './frozen-map.js';
-import type { PolicyApi, PolicyRoute } from './schemas.js';
+import type { PolicyApi, PolicyRoute } from './policy-bundle-schema.js';
 
 /** A route with the API it belongs to. */
 export interface RouteEntry {

@@ -1,11 +1,7 @@
 import type { SigningKey } from '../authcore/signing-key.js';
 import { encodeBase64Url } from '../internal/base64url.js';
-import { utf8 } from '../internal/bytes.js';
-import { canonicalizeJson } from '../internal/jcs.js';
-import { SIGNATURE_FORMAT } from './schemas.js';
-
-/** Domain-separation prefix of every signed document (trust material, policy bundle). */
-export const SIGNED_DOCUMENT_PREFIX = 'trustplane-signed-document-v1\n';
+import { SIGNATURE_FORMAT } from './document-signature-schema.js';
+import { documentSigningInput } from './document-signing-input.js';
 
 /** Options for {@link signDocument}. */
 export interface SignDocumentOptions {
@@ -20,22 +16,6 @@ export type SignedDocument<T extends object> = Omit<T, 'signed_by' | 'signature'
   signed_by: { issuer: string; kid: string; alg: 'EdDSA' };
   signature: { format: typeof SIGNATURE_FORMAT; value: string };
 };
-
-/**
- * The bytes a document signature covers: UTF-8 of `"trustplane-signed-document-v1\n"` followed by
- * the RFC 8785 canonical JSON of the document without its `signature` member (`signed_by` is
- * covered).
- *
- * @param document a plain JSON object
- * @returns the signing input
- * @throws TypeError when the document is not plain JSON data (see canonicalizeJson)
- * @example const bytes = documentSigningInput(bundle)
- */
-export function documentSigningInput(document: Readonly<Record<string, unknown>>): Uint8Array {
-  const covered = { ...document };
-  delete covered.signature;
-  return utf8(SIGNED_DOCUMENT_PREFIX + canonicalizeJson(covered));
-}
 
 /**
  * Sign a trust-material or policy-bundle document (Ed25519 over {@link documentSigningInput}).

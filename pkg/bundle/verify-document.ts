@@ -2,8 +2,8 @@ import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from '../authcore/errors.j
 import { verifyEd25519 } from '../authcore/verify-ed25519.js';
 import type { VerifyKey } from '../authcore/verify-key.js';
 import { decodeBase64Url } from '../internal/base64url.js';
-import { documentSigningInput } from './sign-document.js';
-import { SIGNATURE_FORMAT, UNSIGNED_SIGNATURE_FORMAT } from './schemas.js';
+import { SIGNATURE_FORMAT, UNSIGNED_SIGNATURE_FORMAT } from './document-signature-schema.js';
+import { documentSigningInput } from './document-signing-input.js';
 
 /** A key allowed to sign documents. */
 export interface DocumentSigner {

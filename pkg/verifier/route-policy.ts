@@ -1,8 +1,8 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import type { IssuerRegistry } from '../authcore/issuer-registry.js';
 import { checkFreshness, type FreshnessResult } from '../bundle/freshness.js';
-import type { LoadedPolicy } from '../bundle/load.js';
-import type { PolicyRoute, PolicySource } from '../bundle/schemas.js';
+import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
+import type { PolicyRoute, PolicySource } from '../bundle/policy-bundle-schema.js';
 import { evaluateSourcePolicy, type SourcePolicySubject } from './source-policy.js';
 
 /**

@@ -8,7 +8,7 @@ import type {
   PolicyRoute,
   PolicySource,
   ProvenancePolicy,
-} from '../bundle/schemas.js';
+} from '../bundle/policy-bundle-schema.js';
 
 /** Bundle-level defaults and rules that apply to every route. */
 export type BundleRules = Pick<

@@ -19,7 +19,7 @@ import {
   type VerificationStage,
 } from './decision.js';
 import { evaluateRoutePolicy } from './route-policy.js';
-import type { LoadedPolicy } from '../bundle/load.js';
+import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
 
 /** Everything a decision is made from. */

@@ -2,7 +2,11 @@ import { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, SubjectAlternativeName, id_ce_subjectAltName } from '@peculiar/asn1-x509';
 import { z } from 'zod';
-import { spiffeBundleKeySchema, spiffeBundleSchema, type SpiffeBundle } from '../../bundle/schemas.js';
+import {
+  spiffeBundleKeySchema,
+  spiffeBundleSchema,
+  type SpiffeBundle,
+} from '../../bundle/trust-material-schema.js';
 import { isValidTrustDomain, parseSpiffeId } from './spiffe-id.js';
 import { SvidError } from './x509-svid.js';
 

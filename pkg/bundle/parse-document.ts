@@ -1,7 +1,6 @@
 import type { z } from 'zod';
 import { TrustplaneError } from '../authcore/errors.js';
 import { fromUtf8Strict } from '../internal/bytes.js';
-import { type PolicyBundle, policyBundleSchema, type TrustMaterial, trustMaterialSchema } from './schemas.js';
 
 /** Largest document text accepted by the `parse*Text` functions: 8 MiB of UTF-8. */
 export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
@@ -38,7 +37,11 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string
   );
 }
 
-function parseJsonText(text: string | Uint8Array, label: string): unknown {
+/**
+ * Read document JSON text (bounded to {@link MAX_DOCUMENT_BYTES}, strict UTF-8); failures are
+ * `invalid_bundle` and never quote the input. Internal to pkg/bundle.
+ */
+export function parseJsonText(text: string | Uint8Array, label: string): unknown {
   let source: string;
   if (typeof text === 'string') {
     // UTF-8 never takes fewer bytes than UTF-16 code units, so this pre-check is exact-safe.
@@ -79,46 +82,4 @@ function utf8Length(text: string): number {
     } else bytes += 3;
   }
   return bytes;
-}
-
-/**
- * Parse and schema-check policy-bundle JSON text (no signature check; see {@link loadPolicyBundle}).
- *
- * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
- * @returns the validated document
- * @throws TrustplaneError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
- * @example const doc = parsePolicyBundleText(await fs.readFile('bundle.json'))
- */
-export function parsePolicyBundleText(text: string | Uint8Array): PolicyBundle {
-  return parseWith(policyBundleSchema, parseJsonText(text, 'policy bundle'), 'policy bundle');
-}
-
-/**
- * Parse and schema-check trust-material JSON text (no signature check; see {@link loadTrustMaterial}).
- *
- * @param text JSON text or its UTF-8 bytes, at most {@link MAX_DOCUMENT_BYTES}
- * @returns the validated document
- * @throws TrustplaneError `invalid_bundle` for oversize, non-UTF-8, non-JSON or schema-invalid input
- * @example const doc = parseTrustMaterialText(await fs.readFile('trust.json', 'utf8'))
- */
-export function parseTrustMaterialText(text: string | Uint8Array): TrustMaterial {
-  return parseWith(trustMaterialSchema, parseJsonText(text, 'trust material'), 'trust material');
-}
-
-/**
- * Schema-check a policy bundle value without verifying its signature (used by editing tools).
- * @throws TrustplaneError `invalid_bundle`
- * @example const doc = parsePolicyBundle(JSON.parse(text))
- */
-export function parsePolicyBundle(value: unknown): PolicyBundle {
-  return parseWith(policyBundleSchema, value, 'policy bundle');
-}
-
-/**
- * Schema-check a trust-material value without verifying its signature (used by editing tools).
- * @throws TrustplaneError `invalid_bundle`
- * @example const doc = parseTrustMaterial(JSON.parse(text))
- */
-export function parseTrustMaterial(value: unknown): TrustMaterial {
-  return parseWith(trustMaterialSchema, value, 'trust material');
 }

@@ -1,21 +1,10 @@
 import { z } from 'zod';
-import { parsePolicyBundle, parseTrustMaterial, parseWith } from './parse.js';
-import {
-  type PolicyBundle,
-  policyBundleSchema,
-  POLICY_BUNDLE_VERSION,
-  type TrustMaterial,
-  trustMaterialSchema,
-  TRUST_MATERIAL_VERSION,
-} from './schemas.js';
+import { checkNow, lifetime } from './document-lifetime.js';
+import { parseWith } from './parse-document.js';
+import { parsePolicyBundle } from './parse-policy-bundle.js';
+import { type PolicyBundle, policyBundleSchema, POLICY_BUNDLE_VERSION } from './policy-bundle-schema.js';
 
 const bundle = policyBundleSchema.shape;
-const trust = trustMaterialSchema.shape;
-const lifetime = z
-  .number()
-  .int()
-  .positive()
-  .max(10 * 365 * 24 * 3600);
 
 /** Input of {@link buildPolicyBundle}: the policy content; the builder adds version, kind and times. */
 export const policyBundleConfigSchema = z.strictObject({
@@ -40,24 +29,8 @@ export const policyBundleConfigSchema = z.strictObject({
   expires_in_seconds: lifetime.optional(),
 });
 
-/** Input of {@link buildTrustMaterial}. */
-export const trustMaterialConfigSchema = z.strictObject({
-  trust_domain: trust.trust_domain,
-  issuers: trust.issuers,
-  spiffe_bundles: trust.spiffe_bundles,
-  receipt_keys: trust.receipt_keys,
-  /** When set, `expires_at = now + expires_in_seconds`. */
-  expires_in_seconds: lifetime.optional(),
-});
-
 /** Input of {@link buildPolicyBundle}. */
 export type PolicyBundleConfig = z.input<typeof policyBundleConfigSchema>;
-/** Input of {@link buildTrustMaterial}. */
-export type TrustMaterialConfig = z.input<typeof trustMaterialConfigSchema>;
-
-function checkNow(now: number, fn: string): void {
-  if (!Number.isSafeInteger(now) || now < 0) throw new RangeError(`${fn}: now must be integer epoch seconds`);
-}
 
 /**
  * Build an unsigned trustplane-bundle-v1 policy bundle from a config: sets `version`, `kind`,
@@ -100,31 +73,4 @@ export function buildPolicyBundle(config: PolicyBundleConfig, now: number): Poli
     ...(c.policy_version !== undefined ? { policy_version: c.policy_version } : {}),
   };
   return parsePolicyBundle(doc);
-}
-
-/**
- * Build unsigned trustplane-trust-material-v1 from a config: sets `version`, `kind`,
- * `issued_at = now` and, with `expires_in_seconds`, `expires_at`.
- *
- * @param config issuers (with their Ed25519 JWKs), SPIFFE bundles, receipt keys (validated strictly)
- * @param now current time, integer epoch seconds
- * @returns the validated document (no `signed_by`/`signature`)
- * @throws TrustplaneError `invalid_bundle`; RangeError for a bad `now`
- * @example
- * const doc = buildTrustMaterial({ issuers: [{ issuer, trust_domain, source_type: 'software_jwks', keys }] }, nowSeconds)
- */
-export function buildTrustMaterial(config: TrustMaterialConfig, now: number): TrustMaterial {
-  checkNow(now, 'buildTrustMaterial');
-  const c = parseWith(trustMaterialConfigSchema, config, 'trust material config');
-  const doc: Record<string, unknown> = {
-    version: TRUST_MATERIAL_VERSION,
-    kind: 'trust_material',
-    ...(c.trust_domain !== undefined ? { trust_domain: c.trust_domain } : {}),
-    issued_at: now,
-    ...(c.expires_in_seconds !== undefined ? { expires_at: now + c.expires_in_seconds } : {}),
-    issuers: c.issuers,
-    ...(c.spiffe_bundles !== undefined ? { spiffe_bundles: c.spiffe_bundles } : {}),
-    ...(c.receipt_keys !== undefined ? { receipt_keys: c.receipt_keys } : {}),
-  };
-  return parseTrustMaterial(doc);
 }

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+/*
+ * zod building blocks shared by the schemas of the two signed documents (trust material, policy
+ * bundle). Every object is strict (unknown keys rejected), every string is bounded, and there are
+ * no defaults or transforms: a parsed document deep-equals its input, so what is signed, what is
+ * stored and what is enforced are the same value. Internal to pkg/bundle.
+ */
+
+export const text = (max: number) => z.string().min(1).max(max);
+export const epochSeconds = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** SPIFFE trust-domain characters (lowercase), at most 255 bytes. */
+export const trustDomain = z
+  .string()
+  .regex(/^[a-z0-9._-]{1,255}$/, 'must be a lowercase trust domain (a-z 0-9 . - _)');
+export const sourceType = z.string().regex(/^[a-z0-9_]{1,64}$/, 'must match ^[a-z0-9_]+$');
+
+export function addDuplicateIssues<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  path: (index: number) => PropertyKey[],
+  message: string,
+): void {
+  const seen = new Set<string>();
+  items.forEach((item, index) => {
+    const key = keyOf(item);
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', message, path: path(index) });
+    seen.add(key);
+  });
+}
