@@ -3,7 +3,7 @@ import { encodeBase64Url } from '../internal/base64url.js';
 import { utf8 } from '../internal/bytes.js';
 import { normalizeCoveredHeaders } from '../proof/covered-headers.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
-import { bodySha256 } from '../proof/transcript.js';
+import { bodySha256 } from '../proof/body-sha256.js';
 import { MAX_QUERY_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
 import { assertClientPath } from '../proof/sdk-path-safety.js';
 

@@ -18,22 +18,16 @@ export {
 export {
   buildTranscript,
   transcriptFromDigests,
-  bodySha256,
-  getHeader,
   type Transcript,
   type TranscriptInput,
   type TranscriptDigestInput,
-  type HeaderSource,
 } from './transcript.js';
+export { bodySha256 } from './body-sha256.js';
+export { getHeader, type HeaderSource } from './header-source.js';
 export { signProof, verifyProof } from './request-proof.js';
 export { pathSafetyProblem, assertSafePath, MAX_PATH_LENGTH } from './path-safety.js';
-export {
-  signRequest,
-  parseRequestTarget,
-  type SignRequestOptions,
-  type SignedRequest,
-  type RequestTarget,
-} from './sign-request.js';
+export { signRequest, type SignRequestOptions, type SignedRequest } from './sign-request.js';
+export { parseRequestTarget, type RequestTarget } from './request-target.js';
 export { clientPathProblem, assertClientPath, type ClientPathOptions } from './sdk-path-safety.js';
 export {
   BROKER_IPC_VERSION,

@@ -1,17 +1,11 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { utf8 } from '../internal/bytes.js';
-import { sha256Hex, sha256HexSync, sha256Sync } from '../internal/sha256.js';
+import { sha256HexSync, sha256Sync } from '../internal/sha256.js';
 import { toHex } from '../internal/bytes.js';
 import { normalizeCoveredHeaders } from './covered-headers.js';
+import { getHeader, type HeaderSource } from './header-source.js';
 import { normalizeQuery } from './normalize-query.js';
 import { QUERY_NORMALIZATION, TIME_BUCKET_SECONDS, TRANSCRIPT_VERSION } from './wire.js';
-
-/** Anything that can answer a header lookup by lowercase name. */
-export type HeaderSource =
-  | Headers
-  | ReadonlyMap<string, string>
-  | Readonly<Record<string, string | undefined>>
-  | ((name: string) => string | null | undefined);
 
 /** The request facts a transcript-v1 covers. */
 export interface TranscriptInput {
@@ -56,15 +50,6 @@ export interface Transcript {
 const HEX64 = /^[0-9a-f]{64}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/** Read a header by lowercase name from any {@link HeaderSource}. */
-export function getHeader(source: HeaderSource, name: string): string | undefined {
-  if (typeof source === 'function') return source(name) ?? undefined;
-  if (source instanceof Headers) return source.get(name) ?? undefined;
-  if (source instanceof Map) return source.get(name);
-  const rec = source as Readonly<Record<string, string | undefined>>;
-  return Object.hasOwn(rec, name) ? rec[name] : undefined;
-}
 
 function field(name: string, value: string): string {
   // A CR/LF in any value would forge extra transcript lines; control characters are refused.
@@ -160,9 +145,4 @@ export function transcriptFromDigests(input: TranscriptDigestInput): Transcript 
   const canonical = lines.join('\n');
   const digest = sha256Sync(utf8(canonical));
   return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery: input.normalizedQuery };
-}
-
-/** Lowercase hex SHA-256 of exact body bytes (body-sha256-v1). */
-export async function bodySha256(body: Uint8Array | string): Promise<string> {
-  return sha256Hex(body);
 }

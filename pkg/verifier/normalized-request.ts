@@ -1,8 +1,8 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { sha256Hex } from '../internal/sha256.js';
-import { parseRequestTarget } from '../proof/sign-request.js';
-import type { HeaderSource } from '../proof/transcript.js';
-export { getHeader } from '../proof/transcript.js';
+import { parseRequestTarget } from '../proof/request-target.js';
+import type { HeaderSource } from '../proof/header-source.js';
+export { getHeader } from '../proof/header-source.js';
 
 /** Default largest request body the verifier reads to bind, bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;

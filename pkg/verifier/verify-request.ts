@@ -7,7 +7,7 @@ import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
 import { assertSafePath, pathSafetyProblem } from '../proof/path-safety.js';
-import { parseRequestTarget } from '../proof/sign-request.js';
+import { parseRequestTarget } from '../proof/request-target.js';
 import { verifyProof } from '../proof/request-proof.js';
 import { buildTranscript } from '../proof/transcript.js';
 import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';

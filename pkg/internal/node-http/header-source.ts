@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { HeaderSource } from '../../proof/transcript.js';
+import type { HeaderSource } from '../../proof/header-source.js';
 
 /**
  * The one header view every Node enforcement point verifies with: every field line as received
