@@ -1,33 +1,25 @@
 export { clientPathProblem, assertClientPath, type ClientPathOptions } from '../proof/sdk-path-safety.js';
-export {
-  prepareRequest,
-  isReservedHeader,
-  DEFAULT_BODY_CONTENT_TYPE,
-  type OutgoingRequest,
-  type PrepareRequestOptions,
-  type ClientHeaders,
-  type ClientQuery,
-} from './outgoing-request.js';
+export { DEFAULT_BODY_CONTENT_TYPE, type OutgoingRequest } from './outgoing-request.js';
+export { prepareRequest, type PrepareRequestOptions } from './prepare-request.js';
+export { isReservedHeader, type ClientHeaders } from './client-headers.js';
+export { type ClientQuery } from './client-query.js';
+export { type PassportSource, type RequestCredentials } from './passport-source.js';
 export {
   selfIssuedPassports,
   DEFAULT_SELF_ISSUED_TTL_SECONDS,
   MAX_SELF_ISSUED_TTL_SECONDS,
-  type PassportSource,
-  type RequestCredentials,
   type SelfIssuedPassportsOptions,
-} from './passport-source.js';
+} from './self-issued-passports.js';
+export { describeRequestForBroker, type BrokerHttpDescription } from './describe-request-for-broker.js';
 export {
-  describeRequestForBroker,
   brokerPassports,
-  BrokerDeniedError,
-  BrokerResponseError,
-  type BrokerHttpDescription,
-  type BrokerResponseCheck,
   type BrokerTransport,
   type BrokerKeyBindingOptions,
   type BrokerContextField,
   type BrokerPassportsOptions,
-} from './broker-request.js';
+} from './broker-passports.js';
+export { BrokerDeniedError } from './broker-denied-error.js';
+export { BrokerResponseError, type BrokerResponseCheck } from './broker-response-error.js';
 export {
   ProtectedClient,
   type ProtectedClientOptions,

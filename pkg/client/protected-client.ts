@@ -1,17 +1,11 @@
 import { WIRE_HEADERS } from '../proof/wire.js';
-import {
-  checkCoveredHeaders,
-  checkField,
-  mergeHeaders,
-  prepareOutgoingRequest,
-  rawQueryOf,
-  splitAbsoluteUrl,
-  type ClientHeaders,
-  type ClientQuery,
-  type OutgoingRequest,
-} from './outgoing-request.js';
+import { checkField } from './check-field.js';
+import { checkCoveredHeaders, mergeHeaders, type ClientHeaders } from './client-headers.js';
+import { rawQueryOf, type ClientQuery } from './client-query.js';
+import { prepareOutgoingRequest, type OutgoingRequest } from './outgoing-request.js';
 import type { PassportSource, RequestCredentials } from './passport-source.js';
 import { clientPathProblem } from '../proof/sdk-path-safety.js';
+import { splitAbsoluteUrl } from './split-absolute-url.js';
 
 /** Options for {@link ProtectedClient}. */
 export interface ProtectedClientOptions {

@@ -1,8 +1,6 @@
 import { passportContextSchema } from '../authcore/claims.js';
-import { TrustplaneError } from '../authcore/errors.js';
 import { parsePublicKey, type VerifyKey } from '../authcore/verify-key.js';
 import { decodePassportUnverified } from '../authcore/passport-format.js';
-import type { ReasonCode } from '../authcore/reason-codes.js';
 import { isKeyBinding, type KeyBinding } from '../authcore/signer-taxonomy.js';
 import {
   brokerIpcRequestSchema,
@@ -11,119 +9,13 @@ import {
   type BrokerIpcResponse,
 } from '../proof/broker-ipc-v1.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
-import { sha256HexSync } from '../internal/sha256.js';
-import { normalizeQuery } from '../proof/normalize-query.js';
 import { verifyProof } from '../proof/request-proof.js';
 import { buildTranscript } from '../proof/transcript.js';
-import { QUERY_NORMALIZATION } from '../proof/wire.js';
+import { BrokerDeniedError } from './broker-denied-error.js';
+import { BrokerResponseError, type BrokerResponseCheck } from './broker-response-error.js';
+import { describeRequestForBroker } from './describe-request-for-broker.js';
 import type { OutgoingRequest } from './outgoing-request.js';
 import type { PassportSource, RequestCredentials } from './passport-source.js';
-
-/** The broker-ipc-v1 `http` member: the request a broker binds a passport to, by digests. */
-export type BrokerHttpDescription = BrokerIpcRequest['http'];
-
-/**
- * Describe the exact request for a broker (broker-ipc-v1 `http`): method, scheme, authority, raw
- * path, content encoding, the raw and normalized query with the normalized query's digest, the
- * covered-header allow list with the digests of the trimmed values of those present, the audience,
- * route id, body digest and nonce. Header values and the body never leave the caller, only digests.
- *
- * @param request the prepared request (from a {@link ProtectedClient} or {@link prepareRequest})
- * @returns the `http` description, in the shape of the broker-ipc-v1 vectors
- * @throws TrustplaneError `malformed_request` for a query with bad percent-encoding
- * @example
- * const http = describeRequestForBroker(await prepareRequest({ method: 'GET',
- *   url: 'https://orders.example/v1/orders/search?q=a', audience: 'orders-api', routeId: 'orders.search' }))
- * http.headers.allow_list // ['x-trustplane-nonce']
- */
-export function describeRequestForBroker(request: OutgoingRequest): BrokerHttpDescription {
-  const normalized = normalizeQuery(request.query);
-  const selected: { name: string; value_sha256: string }[] = [];
-  for (const name of request.coveredHeaders) {
-    if (!Object.hasOwn(request.headers, name)) continue;
-    selected.push({ name, value_sha256: sha256HexSync(request.headers[name]!.trim()) });
-  }
-  return {
-    method: request.method,
-    scheme: request.scheme,
-    authority: request.authority,
-    path: request.path,
-    content_encoding: request.contentEncoding,
-    query: {
-      raw: request.query,
-      normalization: QUERY_NORMALIZATION,
-      normalized,
-      sha256: sha256HexSync(normalized),
-    },
-    headers: { allow_list: [...request.coveredHeaders], selected },
-    audience: request.audience,
-    route_id: request.routeId,
-    body_sha256: request.bodySha256,
-    nonce: request.nonce,
-  };
-}
-
-/**
- * The broker refused to mint (a broker-ipc-v1 deny response). Carries the broker's reason code,
- * whether a retry may succeed, and the response's non-secret `error.details`.
- * @example
- * try { await client.request(req) } catch (e) {
- *   if (e instanceof BrokerDeniedError && e.retryable) scheduleRetry()
- * }
- */
-export class BrokerDeniedError extends Error {
-  /** The broker's `reason_code` (e.g. `insufficient_key_binding`, `issuance_policy_denied`). */
-  readonly reasonCode: string;
-  /** The broker's `error.retryable`. */
-  readonly retryable: boolean;
-  /** The broker's `error.details` (string values; empty when none). */
-  readonly details: Readonly<Record<string, string>>;
-  /** The `request_id` of the refused request. */
-  readonly requestId: string;
-
-  constructor(response: Extract<BrokerIpcResponse, { accepted: false }>) {
-    super(`the broker denied the passport request: ${response.reason_code}`);
-    this.name = 'BrokerDeniedError';
-    this.reasonCode = response.reason_code;
-    this.retryable = response.error.retryable;
-    this.details = Object.freeze({ ...(response.error.details ?? {}) });
-    this.requestId = response.request_id;
-  }
-}
-
-/** Which client-side check a broker response failed. */
-export type BrokerResponseCheck =
-  'response_shape' | 'request_id' | 'passport' | 'jti' | 'audience' | 'key_binding' | 'transcript' | 'stamp';
-
-const CHECK_REASON: Readonly<Record<BrokerResponseCheck, ReasonCode>> = Object.freeze({
-  response_shape: 'malformed_passport',
-  passport: 'malformed_passport',
-  jti: 'malformed_passport',
-  audience: 'audience_mismatch',
-  key_binding: 'insufficient_key_binding',
-  request_id: 'request_binding_mismatch',
-  transcript: 'request_binding_mismatch',
-  stamp: 'request_binding_mismatch',
-});
-
-/**
- * The client refused a broker's allow response before sending anything: it is not a valid
- * broker-ipc-v1 response, answers another request, or its passport and stamp are not bound to
- * the exact request the client is about to send. `reason` is `malformed_passport` (shape,
- * passport, jti), `audience_mismatch`, `insufficient_key_binding` or `request_binding_mismatch`
- * (request id, transcript, stamp); `check` names the failed check.
- * @example
- * catch (e) { if (e instanceof BrokerResponseError) log.warn({ reason: e.reason, check: e.check }) }
- */
-export class BrokerResponseError extends TrustplaneError {
-  /** The failed check. */
-  readonly check: BrokerResponseCheck;
-
-  constructor(check: BrokerResponseCheck, message: string) {
-    super(CHECK_REASON[check], message, { check });
-    this.check = check;
-  }
-}
 
 /** The broker a {@link brokerPassports} source asks (e.g. `BrokerIpcClient` from `trustplane/broker`). */
 export interface BrokerTransport {
