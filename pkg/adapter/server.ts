@@ -11,12 +11,8 @@ import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
 import { signReceipt } from '../audit/receipt.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
-import {
-  BundleManager,
-  parseConfiguredKeys,
-  type BundleName,
-  type ReloadOutcome,
-} from '../runtime/bundle-manager.js';
+import { BundleManager, type BundleName, type ReloadOutcome } from '../runtime/bundle-manager.js';
+import { parseConfiguredKeys } from '../runtime/configured-keys.js';
 import type { AdapterConfig } from './config.js';
 import type { ReceiptSigner } from '../verifier/index.js';
 import { createEnforcementRuntime, reportAuditFailure } from './enforcement-runtime.js';

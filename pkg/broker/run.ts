@@ -1,4 +1,5 @@
-import { BundleManager, parseConfiguredKeys } from '../runtime/bundle-manager.js';
+import { BundleManager } from '../runtime/bundle-manager.js';
+import { parseConfiguredKeys } from '../runtime/configured-keys.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
 import type { AuditSink } from '../audit/event.js';

@@ -1,48 +1,17 @@
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { TrustplaneError } from '../authcore/errors.js';
-import { parsePublicKey, type VerifyKey } from '../authcore/verify-key.js';
 import {
   loadPolicyBundle,
   loadTrustMaterial,
-  type DocumentSigner,
   type LoadedPolicy,
   type LoadedTrustMaterial,
 } from '../bundle/index.js';
+import { digest, parseJson, readBounded } from './bundle-file.js';
+import type { ConfiguredKey } from './configured-keys.js';
+import { loadWith } from './configured-signers.js';
 import type { Logger } from './logger.js';
 import type { AdapterMetrics } from './metrics.js';
-
-/** A configured document-signing public key. */
-export interface ConfiguredKey {
-  /** The key's kid when the configured value named one (a JWK with `kid`). */
-  readonly kid?: string;
-  readonly key: VerifyKey;
-}
-
-/**
- * Parse configured signer keys (key text, PEM, or JWK JSON; a JWK's `kid` is kept).
- * @throws TrustplaneError `invalid_key`
- */
-export async function parseConfiguredKeys(values: readonly string[]): Promise<ConfiguredKey[]> {
-  const out: ConfiguredKey[] = [];
-  for (const value of values) {
-    const text = value.trim();
-    let kid: string | undefined;
-    if (text.startsWith('{')) {
-      try {
-        const jwk = JSON.parse(text) as { kid?: unknown };
-        if (typeof jwk.kid === 'string') kid = jwk.kid;
-      } catch {
-        // parsePublicKey reports the error.
-      }
-    }
-    const key = await parsePublicKey(text);
-    out.push(kid !== undefined ? { kid, key } : { key });
-  }
-  return out;
-}
 
 /** Where the bundles come from and who may sign them. */
 export interface BundleSources {
@@ -72,71 +41,6 @@ export type BundleName = 'trust_material' | 'policy';
 
 /** Outcome of one reload per bundle. */
 export type ReloadOutcome = 'unchanged' | 'reloaded' | 'failed';
-
-function signedByKid(doc: unknown): string | undefined {
-  if (typeof doc !== 'object' || doc === null) return undefined;
-  const signedBy = (doc as { signed_by?: unknown }).signed_by;
-  if (typeof signedBy !== 'object' || signedBy === null) return undefined;
-  const kid = (signedBy as { kid?: unknown }).kid;
-  return typeof kid === 'string' ? kid : undefined;
-}
-
-/**
- * Candidate signer sets: keys configured with a kid are matched by kid; a key configured without
- * one is tried under the document's `signed_by.kid` (any configured key is trusted to sign).
- */
-function signerSets(keys: readonly ConfiguredKey[], doc: unknown): DocumentSigner[][] {
-  const named = keys.filter((k) => k.kid !== undefined).map((k) => ({ kid: k.kid!, key: k.key }));
-  const docKid = signedByKid(doc);
-  const unnamed = keys.filter((k) => k.kid === undefined);
-  const sets: DocumentSigner[][] = [];
-  if (named.length > 0 || unnamed.length === 0) sets.push(named);
-  if (docKid !== undefined && !named.some((k) => k.kid === docKid)) {
-    for (const k of unnamed) sets.push([{ kid: docKid, key: k.key }]);
-  }
-  return sets;
-}
-
-async function loadWith<T>(
-  doc: unknown,
-  keys: readonly ConfiguredKey[],
-  allowUnsigned: boolean,
-  load: (signers: DocumentSigner[]) => Promise<T>,
-): Promise<T> {
-  let last: unknown = new TrustplaneError('bundle_signature_invalid', 'signature verification failed');
-  for (const signers of signerSets(keys, doc)) {
-    if (signers.length === 0 && !allowUnsigned) continue;
-    try {
-      return await load(signers);
-    } catch (e) {
-      last = e;
-      if (!(e instanceof TrustplaneError && e.reason === 'bundle_signature_invalid')) throw e;
-    }
-  }
-  throw last;
-}
-
-function digest(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function parseJson(bytes: Uint8Array, path: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
-  } catch {
-    throw new TrustplaneError('invalid_bundle', `${basename(path)} is not valid JSON`);
-  }
-}
-
-/** Largest bundle file read (bytes). */
-export const MAX_BUNDLE_BYTES = 32 * 1024 * 1024;
-
-async function readBounded(path: string): Promise<Buffer> {
-  const info = await stat(path);
-  if (info.size > MAX_BUNDLE_BYTES)
-    throw new TrustplaneError('invalid_bundle', `${basename(path)} is too large`);
-  return readFile(path);
-}
 
 /** Options for {@link BundleManager.open}. */
 export interface BundleManagerOptions {

@@ -1,13 +1,12 @@
 export {
   BundleManager,
-  parseConfiguredKeys,
-  MAX_BUNDLE_BYTES,
   type BundleSnapshot,
   type BundleSources,
   type BundleName,
   type ReloadOutcome,
-  type ConfiguredKey,
   type BundleManagerOptions,
 } from './bundle-manager.js';
+export { parseConfiguredKeys, type ConfiguredKey } from './configured-keys.js';
+export { MAX_BUNDLE_BYTES } from './bundle-file.js';
 export { createAdapterMetrics, type AdapterMetrics, type AdapterMetricsOptions } from './metrics.js';
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogFields } from './logger.js';
