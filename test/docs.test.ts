@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { REASON_CODES, REASON_CODE_LIST } from '../pkg/authcore/index.js';
+import { isComponentReason } from '../pkg/authcore/reason-codes.js';
 import { ADAPTER_ENV, adapterConfigSchema } from '../pkg/adapter/config.js';
 import { createAdapterMetrics } from '../pkg/runtime/metrics.js';
 import { policyBundleConfigSchema, trustMaterialConfigSchema } from '../pkg/bundle/index.js';
@@ -28,6 +29,7 @@ import {
 import { issuanceGrantSchema, issuancePolicySchema } from '../pkg/broker/issuance-policy.js';
 import { configureAdapterCommand } from '../cmd/trustplane/commands/adapter.js';
 import { registerBroker } from '../cmd/trustplane/commands/broker.js';
+import { renderErrorsDoc } from '../scripts/generate-errors-doc.js';
 
 const read = (file: string) => readFileSync(file, 'utf8');
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -59,18 +61,23 @@ function anchors(md: string): Set<string> {
 }
 
 const readme = read('README.md');
+const errorsDoc = read('docs/errors.md');
+/** Codes an enforcement point (or the broker) answers with; the component layers' codes are not. */
+const HTTP_FACING = REASON_CODE_LIST.filter((code) => !isComponentReason(code));
 const configuration = read('docs/configuration.md');
 const operations = read('docs/operations.md');
 const brokerDoc = read('docs/broker.md');
 
 describe('docs', () => {
-  it('the README reason-code table lists every registered code with its HTTP status', () => {
-    const missing = REASON_CODE_LIST.filter((code) => {
+  it('the README reason-code table lists every HTTP-facing code with its HTTP status, and links docs/errors.md', () => {
+    expect(HTTP_FACING.length).toBeGreaterThan(40);
+    const missing = HTTP_FACING.filter((code) => {
       const info = REASON_CODES[code];
       const status = info.layer === 'bundle' ? '—' : String(info.status);
       return !new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${status}\\s*\\|`).test(readme);
     });
     expect(missing).toEqual([]);
+    expect(section(readme, 'Reason codes')).toContain('](docs/errors.md)');
   });
   it('the README shows the two commands (a runnable npm script, then the tests) and .ci/run runs the test command', () => {
     const two = section(readme, 'Two commands');
@@ -168,13 +175,28 @@ describe('docs/configuration.md', () => {
   });
 });
 
+describe('docs/errors.md', () => {
+  it('lists every registered code, with its status and retryable, in the section of its layer', () => {
+    const missing = REASON_CODE_LIST.filter((code) => {
+      const info = REASON_CODES[code];
+      const layer = section(errorsDoc, isComponentReason(code) ? 'Component layers' : 'HTTP-facing layers');
+      const own = layer.slice(layer.indexOf(`### \`${info.layer}\``)).split(/\n### /)[0] ?? '';
+      const row = `\\|\\s*\`${code}\`\\s*\\|\\s*${info.status}\\s*\\|\\s*${info.retryable ? 'yes' : 'no'}\\s*\\|`;
+      return !new RegExp(row).test(own);
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it('is what scripts/generate-errors-doc.ts writes from the registry (summaries included)', async () => {
+    expect(errorsDoc).toBe(await renderErrorsDoc());
+  });
+});
+
 describe('docs/operations.md', () => {
-  it('has a troubleshooting row for every reason code', () => {
+  it('has a troubleshooting row for every HTTP-facing reason code', () => {
     const table = section(operations, 'Troubleshooting');
     expect(table).toContain('README.md#reason-codes');
-    expect(REASON_CODE_LIST.filter((code) => !new RegExp(`\\|\\s*\`${code}\`\\s*\\|`).test(table))).toEqual(
-      [],
-    );
+    expect(HTTP_FACING.filter((code) => !new RegExp(`\\|\\s*\`${code}\`\\s*\\|`).test(table))).toEqual([]);
   });
 
   it('explains every adapter metric, and its alert rules use only metrics the adapter exports', async () => {
@@ -195,7 +217,7 @@ describe('docs/operations.md', () => {
 });
 
 describe('links', () => {
-  const files = ['README.md', 'SECURITY.md', 'docs/operations.md', 'docs/configuration.md'];
+  const files = ['README.md', 'SECURITY.md', 'docs/operations.md', 'docs/configuration.md', 'docs/errors.md'];
   it.each(files)('every relative link of %s points to an existing file (and heading)', (file) => {
     const broken: string[] = [];
     for (const m of prose(read(file)).matchAll(/\]\(([^)\s]+)\)/g)) {
@@ -221,6 +243,7 @@ describe('links', () => {
       'docs/contracts.md',
       'docs/operations.md',
       'docs/configuration.md',
+      'docs/errors.md',
       'docs/broker.md',
       'docs/adapter.md',
       'examples/hono-app',

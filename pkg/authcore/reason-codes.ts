@@ -3,12 +3,29 @@
  * Codes are public API: add, never rename. Nothing else in the codebase switches on raw strings.
  */
 
-/** How a reason code is surfaced at an HTTP enforcement point. */
+/** Layers whose codes an enforcement point (or the broker) answers with. */
+export type HttpReasonLayer =
+  'request' | 'passport' | 'policy' | 'proof' | 'replay' | 'dependency' | 'bundle' | 'broker';
+
+/**
+ * Layers of component errors: codes a library component (SVID verification, SPIFFE ID parsing,
+ * the Workload API client, receipts, the audit ledger, the broker IPC client) throws to its caller.
+ * No enforcement point answers a request with them.
+ */
+export type ComponentReasonLayer =
+  'svid' | 'spiffe_id' | 'workload_api' | 'receipt' | 'ledger' | 'broker_ipc';
+
+/**
+ * How a reason code is surfaced. For the HTTP-facing layers ({@link HttpReasonLayer}) `status` is
+ * what an enforcement point answers with; for the component layers ({@link ComponentReasonLayer})
+ * it is the status to use if the failure is ever surfaced over HTTP (e.g. by a service wrapping the
+ * component), and `retryable` says whether calling the component again may succeed.
+ */
 export interface ReasonCodeInfo {
-  /** HTTP status an enforcement point answers with. */
+  /** HTTP status an enforcement point answers with (component layers: the status used if surfaced). */
   readonly status: number;
   /** Which layer produces it. */
-  readonly layer: 'request' | 'passport' | 'policy' | 'proof' | 'replay' | 'dependency' | 'bundle' | 'broker';
+  readonly layer: HttpReasonLayer | ComponentReasonLayer;
   /** One-line meaning, for docs and operators (never sent to callers). */
   readonly summary: string;
   /**
@@ -306,6 +323,325 @@ const table = {
     summary: 'Key material is not a valid Ed25519 key in an accepted encoding.',
     retryable: false,
   },
+  // -------------------------------------------------------------------------------------------
+  // Component errors. Thrown by library components to their callers, never answered by an
+  // enforcement point: `status` is the one to use if the failure is ever surfaced over HTTP.
+  // -------------------------------------------------------------------------------------------
+
+  // X.509-SVID verification and SVID sources (SvidError). The broker answers any of them as
+  // `workload_attestation_failed` with `details.svid_error` = the code.
+  svid_malformed: {
+    status: 403,
+    layer: 'svid',
+    summary: 'An SVID chain, certificate or key is empty, oversized, undecodable or inconsistent.',
+    retryable: false,
+  },
+  svid_bundle_malformed: {
+    status: 403,
+    layer: 'svid',
+    summary: 'A SPIFFE trust bundle (JSON, JWKS or PEM) cannot be used.',
+    retryable: false,
+  },
+  svid_no_uri_san: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The SVID leaf certificate has no URI SAN.',
+    retryable: false,
+  },
+  svid_multiple_uri_sans: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The SVID leaf certificate has more than one URI SAN.',
+    retryable: false,
+  },
+  svid_invalid_spiffe_id: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The SVID URI SAN is not a valid SPIFFE ID, has no path, or is not the ID the agent named.',
+    retryable: false,
+  },
+  svid_leaf_is_ca: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The SVID leaf has basicConstraints cA=true.',
+    retryable: false,
+  },
+  svid_bad_key_usage: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The SVID leaf keyUsage is absent, lacks digitalSignature, or has keyCertSign or cRLSign.',
+    retryable: false,
+  },
+  svid_intermediate_not_ca: {
+    status: 403,
+    layer: 'svid',
+    summary: 'An intermediate certificate of the SVID chain is not a CA or lacks keyCertSign.',
+    retryable: false,
+  },
+  svid_unsupported_extension: {
+    status: 403,
+    layer: 'svid',
+    summary: 'A certificate of the SVID chain has an unrecognised critical extension.',
+    retryable: false,
+  },
+  svid_expired: {
+    status: 403,
+    layer: 'svid',
+    summary: 'A certificate of the SVID path (or the dev CA) has expired.',
+    retryable: false,
+  },
+  svid_not_yet_valid: {
+    status: 403,
+    layer: 'svid',
+    summary: 'A certificate of the SVID path (or the dev CA) is not valid yet.',
+    retryable: false,
+  },
+  svid_unknown_trust_domain: {
+    status: 403,
+    layer: 'svid',
+    summary: "No trust bundle (or no X.509 root) for the SVID leaf's trust domain.",
+    retryable: false,
+  },
+  svid_untrusted_chain: {
+    status: 403,
+    layer: 'svid',
+    summary:
+      "No path to a root of the leaf's trust bundle (unknown issuer, bad signature, weak algorithm, path length or name constraints).",
+    retryable: false,
+  },
+  svid_key_mismatch: {
+    status: 403,
+    layer: 'svid',
+    summary: 'The private key does not belong to the SVID leaf (or the dev CA certificate).',
+    retryable: false,
+  },
+  svid_source_unreadable: {
+    status: 503,
+    layer: 'svid',
+    summary: 'An SVID file source cannot read or watch its files (missing, not a file, changed while read).',
+    retryable: true,
+  },
+
+  // SPIFFE ID parsing (SpiffeIdError; the messages are go-spiffe's).
+  spiffe_id_empty: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The SPIFFE ID is empty.',
+    retryable: false,
+  },
+  spiffe_id_bad_scheme: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The SPIFFE ID does not start with `spiffe://`.',
+    retryable: false,
+  },
+  spiffe_id_missing_trust_domain: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The SPIFFE ID (or trust domain) has no trust domain.',
+    retryable: false,
+  },
+  spiffe_id_bad_trust_domain_char: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The trust domain has a character other than lowercase letters, digits, `.`, `-` and `_`.',
+    retryable: false,
+  },
+  spiffe_id_bad_path_segment_char: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'A path segment has a character other than letters, digits, `.`, `-` and `_`.',
+    retryable: false,
+  },
+  spiffe_id_dot_segment: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The path has a `.` or `..` segment.',
+    retryable: false,
+  },
+  spiffe_id_empty_segment: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The path has an empty segment (`//`).',
+    retryable: false,
+  },
+  spiffe_id_trailing_slash: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The path ends with `/`.',
+    retryable: false,
+  },
+  spiffe_id_missing_leading_slash: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'A non-empty path does not start with `/`.',
+    retryable: false,
+  },
+  spiffe_id_too_long: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The SPIFFE ID is longer than 2048 bytes.',
+    retryable: false,
+  },
+  spiffe_id_trust_domain_too_long: {
+    status: 400,
+    layer: 'spiffe_id',
+    summary: 'The trust domain is longer than 255 bytes.',
+    retryable: false,
+  },
+
+  // SPIFFE Workload API client (WorkloadApiError).
+  workload_api_no_endpoint: {
+    status: 500,
+    layer: 'workload_api',
+    summary: 'No Workload API endpoint was given and `SPIFFE_ENDPOINT_SOCKET` is unset or empty.',
+    retryable: false,
+  },
+  workload_api_bad_endpoint: {
+    status: 500,
+    layer: 'workload_api',
+    summary: 'The Workload API endpoint is not `unix:///absolute/path` or `tcp://<ip>:<port>`.',
+    retryable: false,
+  },
+  workload_api_unavailable: {
+    status: 503,
+    layer: 'workload_api',
+    summary: 'The Workload API agent is unreachable, failed, ended the stream, or gave nothing in time.',
+    retryable: true,
+  },
+  workload_api_no_identity: {
+    status: 503,
+    layer: 'workload_api',
+    summary: 'The Workload API agent holds no identity for this workload (or none with the requested hint).',
+    retryable: true,
+  },
+  workload_api_rejected: {
+    status: 502,
+    layer: 'workload_api',
+    summary:
+      'The Workload API agent rejected the call itself (INVALID_ARGUMENT, UNIMPLEMENTED, FAILED_PRECONDITION).',
+    retryable: false,
+  },
+  workload_api_bad_response: {
+    status: 502,
+    layer: 'workload_api',
+    summary:
+      'The Workload API agent sent a response that is empty, malformed or over a bound; it was ignored.',
+    retryable: true,
+  },
+  workload_api_closed: {
+    status: 503,
+    layer: 'workload_api',
+    summary: 'The Workload API source was closed.',
+    retryable: false,
+  },
+
+  // Receipt verification (ReceiptError).
+  receipt_malformed: {
+    status: 400,
+    layer: 'receipt',
+    summary:
+      'The receipt is not a well-formed trustplane-receipt-v1 compact JWS (format, algorithm, typ, schema).',
+    retryable: false,
+  },
+  receipt_unknown_key: {
+    status: 403,
+    layer: 'receipt',
+    summary: 'The receipt `kid` is not a receipt key of the trust material.',
+    retryable: false,
+  },
+  receipt_signature_invalid: {
+    status: 403,
+    layer: 'receipt',
+    summary: 'The receipt signature does not verify with its receipt key.',
+    retryable: false,
+  },
+  receipt_key_not_valid_at_iat: {
+    status: 403,
+    layer: 'receipt',
+    summary: "The receipt `iat` is outside its key's signing window (`nbf`/`exp` of the receipt key).",
+    retryable: false,
+  },
+  receipt_adapter_mismatch: {
+    status: 403,
+    layer: 'receipt',
+    summary: 'The receipt adapter is not the adapter of its key, or not the expected adapter.',
+    retryable: false,
+  },
+
+  // Audit ledger sinks and readers (LedgerError), and `trustplane audit verify`.
+  ledger_unavailable: {
+    status: 503,
+    layer: 'ledger',
+    summary:
+      'The ledger store (PostgreSQL, a ledger or spill file) could not be reached, read or written in time.',
+    retryable: true,
+  },
+  ledger_error: {
+    status: 500,
+    layer: 'ledger',
+    summary:
+      'PostgreSQL refused the ledger operation (authentication, permission, schema); `details.sqlstate` names it.',
+    retryable: false,
+  },
+  ledger_chain_mismatch: {
+    status: 500,
+    layer: 'ledger',
+    summary: 'The ledger file holds another chain than the sink was opened for.',
+    retryable: false,
+  },
+  ledger_chain_fork: {
+    status: 500,
+    layer: 'ledger',
+    summary: 'Two writers use one chain id: a seq already holds another record; the sink stops committing.',
+    retryable: false,
+  },
+  ledger_event_dropped: {
+    status: 503,
+    layer: 'ledger',
+    summary: 'An audit event was refused before it was chained (buffer full, sink closed, not JSON).',
+    retryable: false,
+  },
+  ledger_records_lost: {
+    status: 500,
+    layer: 'ledger',
+    summary: 'Chained records were lost before they were committed (no spill file); the chain shows a gap.',
+    retryable: false,
+  },
+  audit_chain_broken: {
+    status: 500,
+    layer: 'ledger',
+    summary:
+      'The ledger is not one unbroken hash chain: a record edited, deleted, inserted or reordered, or a corrupt last record.',
+    retryable: false,
+  },
+
+  // Broker IPC client (BrokerIpcError).
+  broker_unreachable: {
+    status: 503,
+    layer: 'broker_ipc',
+    summary: 'The broker socket (or TLS endpoint) cannot be reached.',
+    retryable: true,
+  },
+  broker_timeout: {
+    status: 504,
+    layer: 'broker_ipc',
+    summary: 'The broker did not answer within the request timeout.',
+    retryable: true,
+  },
+  broker_protocol_error: {
+    status: 502,
+    layer: 'broker_ipc',
+    summary:
+      'The broker answered out of protocol (not JSON, not broker-ipc-v1, another request_id) or closed without an answer.',
+    retryable: false,
+  },
+  broker_request_too_large: {
+    status: 413,
+    layer: 'broker_ipc',
+    summary: 'The broker-ipc-v1 request exceeds 1 MiB.',
+    retryable: false,
+  },
 } as const satisfies Record<string, ReasonCodeInfo>;
 
 /** Every reason code. */
@@ -332,4 +668,22 @@ export function statusForReason(code: ReasonCode): number {
 /** True when a request refused with `code` may succeed if retried unchanged (see the registry). */
 export function isRetryableReason(code: ReasonCode): boolean {
   return REASON_CODES[code].retryable;
+}
+
+/** The component layers, in registry order (their codes are thrown by components, not answered). */
+export const COMPONENT_REASON_LAYERS: readonly ComponentReasonLayer[] = Object.freeze([
+  'svid',
+  'spiffe_id',
+  'workload_api',
+  'receipt',
+  'ledger',
+  'broker_ipc',
+]);
+
+/**
+ * True when `code` belongs to a component layer ({@link ComponentReasonLayer}): a component throws
+ * it, no enforcement point answers a request with it.
+ */
+export function isComponentReason(code: ReasonCode): boolean {
+  return (COMPONENT_REASON_LAYERS as readonly string[]).includes(REASON_CODES[code].layer);
 }

@@ -33,8 +33,30 @@ export {
   type IssuanceGrant,
 } from './issuance-policy.js';
 export { serveBrokerIpc, type BrokerIpcServer, type BrokerIpcServerOptions } from './ipc-server.js';
-export { BrokerIpcClient, BrokerIpcError, type BrokerIpcClientOptions } from './ipc-client.js';
+export {
+  BrokerIpcClient,
+  BrokerIpcError,
+  type BrokerIpcClientOptions,
+  type BrokerIpcErrorCode,
+} from './ipc-client.js';
 export { startBroker, type BrokerConfig, type BrokerIdentityConfig, type RunningBroker } from './run.js';
+export { brokerTlsConnector, type BrokerTlsConnectorOptions } from './tls-client.js';
+export {
+  createDevSpiffeCa,
+  loadDevSpiffeCa,
+  DEFAULT_DEV_CA_TTL_SECONDS,
+  type DevCa,
+  type CreateDevSpiffeCaOptions,
+  type LoadDevSpiffeCaInput,
+} from './dev-spiffe-ca.js';
+export {
+  mintDevSvid,
+  DEFAULT_DEV_SVID_TTL_SECONDS,
+  type DevSvid,
+  type MintDevSvidOptions,
+} from './dev-svid.js';
+export { MAX_DEV_TTL_SECONDS } from './dev-certificate.js';
+export { writeSpiffeHelperFiles, type SpiffeHelperFiles } from './spiffe-helper-files.js';
 export {
   serveBrokerTls,
   type BrokerTlsOptions,
@@ -48,11 +70,7 @@ export {
   type SpiffeIdentitySource,
 } from './spiffe-identity.js';
 export * from './spiffe/index.js';
-export {
-  WorkloadApiX509Source,
-  WorkloadApiError,
-  parseWorkloadEndpoint,
-  type X509SvidUpdate,
-  type X509Svid,
-  type WorkloadApiX509SourceOptions,
-} from './spiffe/workload-api.js';
+export { WorkloadApiX509Source, type WorkloadApiX509SourceOptions } from './spiffe/workload-api-source.js';
+export { WorkloadApiError, type WorkloadApiErrorCode } from './spiffe/workload-api-error.js';
+export { parseWorkloadEndpoint } from './spiffe/workload-api-endpoint.js';
+export { type X509SvidUpdate, type X509Svid } from './spiffe/workload-api-update.js';

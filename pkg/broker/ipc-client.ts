@@ -1,4 +1,5 @@
 import { createConnection, type Socket } from 'node:net';
+import { TrustplaneError } from '../authcore/errors.js';
 import {
   BROKER_IPC_MAX_MESSAGE_BYTES,
   BROKER_IPC_TIMEOUT_MS,
@@ -8,14 +9,36 @@ import {
 } from '../proof/broker-ipc-v1.js';
 import { readLines } from './ndjson.js';
 
-/** A broker-ipc-v1 transport failure (the broker did not answer with a valid response). */
-export class BrokerIpcError extends Error {
-  /** `broker_unreachable`, `broker_timeout`, `broker_protocol_error`, `request_too_large`. */
-  readonly code: 'broker_unreachable' | 'broker_timeout' | 'broker_protocol_error' | 'request_too_large';
-  constructor(code: BrokerIpcError['code'], message: string) {
-    super(message);
-    this.name = 'BrokerIpcError';
-    this.code = code;
+/** Stable codes of {@link BrokerIpcError}: registry codes of the `broker_ipc` layer. */
+export type BrokerIpcErrorCode =
+  /** The broker socket (or TLS endpoint) cannot be reached. */
+  | 'broker_unreachable'
+  /** The broker did not answer within the timeout. */
+  | 'broker_timeout'
+  /** The broker answered out of protocol, or closed the connection without an answer. */
+  | 'broker_protocol_error'
+  /** The request exceeds the broker-ipc-v1 message bound (1 MiB). */
+  | 'broker_request_too_large';
+
+/**
+ * A broker-ipc-v1 transport failure (the broker did not answer with a valid response). `reason` is
+ * the registry code (layer `broker_ipc`); `isRetryableReason(e.reason)` tells whether a later
+ * retry may succeed. A broker that answered with a deny is not this error: the deny is the answer.
+ * @example
+ * try { await broker.issue(request) } catch (e) {
+ *   if (e instanceof BrokerIpcError && isRetryableReason(e.reason)) scheduleRetry()
+ * }
+ */
+export class BrokerIpcError extends TrustplaneError {
+  /** Stable registry code (layer `broker_ipc`). */
+  declare readonly reason: BrokerIpcErrorCode;
+
+  /**
+   * @param reason the registry code
+   * @param message what failed (never the request or response content)
+   */
+  constructor(reason: BrokerIpcErrorCode, message: string) {
+    super(reason, message);
   }
 }
 
@@ -46,12 +69,13 @@ export class BrokerIpcClient {
 
   /**
    * Send one request and wait for its response.
-   * @throws BrokerIpcError when the broker is unreachable, too slow, or answers out of protocol
+   * @throws BrokerIpcError `broker_unreachable`, `broker_timeout`, `broker_protocol_error` (answered out
+   *   of protocol) or `broker_request_too_large`
    */
   async issue(request: BrokerIpcRequest): Promise<BrokerIpcResponse> {
     const line = `${JSON.stringify(request)}\n`;
     if (Buffer.byteLength(line) - 1 > BROKER_IPC_MAX_MESSAGE_BYTES) {
-      throw new BrokerIpcError('request_too_large', 'the request exceeds 1 MiB');
+      throw new BrokerIpcError('broker_request_too_large', 'the request exceeds 1 MiB');
     }
     const timeoutMs = this.#o.timeoutMs ?? BROKER_IPC_TIMEOUT_MS;
     const socket = this.#o.connect ? this.#o.connect() : createConnection(this.#o.socketPath);

@@ -1,6 +1,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Logger } from '../runtime/logger.js';
 import { TrustplaneError } from '../authcore/errors.js';
+import { isComponentReason } from '../authcore/reason-codes.js';
 import type { SpiffeBundle } from '../bundle/trust-material-schema.js';
 import { spiffeWorkloadIdentity, type IdentitySource, type WorkloadIdentity } from './identity.js';
 import {
@@ -14,8 +15,9 @@ import {
   type SpiffeTrustBundles,
   type VerifiedSvid,
 } from './spiffe/index.js';
-import type { WorkloadApiError } from './spiffe/workload-api.js';
-import { WorkloadApiX509Source, type X509SvidUpdate } from './spiffe/workload-api.js';
+import type { WorkloadApiError } from './spiffe/workload-api-error.js';
+import { WorkloadApiX509Source } from './spiffe/workload-api-source.js';
+import type { X509SvidUpdate } from './spiffe/workload-api-update.js';
 import type { TlsCredentialSource } from './tls-server.js';
 
 /** A SPIFFE identity source: the broker's workload identity and its TLS credentials. */
@@ -37,10 +39,12 @@ interface Options {
 function attestationFailed(error: unknown): TrustplaneError {
   if (error instanceof SvidError) {
     return new TrustplaneError('workload_attestation_failed', `workload SVID refused: ${error.message}`, {
-      svid_error: error.code,
+      svid_error: error.reason,
     });
   }
-  if (error instanceof TrustplaneError) return error;
+  // Component errors (Workload API, SPIFFE ID, ...) are TrustplaneErrors too, but no broker answer:
+  // only the broker's own codes pass through.
+  if (error instanceof TrustplaneError && !isComponentReason(error.reason)) return error;
   return new TrustplaneError('workload_identity_unavailable', 'no current workload SVID');
 }
 
@@ -116,7 +120,7 @@ export async function openSpiffeFilesIdentity(
     onError: (error) =>
       options.log.warn('workload SVID reload failed; keeping the last good SVID', {
         error: error.message,
-        ...(error instanceof SvidError ? { code: error.code } : {}),
+        ...(error instanceof SvidError ? { reason: error.reason } : {}),
       }),
   });
   const built = spiffeSource(
@@ -178,7 +182,7 @@ export async function openWorkloadApiIdentity(
       if (initial) throw error;
       options.log.warn('Workload API SVID refused; keeping the last good SVID', {
         error: (error as Error).message,
-        ...(error instanceof SvidError ? { code: error.code } : {}),
+        ...(error instanceof SvidError ? { reason: error.reason } : {}),
       });
       return;
     }
@@ -197,7 +201,10 @@ export async function openWorkloadApiIdentity(
       if (ready) apply(update, false);
     },
     onError: (error: WorkloadApiError) =>
-      options.log.warn('Workload API stream error; reconnecting', { code: error.code, error: error.message }),
+      options.log.warn('Workload API stream error; reconnecting', {
+        reason: error.reason,
+        error: error.message,
+      }),
   });
   try {
     apply(api.current(), true);

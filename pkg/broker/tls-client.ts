@@ -62,7 +62,7 @@ export function brokerTlsConnector(options: BrokerTlsConnectorOptions): () => So
           }
           return undefined;
         } catch (error) {
-          const code = error instanceof SvidError ? error.code : 'svid_malformed';
+          const code = error instanceof SvidError ? error.reason : 'svid_malformed';
           return new Error(`the broker SVID is not valid (${code})`);
         }
       },

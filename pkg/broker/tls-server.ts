@@ -83,7 +83,7 @@ export async function serveBrokerTls(
       const peer = spiffeWorkloadIdentity(svid.spiffeId, svid.trustDomain, svid.expiresAt, svid.spiffeId);
       handleConnection(broker, socket, { peer });
     } catch (error) {
-      const code = error instanceof SvidError ? error.code : 'svid_malformed';
+      const code = error instanceof SvidError ? error.reason : 'svid_malformed';
       options.onError?.(`TLS peer refused: ${code}`);
       socket.destroy();
     }

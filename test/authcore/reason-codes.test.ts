@@ -7,6 +7,8 @@ import {
   isRetryableReason,
   statusForReason,
 } from '../../pkg/authcore/index.js';
+// Not re-exported from trustplane/authcore (yet): imported from the registry module itself.
+import { COMPONENT_REASON_LAYERS, isComponentReason } from '../../pkg/authcore/reason-codes.js';
 
 // ARCHITECTURE.md: 502/504 for upstream failures after an allow.
 const STATUSES = new Set([400, 401, 403, 413, 500, 502, 503, 504]);
@@ -103,9 +105,79 @@ describe('errors', () => {
         'upstream_timeout',
         'upstream_unavailable',
         'workload_identity_unavailable',
+        // Component layers: unreachable, timed out, not answering yet.
+        'svid_source_unreadable',
+        'workload_api_unavailable',
+        'workload_api_no_identity',
+        'workload_api_bad_response',
+        'ledger_unavailable',
+        'broker_unreachable',
+        'broker_timeout',
       ].sort(),
     );
     expect(isRetryableReason('jti_replay')).toBe(false);
     expect(isRetryableReason('invalid_request_proof')).toBe(false);
+  });
+});
+
+describe('component layers', () => {
+  const component = REASON_CODE_LIST.filter((code) => isComponentReason(code));
+
+  it('are the six component layers, in one block at the end of the registry', () => {
+    expect([...COMPONENT_REASON_LAYERS]).toEqual([
+      'svid',
+      'spiffe_id',
+      'workload_api',
+      'receipt',
+      'ledger',
+      'broker_ipc',
+    ]);
+    expect(Object.isFrozen(COMPONENT_REASON_LAYERS)).toBe(true);
+    expect(component.length).toBeGreaterThan(40);
+    // Every HTTP-facing code comes first: the component block was appended, nothing reordered.
+    expect(REASON_CODE_LIST.slice(-component.length)).toEqual(component);
+    // Layers appear in blocks, in COMPONENT_REASON_LAYERS order.
+    const order = component.map((code) => COMPONENT_REASON_LAYERS.indexOf(REASON_CODES[code].layer as never));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+
+  it('each code starts with its layer name (audit_chain_broken, the CLI name, aside)', () => {
+    const prefixed = component.filter(
+      (code) =>
+        code !== 'audit_chain_broken' &&
+        !code.startsWith(`${REASON_CODES[code].layer.replace('broker_ipc', 'broker')}_`),
+    );
+    expect(prefixed).toEqual([]);
+    expect(REASON_CODES.audit_chain_broken.layer).toBe('ledger');
+  });
+
+  it('the HTTP-facing layers hold no component code', () => {
+    const http = REASON_CODE_LIST.filter((code) => !isComponentReason(code));
+    expect(http).toContain('workload_attestation_failed');
+    expect(
+      http.filter((code) =>
+        (COMPONENT_REASON_LAYERS as readonly string[]).includes(REASON_CODES[code].layer),
+      ),
+    ).toEqual([]);
+  });
+
+  it.each([
+    ['svid_untrusted_chain', 403, false],
+    ['svid_source_unreadable', 503, true],
+    ['spiffe_id_dot_segment', 400, false],
+    ['workload_api_unavailable', 503, true],
+    ['workload_api_bad_endpoint', 500, false],
+    ['receipt_malformed', 400, false],
+    ['receipt_signature_invalid', 403, false],
+    ['ledger_unavailable', 503, true],
+    ['ledger_error', 500, false],
+    ['audit_chain_broken', 500, false],
+    ['broker_unreachable', 503, true],
+    ['broker_timeout', 504, true],
+    ['broker_request_too_large', 413, false],
+  ] as const)('%s: status %i, retryable %s', (code, status, retryable) => {
+    expect(statusForReason(code)).toBe(status);
+    expect(isRetryableReason(code)).toBe(retryable);
+    expect(isComponentReason(code)).toBe(true);
   });
 });

@@ -27,13 +27,12 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_DEV_CA_TTL_SECONDS,
-  DEFAULT_DEV_SVID_TTL_SECONDS,
   createDevSpiffeCa,
   loadDevSpiffeCa,
-  mintDevSvid,
-  writeSpiffeHelperFiles,
   type DevCa,
-} from '../../pkg/broker/dev-svid.js';
+} from '../../pkg/broker/dev-spiffe-ca.js';
+import { DEFAULT_DEV_SVID_TTL_SECONDS, mintDevSvid } from '../../pkg/broker/dev-svid.js';
+import { writeSpiffeHelperFiles } from '../../pkg/broker/spiffe-helper-files.js';
 import {
   SpiffeIdError,
   SvidError,
@@ -299,18 +298,18 @@ describe('mintDevSvid', () => {
   });
 
   it.each([
-    ['spiffe://demo.local/ns/../broker', 'dot_segment'],
-    ['spiffe://demo.local/./broker', 'dot_segment'],
-    ['spiffe://demo.local/broker/', 'trailing_slash'],
-    ['spiffe://demo.local//broker', 'empty_segment'],
-    ['https://demo.local/broker', 'bad_scheme'],
-    ['spiffe://Demo.local/broker', 'bad_trust_domain_char'],
-    ['spiffe://demo.local/bro%2Fker', 'bad_path_segment_char'],
-    ['', 'empty'],
+    ['spiffe://demo.local/ns/../broker', 'spiffe_id_dot_segment'],
+    ['spiffe://demo.local/./broker', 'spiffe_id_dot_segment'],
+    ['spiffe://demo.local/broker/', 'spiffe_id_trailing_slash'],
+    ['spiffe://demo.local//broker', 'spiffe_id_empty_segment'],
+    ['https://demo.local/broker', 'spiffe_id_bad_scheme'],
+    ['spiffe://Demo.local/broker', 'spiffe_id_bad_trust_domain_char'],
+    ['spiffe://demo.local/bro%2Fker', 'spiffe_id_bad_path_segment_char'],
+    ['', 'spiffe_id_empty'],
   ])('refuses the malformed SPIFFE ID %j (%s)', (spiffeId, code) => {
     const err = thrown(() => mintDevSvid(ca, { spiffeId, nowSeconds: NOW }));
     expect(err).toBeInstanceOf(SpiffeIdError);
-    expect((err as SpiffeIdError).code).toBe(code);
+    expect((err as SpiffeIdError).reason).toBe(code);
   });
 
   it('mints an SVID that verifyX509Svid refuses as expired at the current time', () => {
@@ -322,14 +321,14 @@ describe('mintDevSvid', () => {
     expect(verifyX509Svid(chain, bundles, longAgo).spiffeId).toBe(ID);
     const err = thrown(() => verifyX509Svid(chain, bundles, realNow()));
     expect(err).toBeInstanceOf(SvidError);
-    expect((err as SvidError).code).toBe('svid_expired');
+    expect((err as SvidError).reason).toBe('svid_expired');
   });
 
   it('refuses to sign with a CA that has expired, or is not yet valid, at nowSeconds', () => {
     const expired = thrown(() => mintDevSvid(ca, { spiffeId: ID, nowSeconds: ca.notAfter + 1 }));
-    expect(expired).toMatchObject({ code: 'svid_expired' });
+    expect(expired).toMatchObject({ reason: 'svid_expired' });
     const early = thrown(() => mintDevSvid(ca, { spiffeId: ID, nowSeconds: NOW - 3600 }));
-    expect(early).toMatchObject({ code: 'svid_not_yet_valid' });
+    expect(early).toMatchObject({ reason: 'svid_not_yet_valid' });
   });
 
   it('refuses a DevCa whose key does not belong to its certificate', () => {
@@ -337,7 +336,7 @@ describe('mintDevSvid', () => {
     const forged: DevCa = { ...ca, keyPem: other.keyPem };
     const err = thrown(() => mintDevSvid(forged, { spiffeId: ID, nowSeconds: NOW }));
     expect(err).toBeInstanceOf(SvidError);
-    expect((err as SvidError).code).toBe('svid_key_mismatch');
+    expect((err as SvidError).reason).toBe('svid_key_mismatch');
   });
 
   it('refuses bad options eagerly', () => {
@@ -430,7 +429,7 @@ describe('loadDevSpiffeCa', () => {
     const other = createDevSpiffeCa({ trustDomain: TD, nowSeconds: NOW });
     const err = thrown(() => loadDevSpiffeCa({ certPem: ca.certPem, keyPem: other.keyPem }));
     expect(err).toBeInstanceOf(SvidError);
-    expect((err as SvidError).code).toBe('svid_key_mismatch');
+    expect((err as SvidError).reason).toBe('svid_key_mismatch');
   });
 
   it.each([
@@ -492,7 +491,7 @@ describe('loadDevSpiffeCa', () => {
   ])('refuses %s as svid_malformed', (_name, input) => {
     const err = thrown(() => loadDevSpiffeCa(input()));
     expect(err).toBeInstanceOf(SvidError);
-    expect((err as SvidError).code).toBe('svid_malformed');
+    expect((err as SvidError).reason).toBe('svid_malformed');
     expect((err as SvidError).message).not.toContain('PRIVATE KEY');
   });
 });

@@ -148,14 +148,14 @@ describe('SvidFileSource.open', () => {
   it('missing file -> svid_source_unreadable (no path or content in the message)', async () => {
     rmSync(files().keyFile);
     const err = await rejected(openSource());
-    expect(err.code).toBe('svid_source_unreadable');
+    expect(err.reason).toBe('svid_source_unreadable');
     expect(err.message).toBe('cannot open the key file (ENOENT)');
   });
 
   it('key that does not match the leaf -> svid_key_mismatch', async () => {
     writeAtomic('svid_key.pem', generateKey().pkcs8Pem);
     const err = await rejected(openSource());
-    expect(err.code).toBe('svid_key_mismatch');
+    expect(err.reason).toBe('svid_key_mismatch');
     expect(err.message).not.toContain('PRIVATE KEY');
   });
 
@@ -166,23 +166,23 @@ describe('SvidFileSource.open', () => {
   ])('key file with %s -> svid_malformed', async (_label, content) => {
     writeAtomic('svid_key.pem', content());
     const err = await rejected(openSource());
-    expect(err.code).toBe('svid_malformed');
+    expect(err.reason).toBe('svid_malformed');
     expect(err.message).not.toMatch(/[A-Za-z0-9+/]{40}/);
   });
 
   it('certificate file with garbage -> svid_malformed', async () => {
     writeAtomic('svid.pem', 'garbage');
-    expect((await rejected(openSource())).code).toBe('svid_malformed');
+    expect((await rejected(openSource())).reason).toBe('svid_malformed');
   });
 
   it('bundle file for another root -> svid_untrusted_chain', async () => {
     writeAtomic('svid_bundle.pem', mintCa({ uris: ['spiffe://example.org'], ...validity }).pem);
-    expect((await rejected(openSource())).code).toBe('svid_untrusted_chain');
+    expect((await rejected(openSource())).reason).toBe('svid_untrusted_chain');
   });
 
   it('SVID already expired at open -> svid_expired', async () => {
     now = NOT_AFTER + 1;
-    expect((await rejected(openSource())).code).toBe('svid_expired');
+    expect((await rejected(openSource())).reason).toBe('svid_expired');
   });
 
   it('bad options throw eagerly', async () => {
@@ -233,7 +233,7 @@ describe('SvidFileSource rotation', () => {
     writeAtomic('svid.pem', next.chainPem); // the key file is NOT rotated
     await waitFor(() => errors.length > 0, 'an error report');
     expect(errors[0]).toBeInstanceOf(SvidError);
-    expect((errors[0] as SvidError).code).toBe('svid_key_mismatch');
+    expect((errors[0] as SvidError).reason).toBe('svid_key_mismatch');
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
     expect(updates).toEqual([]);
 
@@ -249,7 +249,7 @@ describe('SvidFileSource rotation', () => {
     const source = await openSource();
     writeAtomic('svid.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
     await waitFor(() => errors.length > 0, 'an error report');
-    expect((errors[0] as SvidError).code).toBe('svid_malformed');
+    expect((errors[0] as SvidError).reason).toBe('svid_malformed');
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
   });
 
@@ -259,7 +259,7 @@ describe('SvidFileSource rotation', () => {
     writeAtomic('svid.pem', rogue.chainPem);
     writeAtomic('svid_key.pem', rogue.leafKey.pkcs8Pem);
     await waitFor(
-      () => errors.some((e) => (e as SvidError).code === 'svid_untrusted_chain'),
+      () => errors.some((e) => (e as SvidError).reason === 'svid_untrusted_chain'),
       'an error report',
     );
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
@@ -269,7 +269,7 @@ describe('SvidFileSource rotation', () => {
     const source = await openSource({ watch: false, pollIntervalMs: 600_000 });
     writeAtomic('svid_key.pem', generateKey().pkcs8Pem);
     const err = await rejected(source.reload());
-    expect(err.code).toBe('svid_key_mismatch');
+    expect(err.reason).toBe('svid_key_mismatch');
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
     expect(errors).toEqual([]);
 
@@ -298,14 +298,14 @@ describe('SvidFileSource expiry', () => {
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/short');
     now = NOW + 61;
     const err = refused(() => source.current());
-    expect(err.code).toBe('svid_expired');
+    expect(err.reason).toBe('svid_expired');
     expect(err.message).toBe('the last good X.509-SVID has expired');
   });
 
   it('an expired SVID is never handed out; a renewed chain valid at the new time heals', async () => {
     const source = await openSource({ pollIntervalMs: 600_000 });
     now = NOT_AFTER + 10;
-    expect(refused(() => source.current()).code).toBe('svid_expired');
+    expect(refused(() => source.current()).reason).toBe('svid_expired');
     const renewed = mintSpiffeChain({
       trustDomain: TD,
       spiffeId: 'spiffe://example.org/renewed',
@@ -327,14 +327,14 @@ describe('SvidFileSource expiry', () => {
     const stale = nextSvid('spiffe://example.org/stale', { notAfter: NOW - 1 });
     writeAtomic('svid_key.pem', stale.keyPem);
     writeAtomic('svid.pem', stale.chainPem);
-    await waitFor(() => errors.some((e) => (e as SvidError).code === 'svid_expired'), 'expired report');
+    await waitFor(() => errors.some((e) => (e as SvidError).reason === 'svid_expired'), 'expired report');
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
   });
 
   it('current() throws svid_not_yet_valid if the clock goes back before notBefore', async () => {
     const source = await openSource({ watch: false, pollIntervalMs: 600_000 });
     now = NOT_BEFORE - 10;
-    expect(refused(() => source.current()).code).toBe('svid_not_yet_valid');
+    expect(refused(() => source.current()).reason).toBe('svid_not_yet_valid');
     now = NOW;
     expect(source.current().svid.trustDomain).toBe(TD);
   });
@@ -346,6 +346,6 @@ describe('SvidFileSource expiry', () => {
     const source = await openSource({ watch: false, pollIntervalMs: 600_000 });
     expect(source.current().svid.expiresAt).toBe(NOW + 30);
     now = NOW + 31;
-    expect(refused(() => source.current()).code).toBe('svid_expired');
+    expect(refused(() => source.current()).reason).toBe('svid_expired');
   });
 });

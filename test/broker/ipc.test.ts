@@ -232,7 +232,7 @@ describe('BrokerIpcClient failures', () => {
     const client = new BrokerIpcClient({ socketPath: join(dir, 'missing.sock') });
     await expect(client.issue(request('x'))).rejects.toMatchObject({
       name: 'BrokerIpcError',
-      code: 'broker_unreachable',
+      reason: 'broker_unreachable',
     });
   });
 
@@ -244,7 +244,7 @@ describe('BrokerIpcClient failures', () => {
       const client = new BrokerIpcClient({ socketPath: path, timeoutMs: 150 });
       const error = await client.issue(request('x')).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BrokerIpcError);
-      expect((error as BrokerIpcError).code).toBe('broker_timeout');
+      expect((error as BrokerIpcError).reason).toBe('broker_timeout');
     } finally {
       mute.close();
     }
@@ -262,7 +262,7 @@ describe('BrokerIpcClient failures', () => {
         const error = await new BrokerIpcClient({ socketPath: path })
           .issue(request('x'))
           .catch((e: unknown) => e);
-        expect((error as BrokerIpcError).code).toBe(code);
+        expect((error as BrokerIpcError).reason).toBe(code);
       } finally {
         liar.close();
       }
@@ -276,7 +276,7 @@ describe('BrokerIpcClient failures', () => {
       const error = await new BrokerIpcClient({ socketPath: path })
         .issue(request('mine'))
         .catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'broker_protocol_error', message: /another request_id/ });
+      expect(error).toMatchObject({ reason: 'broker_protocol_error', message: /another request_id/ });
     } finally {
       swap.close();
     }

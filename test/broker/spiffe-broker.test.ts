@@ -234,7 +234,7 @@ describe('broker with a spiffe-helper SVID', () => {
         },
         { log, trustBundles: () => world.trust.spiffeBundles, clock: now },
       ),
-    ).rejects.toMatchObject({ code: 'svid_multiple_uri_sans' });
+    ).rejects.toMatchObject({ reason: 'svid_multiple_uri_sans' });
   });
 });
 
@@ -379,7 +379,7 @@ describe('network mode: TLS with SPIFFE client certificates', () => {
     const impostor = await via('spiffe://example.local/trustplane/other-broker')
       .issue(refundRequest())
       .catch((e: unknown) => e);
-    expect(impostor).toMatchObject({ code: 'broker_unreachable' });
+    expect(impostor).toMatchObject({ reason: 'broker_unreachable' });
     expect(String((impostor as Error).message)).toContain('another SPIFFE ID');
   });
 
@@ -392,7 +392,7 @@ describe('network mode: TLS with SPIFFE client certificates', () => {
         .issue(refundRequest())
         .catch((e: unknown) => e);
       expect(error).toMatchObject({ name: 'BrokerIpcError' });
-      expect(['broker_unreachable', 'broker_protocol_error']).toContain((error as { code: string }).code);
+      expect(['broker_unreachable', 'broker_protocol_error']).toContain((error as { reason: string }).reason);
     }
     // The last two pass the TLS handshake (OpenSSL accepts them) and are refused by the SPIFFE rules.
     await until(

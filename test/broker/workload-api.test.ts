@@ -5,16 +5,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { splitConcatenatedDer } from '../../pkg/broker/spiffe/concatenated-der.js';
+import { parseWorkloadEndpoint } from '../../pkg/broker/spiffe/workload-api-endpoint.js';
+import { WorkloadApiError } from '../../pkg/broker/spiffe/workload-api-error.js';
+import { WORKLOAD_API_MAX_CHAIN_CERTS } from '../../pkg/broker/spiffe/workload-api-limits.js';
 import {
-  WORKLOAD_API_MAX_CHAIN_CERTS,
-  WorkloadApiError,
   WorkloadApiX509Source,
-  parseWorkloadEndpoint,
-  parseX509SvidResponse,
-  splitConcatenatedDer,
   type WorkloadApiX509SourceOptions,
-  type X509SvidUpdate,
-} from '../../pkg/broker/spiffe/workload-api.js';
+} from '../../pkg/broker/spiffe/workload-api-source.js';
+import { parseX509SvidResponse, type X509SvidUpdate } from '../../pkg/broker/spiffe/workload-api-update.js';
 import { WORKLOAD_API_PROTO, loadWorkloadApiDefinition } from '../../pkg/broker/spiffe/workload-proto.js';
 import {
   SECURITY_HEADER_MISSING,
@@ -249,7 +248,7 @@ describe('WorkloadApiX509Source over a Unix socket', () => {
 
     server.push({ svids: [] });
     await waitFor('the empty response to be reported', () => errors.length === 1);
-    expect(errors[0]).toMatchObject({ code: 'workload_api_bad_response' });
+    expect(errors[0]).toMatchObject({ reason: 'workload_api_bad_response' });
     expect(source.current()).toBe(first);
 
     const broken = x509SvidResponse([{ chain: rotated }]);
@@ -259,7 +258,7 @@ describe('WorkloadApiX509Source over a Unix socket', () => {
       ],
     });
     await waitFor('the trailing-garbage response to be reported', () => errors.length === 2);
-    expect(errors[1]).toMatchObject({ code: 'workload_api_bad_response', details: { field: 'x509_svid' } });
+    expect(errors[1]).toMatchObject({ reason: 'workload_api_bad_response', details: { field: 'x509_svid' } });
     expect(source.current()).toBe(first);
     expect(updates).toHaveLength(1);
 
@@ -333,7 +332,7 @@ describe('WorkloadApiX509Source over a Unix socket', () => {
 
     await first.close();
     await waitFor('the stream failure to be reported', () => errors.length >= 1);
-    expect(errors[0]!.code).toBe('workload_api_unavailable');
+    expect(errors[0]!.reason).toBe('workload_api_unavailable');
     expect(source.current()).toBe(before); // served meanwhile
 
     const second = await startServer({ socketPath, initial: x509SvidResponse([{ chain: db }]) });
@@ -356,7 +355,7 @@ describe('WorkloadApiX509Source over a Unix socket', () => {
     await waitFor('the stream to be registered', () => server.openStreams === 1);
     server.endStreams();
     await waitFor('a second call', () => server.calls === 2 && updates.length === 2);
-    expect(errors.map((e) => e.code)).toEqual(['workload_api_unavailable']);
+    expect(errors.map((e) => e.reason)).toEqual(['workload_api_unavailable']);
     expect(errors[0]!.details).toMatchObject({ grpcStatus: 'OK' });
   });
 
@@ -387,7 +386,7 @@ describe('WorkloadApiX509Source over a Unix socket', () => {
     source.close();
     source.close(); // idempotent
     expect(source.closed).toBe(true);
-    expect(thrown(() => source.current())).toMatchObject({ code: 'workload_api_closed' });
+    expect(thrown(() => source.current())).toMatchObject({ reason: 'workload_api_closed' });
     await waitFor('the server to see the cancellation', () => server.openStreams === 0);
     // No reconnect after close: the call count stays put across several backoff periods.
     const calls = server.calls;
@@ -408,7 +407,7 @@ describe('connect failures', () => {
         backoff: FAST_BACKOFF,
       }),
     );
-    expect(err.code).toBe('workload_api_unavailable');
+    expect(err.reason).toBe('workload_api_unavailable');
     expect(err.details).toMatchObject({ timeoutMs: 300 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(server.calls).toBe(1);
@@ -427,9 +426,9 @@ describe('connect failures', () => {
         onError: (e) => errors.push(e),
       }),
     );
-    expect(err.code).toBe('workload_api_unavailable');
+    expect(err.reason).toBe('workload_api_unavailable');
     expect(errors.length).toBeGreaterThanOrEqual(2); // it retried
-    expect(errors.every((e) => e.code === 'workload_api_unavailable')).toBe(true);
+    expect(errors.every((e) => e.reason === 'workload_api_unavailable')).toBe(true);
   });
 
   it('the agent starting late is found within the timeout', async () => {
@@ -455,7 +454,7 @@ describe('connect failures', () => {
         backoff: FAST_BACKOFF,
       }),
     );
-    expect(err.code).toBe('workload_api_no_identity');
+    expect(err.reason).toBe('workload_api_no_identity');
     expect(err.details).toMatchObject({ lastError: 'workload_api_no_identity' });
     expect(server.calls).toBeGreaterThanOrEqual(2); // retried: SPIRE says this until the entry syncs
   });
@@ -473,7 +472,7 @@ describe('connect failures', () => {
         backoff: FAST_BACKOFF,
       }),
     );
-    expect(err.code).toBe('workload_api_rejected');
+    expect(err.reason).toBe('workload_api_rejected');
     expect(err.details).toMatchObject({ grpcStatus: 'INVALID_ARGUMENT', serverMessage: 'nope' });
     expect(Date.now() - started).toBeLessThan(2000);
     expect(server.calls).toBe(1);
@@ -488,7 +487,7 @@ describe('connect failures', () => {
         backoff: FAST_BACKOFF,
       }),
     );
-    expect(err.code).toBe('workload_api_bad_response');
+    expect(err.reason).toBe('workload_api_bad_response');
   });
 
   it('no endpoint: workload_api_no_endpoint', async () => {
@@ -498,10 +497,10 @@ describe('connect failures', () => {
       if (saved !== undefined) process.env['SPIFFE_ENDPOINT_SOCKET'] = saved;
     });
     expect(await rejection(WorkloadApiX509Source.connect())).toMatchObject({
-      code: 'workload_api_no_endpoint',
+      reason: 'workload_api_no_endpoint',
     });
     expect(await rejection(WorkloadApiX509Source.connect({ endpoint: '' }))).toMatchObject({
-      code: 'workload_api_no_endpoint',
+      reason: 'workload_api_no_endpoint',
     });
   });
 
@@ -513,7 +512,7 @@ describe('connect failures', () => {
       'tcp://localhost:8081',
     ]) {
       expect(await rejection(WorkloadApiX509Source.connect({ endpoint })), endpoint).toMatchObject({
-        code: 'workload_api_bad_endpoint',
+        reason: 'workload_api_bad_endpoint',
       });
     }
   });
@@ -575,7 +574,7 @@ describe('parseWorkloadEndpoint', () => {
     ['http://127.0.0.1:8081', 'other scheme'],
     ['dns:///agent:8081', 'other scheme'],
   ])('rejects %j (%s) with workload_api_bad_endpoint', (endpoint) => {
-    expect(thrown(() => parseWorkloadEndpoint(endpoint)).code).toBe('workload_api_bad_endpoint');
+    expect(thrown(() => parseWorkloadEndpoint(endpoint)).reason).toBe('workload_api_bad_endpoint');
   });
 });
 
@@ -616,7 +615,7 @@ describe('splitConcatenatedDer', () => {
     ['length of more than 4 octets', Uint8Array.of(0x30, 0x85, 1, 0, 0, 0, 0)],
     ['length octets missing', Uint8Array.of(0x30, 0x82, 0x01)],
   ])('rejects %s with workload_api_bad_response', (_name, bytes) => {
-    expect(thrown(() => splitConcatenatedDer(bytes)).code).toBe('workload_api_bad_response');
+    expect(thrown(() => splitConcatenatedDer(bytes)).reason).toBe('workload_api_bad_response');
   });
 
   it('bounds the number of items', () => {
@@ -624,7 +623,7 @@ describe('splitConcatenatedDer', () => {
     const err = thrown(() =>
       splitConcatenatedDer(many, { maxItems: WORKLOAD_API_MAX_CHAIN_CERTS, field: 'x509_svid' }),
     );
-    expect(err).toMatchObject({ code: 'workload_api_bad_response', details: { field: 'x509_svid' } });
+    expect(err).toMatchObject({ reason: 'workload_api_bad_response', details: { field: 'x509_svid' } });
   });
 });
 
@@ -685,7 +684,7 @@ describe('parseX509SvidResponse', () => {
       },
     ],
   ])('rejects %s with workload_api_bad_response', (_name, message) => {
-    expect(thrown(() => parseX509SvidResponse(message, 0)).code).toBe('workload_api_bad_response');
+    expect(thrown(() => parseX509SvidResponse(message, 0)).reason).toBe('workload_api_bad_response');
   });
 
   it('error messages and details never carry the key or certificate bytes', () => {
@@ -727,6 +726,6 @@ describe('a socket that is not a gRPC server', () => {
         backoff: FAST_BACKOFF,
       }),
     );
-    expect(err.code).toBe('workload_api_unavailable');
+    expect(err.reason).toBe('workload_api_unavailable');
   });
 });

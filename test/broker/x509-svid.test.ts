@@ -55,7 +55,7 @@ function refused(fn: () => unknown): SvidError {
 
 function expectCode(fn: () => unknown, code: SvidErrorCode): SvidError {
   const err = refused(fn);
-  expect(err.code).toBe(code);
+  expect(err.reason).toBe(code);
   return err;
 }
 

@@ -1,13 +1,20 @@
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/runtime/logger.js';
-import { isKeyBinding, type KeyBinding } from '../../../pkg/authcore/signer-taxonomy.js';
-import { BrokerIpcClient, BrokerIpcError } from '../../../pkg/broker/ipc-client.js';
-import { openSpiffeFilesIdentity, type SpiffeIdentitySource } from '../../../pkg/broker/spiffe-identity.js';
-import { brokerTlsConnector } from '../../../pkg/broker/tls-client.js';
-import { issuancePolicySchema, type IssuancePolicy } from '../../../pkg/broker/issuance-policy.js';
-import { startBroker, type BrokerConfig, type BrokerIdentityConfig } from '../../../pkg/broker/run.js';
+import { isKeyBinding, type KeyBinding } from '../../../pkg/authcore/index.js';
+import {
+  BrokerIpcClient,
+  BrokerIpcError,
+  brokerTlsConnector,
+  issuancePolicySchema,
+  openSpiffeFilesIdentity,
+  startBroker,
+  type BrokerConfig,
+  type BrokerIdentityConfig,
+  type IssuancePolicy,
+  type SpiffeIdentitySource,
+} from '../../../pkg/broker/index.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/runtime/index.js';
 import { BrokerDeniedError, brokerPassports, prepareRequest } from '../../../pkg/client/index.js';
 import { CliError, collect, readJsonFile, readValue } from '../io.js';
 import { requestBodyAndHeaders, shellQuote } from './sign.js';
@@ -373,7 +380,7 @@ Example:
       } catch (e) {
         await tlsIdentity?.close?.();
         if (e instanceof BrokerDeniedError) throw new CliError(e.message, e.reasonCode, 1);
-        if (e instanceof BrokerIpcError) throw new CliError(e.message, e.code, 1);
+        if (e instanceof BrokerIpcError) throw new CliError(e.message, e.reason, 1);
         throw e;
       }
       await tlsIdentity?.close?.();

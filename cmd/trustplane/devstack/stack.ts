@@ -15,7 +15,7 @@ import { createLogger, type LogLevel } from '../../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
 import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/index.js';
 import { signDocument } from '../../../pkg/bundle/sign-document.js';
-import { createDevSpiffeCa, mintDevSvid, writeSpiffeHelperFiles } from '../../../pkg/broker/dev-svid.js';
+import { createDevSpiffeCa, mintDevSvid, writeSpiffeHelperFiles } from '../../../pkg/broker/index.js';
 import { startBroker, type RunningBroker } from '../../../pkg/broker/run.js';
 
 /** Names of the dev world (`trustplane up` / `trustplane demo`). */

@@ -8,7 +8,7 @@ import {
   type SpiffeBundle,
 } from '../../bundle/trust-material-schema.js';
 import { isValidTrustDomain, parseSpiffeId } from './spiffe-id.js';
-import { SvidError } from './x509-svid.js';
+import { SvidError } from './svid-error.js';
 
 /*
  * X.509 trust bundles per trust domain, from the three places SPIFFE roots come from:

@@ -9,9 +9,9 @@ import {
   MAX_BUNDLE_BYTES,
   type SpiffeTrustBundles,
 } from './bundle.js';
+import { SvidError } from './svid-error.js';
 import {
   MAX_SVID_CHAIN_LENGTH,
-  SvidError,
   assertKeyMatchesLeaf,
   readLeafSpiffeIdUnverified,
   verifyX509Svid,
@@ -161,7 +161,7 @@ function validateOptions(options: SvidFileSourceOptions): void {
  *   keyFile: '/run/spiffe/svid_key.pem',
  *   bundleFile: '/run/spiffe/svid_bundle.pem',
  *   clock: () => Math.floor(Date.now() / 1000),
- *   onError: (e) => log.warn({ code: e instanceof SvidError ? e.code : 'error' }, e.message),
+ *   onError: (e) => log.warn({ reason: e instanceof SvidError ? e.reason : 'error' }, e.message),
  * });
  * const { svid, privateKey } = source.current(); // throws svid_expired rather than hand out a stale identity
  * await source.close();
@@ -190,7 +190,7 @@ export class SvidFileSource {
    * Load, verify and start watching. The first load must succeed.
    *
    * @throws {@link SvidError} `svid_source_unreadable` (a file cannot be read), `svid_malformed`
-   *   (bad PEM or key), `svid_bundle_malformed`, `svid_key_mismatch`, or any code of
+   *   (bad PEM or key), `svid_bundle_malformed`, `svid_key_mismatch`, or any reason of
    *   {@link verifyX509Svid}; `TypeError`/`RangeError` for bad options.
    */
   static async open(options: SvidFileSourceOptions): Promise<SvidFileSource> {
@@ -326,7 +326,7 @@ export class SvidFileSource {
       snapshot = verifyFiles(files, this.#options);
     } catch (err) {
       const timeBound =
-        err instanceof SvidError && (err.code === 'svid_expired' || err.code === 'svid_not_yet_valid');
+        err instanceof SvidError && (err.reason === 'svid_expired' || err.reason === 'svid_not_yet_valid');
       // Identical broken contents are reported once, not on every poll; time-bound failures may heal.
       this.#failedFingerprint = timeBound ? undefined : files.fingerprint;
       throw err;

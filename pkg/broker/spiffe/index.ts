@@ -20,14 +20,13 @@ export {
   parsePemCertificates,
   type SpiffeTrustBundles,
 } from './bundle.js';
+export { SvidError, type SvidErrorCode } from './svid-error.js';
 export {
   MAX_CERTIFICATE_BYTES,
   MAX_SVID_CHAIN_LENGTH,
-  SvidError,
   assertKeyMatchesLeaf,
   readLeafSpiffeIdUnverified,
   verifyX509Svid,
-  type SvidErrorCode,
   type VerifiedSvid,
 } from './x509-svid.js';
 export {

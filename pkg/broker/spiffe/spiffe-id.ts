@@ -1,6 +1,8 @@
+import { TrustplaneError } from '../../authcore/errors.js';
+
 /*
  * SPIFFE ID parsing per the SPIFFE-ID standard, with go-spiffe's exact validation order and error
- * messages (the vectors in ../shared/vectors/external/spiffe-ids.json). The scheme prefix is
+ * messages (the vectors in test/vectors/external/spiffe-ids.json). The scheme prefix is
  * compared literally and case-sensitively, as go-spiffe does: the standard requires a lowercase
  * host, so an uppercase scheme or trust domain is refused rather than normalized.
  */
@@ -12,50 +14,54 @@ export const MAX_TRUST_DOMAIN_BYTES = 255;
 
 const SCHEME_PREFIX = 'spiffe://';
 
-/** Stable codes of {@link SpiffeIdError}. */
+/** Stable codes of {@link SpiffeIdError} (registry codes of the `spiffe_id` layer). */
 export type SpiffeIdErrorCode =
-  | 'empty'
-  | 'bad_scheme'
-  | 'missing_trust_domain'
-  | 'bad_trust_domain_char'
-  | 'bad_path_segment_char'
-  | 'dot_segment'
-  | 'empty_segment'
-  | 'trailing_slash'
-  | 'missing_leading_slash'
-  | 'too_long'
-  | 'trust_domain_too_long';
+  | 'spiffe_id_empty'
+  | 'spiffe_id_bad_scheme'
+  | 'spiffe_id_missing_trust_domain'
+  | 'spiffe_id_bad_trust_domain_char'
+  | 'spiffe_id_bad_path_segment_char'
+  | 'spiffe_id_dot_segment'
+  | 'spiffe_id_empty_segment'
+  | 'spiffe_id_trailing_slash'
+  | 'spiffe_id_missing_leading_slash'
+  | 'spiffe_id_too_long'
+  | 'spiffe_id_trust_domain_too_long';
 
 /** Fixed message per code; the first nine are go-spiffe's wording, byte for byte. */
 const MESSAGES: Readonly<Record<SpiffeIdErrorCode, string>> = Object.freeze({
   __proto__: null,
-  empty: 'cannot be empty',
-  bad_scheme: 'scheme is missing or invalid',
-  missing_trust_domain: 'trust domain is missing',
-  bad_trust_domain_char:
+  spiffe_id_empty: 'cannot be empty',
+  spiffe_id_bad_scheme: 'scheme is missing or invalid',
+  spiffe_id_missing_trust_domain: 'trust domain is missing',
+  spiffe_id_bad_trust_domain_char:
     'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
-  bad_path_segment_char:
+  spiffe_id_bad_path_segment_char:
     'path segment characters are limited to letters, numbers, dots, dashes, and underscores',
-  dot_segment: 'path cannot contain dot segments',
-  empty_segment: 'path cannot contain empty segments',
-  trailing_slash: 'path cannot have a trailing slash',
-  missing_leading_slash: 'path must have a leading slash',
-  too_long: `cannot be longer than ${MAX_SPIFFE_ID_BYTES} bytes`,
-  trust_domain_too_long: `trust domain cannot be longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`,
+  spiffe_id_dot_segment: 'path cannot contain dot segments',
+  spiffe_id_empty_segment: 'path cannot contain empty segments',
+  spiffe_id_trailing_slash: 'path cannot have a trailing slash',
+  spiffe_id_missing_leading_slash: 'path must have a leading slash',
+  spiffe_id_too_long: `cannot be longer than ${MAX_SPIFFE_ID_BYTES} bytes`,
+  spiffe_id_trust_domain_too_long: `trust domain cannot be longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`,
 } as Record<SpiffeIdErrorCode, string>);
 
 /**
- * A SPIFFE ID, trust domain or path failed validation. `code` is stable; `message` is fixed per
- * code and never echoes the input.
+ * A SPIFFE ID, trust domain or path failed validation. `reason` is the registry code (layer
+ * `spiffe_id`); `message` is fixed per code (go-spiffe's wording) and never echoes the input.
+ *
+ * @example
+ * try { parseSpiffeId(input) } catch (e) {
+ *   if (e instanceof SpiffeIdError && e.reason === 'spiffe_id_dot_segment') log.warn(e.message)
+ * }
  */
-export class SpiffeIdError extends Error {
-  /** Stable error code. */
-  readonly code: SpiffeIdErrorCode;
+export class SpiffeIdError extends TrustplaneError {
+  /** Stable registry code (layer `spiffe_id`). */
+  declare readonly reason: SpiffeIdErrorCode;
 
-  constructor(code: SpiffeIdErrorCode) {
-    super(MESSAGES[code]);
-    this.name = 'SpiffeIdError';
-    this.code = code;
+  /** @param reason the registry code; the message is the fixed one of that code */
+  constructor(reason: SpiffeIdErrorCode) {
+    super(reason, MESSAGES[reason]);
   }
 }
 
@@ -91,34 +97,34 @@ function isPathSegmentChar(c: number): boolean {
 }
 
 function trustDomainError(td: string): SpiffeIdErrorCode | undefined {
-  if (td.length === 0) return 'missing_trust_domain';
+  if (td.length === 0) return 'spiffe_id_missing_trust_domain';
   for (let i = 0; i < td.length; i++) {
-    if (!isTrustDomainChar(td.charCodeAt(i))) return 'bad_trust_domain_char';
+    if (!isTrustDomainChar(td.charCodeAt(i))) return 'spiffe_id_bad_trust_domain_char';
   }
   // All characters are ASCII here, so the UTF-16 length is the byte length.
-  if (td.length > MAX_TRUST_DOMAIN_BYTES) return 'trust_domain_too_long';
+  if (td.length > MAX_TRUST_DOMAIN_BYTES) return 'spiffe_id_trust_domain_too_long';
   return undefined;
 }
 
 /** Same walk as go-spiffe's validatePath: characters, then empty/dot segments, then the tail. */
 function pathError(path: string): SpiffeIdErrorCode | undefined {
   if (path.length === 0) return undefined;
-  if (path.charCodeAt(0) !== 0x2f) return 'missing_leading_slash';
+  if (path.charCodeAt(0) !== 0x2f) return 'spiffe_id_missing_leading_slash';
   let segmentStart = 0;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
     if (c === 0x2f) {
       const segment = path.slice(segmentStart, i);
-      if (segment === '/') return 'empty_segment';
-      if (segment === '/.' || segment === '/..') return 'dot_segment';
+      if (segment === '/') return 'spiffe_id_empty_segment';
+      if (segment === '/.' || segment === '/..') return 'spiffe_id_dot_segment';
       segmentStart = i;
       continue;
     }
-    if (!isPathSegmentChar(c)) return 'bad_path_segment_char';
+    if (!isPathSegmentChar(c)) return 'spiffe_id_bad_path_segment_char';
   }
   const last = path.slice(segmentStart);
-  if (last === '/') return 'trailing_slash';
-  if (last === '/.' || last === '/..') return 'dot_segment';
+  if (last === '/') return 'spiffe_id_trailing_slash';
+  if (last === '/.' || last === '/..') return 'spiffe_id_dot_segment';
   return undefined;
 }
 
@@ -127,9 +133,11 @@ function pathError(path: string): SpiffeIdErrorCode | undefined {
  *
  * @param id - untrusted input.
  * @returns `{ id, trustDomain, path }`; `path` is `''` for a trust domain's own ID.
- * @throws {@link SpiffeIdError} with code `empty`, `bad_scheme`, `missing_trust_domain`,
- *   `bad_trust_domain_char`, `trust_domain_too_long`, `bad_path_segment_char`, `dot_segment`,
- *   `empty_segment`, `trailing_slash` or `too_long` (over 2048 bytes).
+ * @throws {@link SpiffeIdError} with reason `spiffe_id_empty`, `spiffe_id_bad_scheme`,
+ *   `spiffe_id_missing_trust_domain`, `spiffe_id_bad_trust_domain_char`,
+ *   `spiffe_id_trust_domain_too_long`, `spiffe_id_bad_path_segment_char`, `spiffe_id_dot_segment`,
+ *   `spiffe_id_empty_segment`, `spiffe_id_trailing_slash` or `spiffe_id_too_long` (over 2048
+ *   bytes).
  * @example
  * ```ts
  * parseSpiffeId('spiffe://example.org/ns/prod/sa/api');
@@ -138,11 +146,11 @@ function pathError(path: string): SpiffeIdErrorCode | undefined {
  */
 export function parseSpiffeId(id: string): SpiffeId {
   if (typeof id !== 'string') throw new TypeError('parseSpiffeId: id must be a string');
-  if (id.length === 0) throw new SpiffeIdError('empty');
+  if (id.length === 0) throw new SpiffeIdError('spiffe_id_empty');
   // Each UTF-16 unit is at least one UTF-8 byte; a valid ID is ASCII, so this bound is exact for
   // every ID that could pass and cheap for hostile ones.
-  if (id.length > MAX_SPIFFE_ID_BYTES) throw new SpiffeIdError('too_long');
-  if (!id.startsWith(SCHEME_PREFIX)) throw new SpiffeIdError('bad_scheme');
+  if (id.length > MAX_SPIFFE_ID_BYTES) throw new SpiffeIdError('spiffe_id_too_long');
+  if (!id.startsWith(SCHEME_PREFIX)) throw new SpiffeIdError('spiffe_id_bad_scheme');
   const rest = id.slice(SCHEME_PREFIX.length);
   const slash = rest.indexOf('/');
   const trustDomain = slash === -1 ? rest : rest.slice(0, slash);
@@ -172,7 +180,8 @@ export function isValidTrustDomain(trustDomain: string): boolean {
  * Trust domain from either a bare name (`example.org`) or a SPIFFE ID (`spiffe://example.org/x`),
  * as go-spiffe's `TrustDomainFromString`: input containing `:/` is parsed as a SPIFFE ID.
  *
- * @throws {@link SpiffeIdError} (`missing_trust_domain` for `''`, or any code of {@link parseSpiffeId}).
+ * @throws {@link SpiffeIdError} (`spiffe_id_missing_trust_domain` for `''`, or any reason of
+ *   {@link parseSpiffeId}).
  * @example
  * ```ts
  * parseTrustDomain('spiffe://example.org/api'); // 'example.org'
@@ -189,8 +198,8 @@ export function parseTrustDomain(input: string): string {
 /**
  * Validate a SPIFFE ID path on its own (`''` or `/seg(/seg)*`).
  *
- * @throws {@link SpiffeIdError} `missing_leading_slash`, `bad_path_segment_char`, `dot_segment`,
- *   `empty_segment` or `trailing_slash`.
+ * @throws {@link SpiffeIdError} `spiffe_id_missing_leading_slash`, `spiffe_id_bad_path_segment_char`,
+ *   `spiffe_id_dot_segment`, `spiffe_id_empty_segment` or `spiffe_id_trailing_slash`.
  * @example
  * ```ts
  * validateSpiffePath('/ns/prod'); // ok
@@ -206,7 +215,7 @@ export function validateSpiffePath(path: string): void {
  * Build a SPIFFE ID from a trust domain and path segments (each validated on its own, so a segment
  * cannot smuggle a `/`).
  *
- * @throws {@link SpiffeIdError} for a bad trust domain or segment, or `too_long`.
+ * @throws {@link SpiffeIdError} for a bad trust domain or segment, or `spiffe_id_too_long`.
  * @example
  * ```ts
  * formatSpiffeId('example.org', ['ns', 'prod']); // { id: 'spiffe://example.org/ns/prod', ... }
@@ -217,10 +226,11 @@ export function formatSpiffeId(trustDomain: string, segments: readonly string[])
   if (tdCode !== undefined) throw new SpiffeIdError(tdCode);
   let path = '';
   for (const segment of segments) {
-    if (segment.length === 0) throw new SpiffeIdError('empty_segment');
-    if (segment === '.' || segment === '..') throw new SpiffeIdError('dot_segment');
+    if (segment.length === 0) throw new SpiffeIdError('spiffe_id_empty_segment');
+    if (segment === '.' || segment === '..') throw new SpiffeIdError('spiffe_id_dot_segment');
     for (let i = 0; i < segment.length; i++) {
-      if (!isPathSegmentChar(segment.charCodeAt(i))) throw new SpiffeIdError('bad_path_segment_char');
+      if (!isPathSegmentChar(segment.charCodeAt(i)))
+        throw new SpiffeIdError('spiffe_id_bad_path_segment_char');
     }
     path += `/${segment}`;
   }

@@ -17,6 +17,7 @@ import {
 } from '@peculiar/asn1-x509';
 import type { SpiffeTrustBundles } from './bundle.js';
 import { SpiffeIdError, parseSpiffeId } from './spiffe-id.js';
+import { SvidError } from './svid-error.js';
 
 /*
  * X.509-SVID verification (SPIFFE X509-SVID standard, sections 3 to 5) on top of RFC 5280 path
@@ -37,55 +38,6 @@ import { SpiffeIdError, parseSpiffeId } from './spiffe-id.js';
 export const MAX_SVID_CHAIN_LENGTH = 8;
 /** Largest DER certificate accepted. */
 export const MAX_CERTIFICATE_BYTES = 64 * 1024;
-
-/**
- * Stable codes of {@link SvidError}:
- * - `svid_malformed`: empty or oversized chain, undecodable DER, inconsistent certificate fields;
- * - `svid_bundle_malformed`: a trust bundle (JSON, JWKS or PEM) could not be used;
- * - `svid_no_uri_san` / `svid_multiple_uri_sans`: the leaf does not carry exactly one URI SAN;
- * - `svid_invalid_spiffe_id`: the URI SAN is not a SPIFFE ID, or has no path;
- * - `svid_leaf_is_ca`: the leaf has basicConstraints cA=true;
- * - `svid_bad_key_usage`: the leaf keyUsage lacks digitalSignature or has keyCertSign/cRLSign;
- * - `svid_intermediate_not_ca`: an intermediate is not a CA or lacks keyCertSign;
- * - `svid_unsupported_extension`: an unrecognised critical extension;
- * - `svid_expired` / `svid_not_yet_valid`: a certificate of the path is outside its validity;
- * - `svid_unknown_trust_domain`: no bundle (or no X.509 root) for the leaf's trust domain;
- * - `svid_untrusted_chain`: no path to a root of that bundle (unknown issuer, bad signature,
- *   weak algorithm, path length or name constraints violated);
- * - `svid_key_mismatch`: the private key does not belong to the leaf;
- * - `svid_source_unreadable`: an SVID source could not read its files.
- */
-export type SvidErrorCode =
-  | 'svid_malformed'
-  | 'svid_bundle_malformed'
-  | 'svid_no_uri_san'
-  | 'svid_multiple_uri_sans'
-  | 'svid_invalid_spiffe_id'
-  | 'svid_leaf_is_ca'
-  | 'svid_bad_key_usage'
-  | 'svid_intermediate_not_ca'
-  | 'svid_unsupported_extension'
-  | 'svid_expired'
-  | 'svid_not_yet_valid'
-  | 'svid_unknown_trust_domain'
-  | 'svid_untrusted_chain'
-  | 'svid_key_mismatch'
-  | 'svid_source_unreadable';
-
-/**
- * An X.509-SVID, its key or its trust bundle was refused. `code` is stable; the message describes
- * the check that failed and never contains certificate bytes or key material.
- */
-export class SvidError extends Error {
-  /** Stable error code. */
-  readonly code: SvidErrorCode;
-
-  constructor(code: SvidErrorCode, message: string) {
-    super(message);
-    this.name = 'SvidError';
-    this.code = code;
-  }
-}
 
 /** A verified X.509-SVID. */
 export interface VerifiedSvid {
@@ -480,7 +432,7 @@ function checkPath(path: readonly ParsedCert[], now: number): void {
  * @param bundles - X.509 roots per trust domain; only the leaf's trust domain is consulted.
  * @param nowSeconds - the injected clock, epoch seconds.
  * @returns the verified SVID: SPIFFE ID, trust domain, path, leaf, validity, verified path.
- * @throws {@link SvidError} with code `svid_malformed`, `svid_no_uri_san`, `svid_multiple_uri_sans`,
+ * @throws {@link SvidError} with reason `svid_malformed`, `svid_no_uri_san`, `svid_multiple_uri_sans`,
  *   `svid_invalid_spiffe_id`, `svid_leaf_is_ca`, `svid_bad_key_usage`, `svid_intermediate_not_ca`,
  *   `svid_unsupported_extension`, `svid_expired`, `svid_not_yet_valid`, `svid_unknown_trust_domain`,
  *   `svid_untrusted_chain` or `svid_bundle_malformed`.
