@@ -9,6 +9,9 @@ export {
   type AuditComponent,
   type AuditEventOptions,
   type AuditRequestInfo,
+  type AuditDecision,
+  type AuditAllowDecision,
+  type AuditDenyDecision,
 } from './event.js';
 export { StreamAuditSink, openFileAuditSink, type StreamAuditSinkOptions } from './stream-sink.js';
 export {
@@ -38,32 +41,23 @@ export {
   type VerifiedReceipt,
   type ReceiptErrorCode,
 } from './receipt.js';
+export { FileLedgerSink, type FileLedgerSinkOptions, type LedgerFsyncMode } from './file-ledger-sink.js';
+export { StdoutLedgerSink, type StdoutLedgerSinkOptions } from './stdout-ledger-sink.js';
+export { readLedgerFile, MAX_LEDGER_LINE_BYTES, type ReadLedgerFileOptions } from './read-ledger-file.js';
+export { verifyLedgerStream } from './verify-ledger-stream.js';
+export { queryRecords, type LedgerQuery, type QueriedRecord } from './query-records.js';
+export { formatTable } from './format-table.js';
+export { PostgresLedgerSink, type PostgresLedgerSinkOptions } from './postgres-ledger-sink.js';
+export { verifyPostgresLedger, type PostgresLedgerVerification } from './postgres-ledger-verify.js';
+export { queryPostgresLedger } from './postgres-ledger-query.js';
+export { AuditUnavailableError } from './audit-unavailable-error.js';
+export { LedgerError, type LedgerErrorCode } from './ledger-error.js';
+export { redactConnectionString } from './connection-string.js';
 export {
-  FileLedgerSink,
-  StdoutLedgerSink,
-  readLedgerFile,
-  MAX_LEDGER_LINE_BYTES,
-  type FileLedgerSinkOptions,
-  type LedgerFsyncMode,
-  type StdoutLedgerSinkOptions,
-  type ReadLedgerFileOptions,
-} from './file-ledger.js';
-export {
-  verifyLedgerStream,
-  queryRecords,
-  formatTable,
-  type LedgerQuery,
-  type QueriedRecord,
-} from './query.js';
-export {
-  PostgresLedgerSink,
-  verifyPostgresLedger,
-  queryPostgresLedger,
-  AuditUnavailableError,
-  LedgerError,
-  redactConnectionString,
-  type PostgresLedgerSinkOptions,
-  type PostgresLedgerVerification,
-} from './postgres-ledger.js';
-export { migrateLedger, LEDGER_TABLE, type MigrateLedgerResult } from './ledger-migrations.js';
+  migrateLedger,
+  LEDGER_TABLE,
+  type MigrateLedgerOptions,
+  type MigrateLedgerResult,
+} from './ledger-migrations.js';
+export { migratePostgresLedger, type MigratePostgresLedgerOptions } from './postgres-ledger-migrate.js';
 export { openLedger, isPostgresLedger, type LedgerSpec } from './open-ledger.js';

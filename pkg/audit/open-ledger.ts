@@ -1,5 +1,6 @@
 import type { AuditSink } from './event.js';
-import { FileLedgerSink, StdoutLedgerSink } from './file-ledger.js';
+import { FileLedgerSink } from './file-ledger-sink.js';
+import { StdoutLedgerSink } from './stdout-ledger-sink.js';
 
 const POSTGRES_URL = /^postgres(?:ql)?:\/\//;
 
@@ -34,7 +35,7 @@ export async function openLedger(spec: LedgerSpec): Promise<AuditSink> {
     return new StdoutLedgerSink({ chainId: `${spec.chainId}-${Date.now()}`, onError: spec.onError });
   }
   if (isPostgresLedger(spec.audit)) {
-    const { PostgresLedgerSink } = await import('./postgres-ledger.js');
+    const { PostgresLedgerSink } = await import('./postgres-ledger-sink.js');
     return PostgresLedgerSink.open({
       url: spec.audit,
       chainId: spec.chainId,

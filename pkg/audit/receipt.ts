@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
-import { SIGNATURE_FAILURE_MESSAGE } from '../authcore/errors.js';
+import { SIGNATURE_FAILURE_MESSAGE, TrustplaneError } from '../authcore/errors.js';
 import { verifyEd25519 } from '../authcore/verify-ed25519.js';
 import type { SigningKey } from '../authcore/signing-key.js';
 import type { VerifyKey } from '../authcore/verify-key.js';
 import { PASSPORT_ALGORITHMS } from '../authcore/passport-format.js';
+import type { ReasonCode } from '../authcore/reason-codes.js';
 import { decodeBase64Url, encodeBase64Url } from '../internal/base64url.js';
 import { fromUtf8Strict, utf8 } from '../internal/bytes.js';
 import { sha256Hex } from '../internal/sha256.js';
@@ -23,32 +24,38 @@ export const RECEIPT_VERSION = 'trustplane-receipt-v1';
 /** Longest compact receipt accepted (characters); `X-TrustPlane-Receipt` and audit events carry it. */
 export const MAX_RECEIPT_LENGTH = 8192;
 
-/** Stable codes of {@link ReceiptError}. Receipt codes, not HTTP reason codes. */
+/**
+ * Stable codes of {@link ReceiptError}: the registry codes of the `receipt` layer (component
+ * errors; no enforcement point answers a request with them).
+ */
 export const RECEIPT_ERROR_CODES = Object.freeze([
   'receipt_malformed',
   'receipt_unknown_key',
   'receipt_signature_invalid',
   'receipt_key_not_valid_at_iat',
   'receipt_adapter_mismatch',
-] as const);
+] as const satisfies readonly ReasonCode[]);
 
 /** A stable receipt failure code. */
 export type ReceiptErrorCode = (typeof RECEIPT_ERROR_CODES)[number];
 
 /**
- * A receipt failed parsing or verification. `code` is stable; the message never contains the
- * receipt, a key or a signature, and every signature failure shares one message.
+ * A receipt failed parsing or verification. `reason` is the registry code (layer `receipt`); the
+ * message never contains the receipt, a key or a signature, and every signature failure shares
+ * one message.
  * @example
- * try { await verifyReceipt(r, trust) } catch (e) { if (e instanceof ReceiptError) log(e.code) }
+ * try { await verifyReceipt(r, trust) } catch (e) { if (e instanceof ReceiptError) log(e.reason) }
  */
-export class ReceiptError extends Error {
-  /** Stable failure code. */
-  readonly code: ReceiptErrorCode;
+export class ReceiptError extends TrustplaneError {
+  /** Stable registry code (layer `receipt`). */
+  declare readonly reason: ReceiptErrorCode;
 
-  constructor(code: ReceiptErrorCode, message: string) {
-    super(message);
-    this.name = 'ReceiptError';
-    this.code = code;
+  /**
+   * @param reason the registry code
+   * @param message what failed, never the receipt, a key or a signature
+   */
+  constructor(reason: ReceiptErrorCode, message: string) {
+    super(reason, message);
   }
 }
 

@@ -10,7 +10,8 @@ import {
   type LedgerRecord,
 } from '../../pkg/audit/chain.js';
 import { AUDIT_EVENT_SCHEMA, auditEventSchema, type AuditEvent } from '../../pkg/audit/event.js';
-import { UnreadableRecord, verifyLedgerStream } from '../../pkg/audit/query.js';
+import { UnreadableRecord } from '../../pkg/audit/unreadable-record.js';
+import { verifyLedgerStream } from '../../pkg/audit/verify-ledger-stream.js';
 import { canonicalizeJson } from '../../pkg/internal/jcs.js';
 import { sha256HexSync } from '../../pkg/internal/sha256.js';
 

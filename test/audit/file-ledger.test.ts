@@ -8,20 +8,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TrustplaneError } from '../../pkg/authcore/errors.js';
 import { GENESIS_HASH, verifyChain } from '../../pkg/audit/chain.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
-import {
-  FileLedgerSink,
-  MAX_LEDGER_LINE_BYTES,
-  readLedgerFile,
-  StdoutLedgerSink,
-  type FileLedgerSinkOptions,
-} from '../../pkg/audit/file-ledger.js';
-import {
-  formatTable,
-  queryRecords,
-  UnreadableRecord,
-  verifyLedgerStream,
-  type QueriedRecord,
-} from '../../pkg/audit/query.js';
+import { FileLedgerSink, type FileLedgerSinkOptions } from '../../pkg/audit/file-ledger-sink.js';
+import { formatTable } from '../../pkg/audit/format-table.js';
+import { queryRecords, type QueriedRecord } from '../../pkg/audit/query-records.js';
+import { MAX_LEDGER_LINE_BYTES, readLedgerFile } from '../../pkg/audit/read-ledger-file.js';
+import { StdoutLedgerSink } from '../../pkg/audit/stdout-ledger-sink.js';
+import { UnreadableRecord } from '../../pkg/audit/unreadable-record.js';
+import { verifyLedgerStream } from '../../pkg/audit/verify-ledger-stream.js';
 
 const T0 = Date.UTC(2026, 0, 31, 12, 0, 0);
 

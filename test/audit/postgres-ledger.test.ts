@@ -5,17 +5,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, HashChain, verifyChain, type LedgerRecord } from '../../pkg/audit/chain.js';
+import { isRetryableReason } from '../../pkg/authcore/reason-codes.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
 import { LEDGER_MIGRATIONS_TABLE, migrateLedger } from '../../pkg/audit/ledger-migrations.js';
-import {
-  AuditUnavailableError,
-  LedgerError,
-  PostgresLedgerSink,
-  queryPostgresLedger,
-  redactConnectionString,
-  verifyPostgresLedger,
-  type PostgresLedgerSinkOptions,
-} from '../../pkg/audit/postgres-ledger.js';
+import { AuditUnavailableError } from '../../pkg/audit/audit-unavailable-error.js';
+import { redactConnectionString } from '../../pkg/audit/connection-string.js';
+import { LedgerError } from '../../pkg/audit/ledger-error.js';
+import { queryPostgresLedger } from '../../pkg/audit/postgres-ledger-query.js';
+import { PostgresLedgerSink, type PostgresLedgerSinkOptions } from '../../pkg/audit/postgres-ledger-sink.js';
+import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger-verify.js';
 import { SpillBuffer } from '../../pkg/audit/spill-buffer.js';
 import { hasPostgres, PG_BIN_DIR, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -468,10 +466,32 @@ describe('PostgreSQL audit ledger', () => {
       a.write(event(1));
       await a.flush();
       b.write(event(2));
-      await waitFor('the fork report', () => errors.some((e) => (e as LedgerError).code === 'chain_fork'));
+      await waitFor('the fork report', () =>
+        errors.some((e) => (e as LedgerError).reason === 'ledger_chain_fork'),
+      );
       await a.close();
       await b.close();
       expect(await chainRows('fork')).toEqual([{ seq: '1', event_id: 'evt-1' }]);
+    });
+
+    it('a refusal is ledger_error with its SQLSTATE (not retryable); a damaged spill file is ledger_error too', async () => {
+      const missing = await verifyPostgresLedger(dbUrl('no_such_database')).then(
+        () => new Error('verified'),
+        (e: unknown) => e,
+      );
+      expect(missing).toBeInstanceOf(LedgerError);
+      expect(missing).toMatchObject({ reason: 'ledger_error', status: 500, details: { sqlstate: '3D000' } });
+      expect(isRetryableReason((missing as LedgerError).reason)).toBe(false);
+      expectNoSecret([missing as Error]);
+
+      const spillPath = path.join(scratch, 'damaged-spill.jsonl');
+      await writeFile(spillPath, 'not json\n');
+      const damaged = await PostgresLedgerSink.open({ url: dbUrl(), chainId: 'damaged', spillPath }).then(
+        () => new Error('opened'),
+        (e: unknown) => e,
+      );
+      expect(damaged).toMatchObject({ reason: 'ledger_error', message: /not JSON/ });
+      expectNoSecret([damaged as Error]);
     });
 
     it('open fails with a LedgerError that does not repeat the password', async () => {
@@ -485,6 +505,8 @@ describe('PostgreSQL audit ledger', () => {
         (e: unknown) => e as Error,
       );
       expect(failure).toBeInstanceOf(LedgerError);
+      expect(failure).toMatchObject({ reason: 'ledger_unavailable', status: 503 });
+      expect(isRetryableReason((failure as LedgerError).reason)).toBe(true);
       expect(failure.message).toContain('postgresql://postgres:***@127.0.0.1:1/postgres');
       expectNoSecret([failure]);
       await expect(verifyPostgresLedger(closed, undefined, { connectTimeoutMs: 1000 })).rejects.toSatisfy(

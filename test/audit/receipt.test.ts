@@ -90,7 +90,7 @@ async function rejection(promise: Promise<unknown>): Promise<ReceiptError> {
 
 async function expectCode(promise: Promise<unknown>, code: ReceiptErrorCode): Promise<void> {
   const e = await rejection(promise);
-  expect(e.code).toBe(code);
+  expect(e.reason).toBe(code);
 }
 
 describe('signReceipt / verifyReceipt', () => {
@@ -157,7 +157,7 @@ describe('attack: tampering', () => {
         accepted++;
       } catch (e) {
         expect(e).toBeInstanceOf(ReceiptError);
-        const code = (e as ReceiptError).code;
+        const code = (e as ReceiptError).reason;
         codes.set(code, (codes.get(code) ?? 0) + 1);
       }
     }

@@ -5,8 +5,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
-import { FileLedgerSink } from '../../pkg/audit/file-ledger.js';
-import { PostgresLedgerSink } from '../../pkg/audit/postgres-ledger.js';
+import { FileLedgerSink } from '../../pkg/audit/file-ledger-sink.js';
+import { PostgresLedgerSink } from '../../pkg/audit/postgres-ledger-sink.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 /*
@@ -448,7 +448,7 @@ describe('trustplane audit verify --postgres', () => {
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /^trustplane: io: cannot verify the PostgreSQL audit ledger \(postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres\)/,
+      /^trustplane: ledger_unavailable: cannot verify the PostgreSQL audit ledger \(postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres\)/,
     );
     expect(r.stderr + r.stdout).not.toContain(PASSWORD);
   });

@@ -71,7 +71,7 @@ describe('trustplane ledger migrate', () => {
     ]);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(
-      /^trustplane: audit_unavailable: cannot migrate the ledger at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/x/,
+      /^trustplane: ledger_unavailable: cannot migrate the ledger \(postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/x\)/,
     );
     expect(down.stderr).not.toContain(PASSWORD);
   });

@@ -1,15 +1,18 @@
 import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { GENESIS_HASH, type ChainHead, type ChainVerification } from '../../../pkg/audit/chain.js';
-import { readLedgerFile } from '../../../pkg/audit/file-ledger.js';
 import {
+  GENESIS_HASH,
+  LedgerError,
   formatTable,
   queryRecords,
+  readLedgerFile,
   verifyLedgerStream,
+  type ChainHead,
+  type ChainVerification,
   type LedgerQuery,
   type QueriedRecord,
-} from '../../../pkg/audit/query.js';
+} from '../../../pkg/audit/index.js';
 import { CliError } from '../io.js';
 
 /**
@@ -22,18 +25,14 @@ export type PostgresLedgerVerifier = (
   chainId?: string,
 ) => Promise<ChainVerification & { readonly chains?: readonly (ChainVerification & { chainId: string })[] }>;
 
-/** The PostgreSQL verifier, loaded only when `--postgres` is given (it pulls in the database client). */
+/**
+ * The PostgreSQL verifier. Its failures are {@link LedgerError}s (`ledger_unavailable`,
+ * `ledger_error`): their messages name the database by its redacted URL, never the password, and
+ * the CLI prints their reason.
+ */
 async function loadPostgresVerifier(): Promise<PostgresLedgerVerifier> {
-  const { verifyPostgresLedger, LedgerError } = await import('../../../pkg/audit/postgres-ledger.js');
-  return async (url, chainId) => {
-    try {
-      return await verifyPostgresLedger(url, chainId);
-    } catch (e) {
-      // LedgerError messages name the database by its redacted URL, never the password.
-      if (e instanceof LedgerError) throw new CliError(e.message, 'io');
-      throw e;
-    }
-  };
+  const { verifyPostgresLedger } = await import('../../../pkg/audit/index.js');
+  return verifyPostgresLedger;
 }
 
 /** Columns of the `audit query` table. */
@@ -96,12 +95,15 @@ function parseTime(flag: string, value: string | undefined): Date | undefined {
   return date;
 }
 
-/** Run a ledger read, turning a read failure (the file vanished, EACCES) into an `io` error. */
+/**
+ * Run a ledger read, turning a file read failure (the file vanished, EACCES) into an `io` error. A
+ * {@link LedgerError} (PostgreSQL) keeps its reason; its message is already redacted.
+ */
 async function reading<T>(path: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    if (e instanceof CliError) throw e;
+    if (e instanceof CliError || e instanceof LedgerError) throw e;
     throw new CliError(`cannot read ${path}`, 'io');
   }
 }
@@ -112,11 +114,11 @@ function printVerification(
 ): void {
   if (!result.ok) {
     const at = result.firstBreak;
-    throw new CliError(
+    throw new LedgerError(
+      'audit_chain_broken',
       at === undefined
         ? 'the chain does not verify'
         : `broken at record ${at.position} (seq ${at.seq ?? '?'}): ${at.message}`,
-      'audit_chain_broken',
     );
   }
   // A PostgreSQL ledger may hold several chains: one line each.
@@ -253,8 +255,7 @@ export function registerAudit(program: Command): void {
       let source: AsyncIterable<unknown>;
       let label: string;
       if (opts.postgres !== undefined) {
-        const { queryPostgresLedger, redactConnectionString } =
-          await import('../../../pkg/audit/postgres-ledger.js');
+        const { queryPostgresLedger, redactConnectionString } = await import('../../../pkg/audit/index.js');
         label = redactConnectionString(opts.postgres);
         // PostgreSQL filters through its indexes; the same filter runs again below (cheap, exact).
         source = queryPostgresLedger(opts.postgres, {

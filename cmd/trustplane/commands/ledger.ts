@@ -35,27 +35,14 @@ Example:
       const env = process.env.TRUSTPLANE_AUDIT;
       const url = opts.postgres ?? (env !== undefined && /^postgres(?:ql)?:\/\//.test(env) ? env : undefined);
       if (url === undefined) throw new CliError('--postgres URL is required', 'usage', 2);
-      const { default: pg } = await import('pg');
-      const { migrateLedger } = await import('../../../pkg/audit/ledger-migrations.js');
-      const { redactConnectionString } = await import('../../../pkg/audit/postgres-ledger.js');
-      const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
-      pool.on('error', () => undefined);
-      try {
-        const result = await migrateLedger(pool);
-        process.stdout.write(
-          result.applied.length > 0
-            ? `ledger schema migrated to version ${result.version} (applied ${result.applied.join(', ')})\n`
-            : `ledger schema already at version ${result.version}\n`,
-        );
-      } catch (e) {
-        const message = e instanceof Error ? redactConnectionString(e.message) : 'migration failed';
-        throw new CliError(
-          `cannot migrate the ledger at ${redactConnectionString(url)}: ${message}`,
-          'audit_unavailable',
-          1,
-        );
-      } finally {
-        await pool.end();
-      }
+      // Loaded here: the audit module pulls in the database client.
+      const { migratePostgresLedger } = await import('../../../pkg/audit/index.js');
+      // Fails with ledger_unavailable (unreachable, timed out) or ledger_error (refused).
+      const result = await migratePostgresLedger(url);
+      process.stdout.write(
+        result.applied.length > 0
+          ? `ledger schema migrated to version ${result.version} (applied ${result.applied.join(', ')})\n`
+          : `ledger schema already at version ${result.version}\n`,
+      );
     });
 }

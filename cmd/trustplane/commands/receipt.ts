@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parsePublicKey } from '../../../pkg/authcore/index.js';
-import { ReceiptError, verifyReceipt, type VerifiedReceipt } from '../../../pkg/audit/receipt.js';
+import { ReceiptError, verifyReceipt, type VerifiedReceipt } from '../../../pkg/audit/index.js';
 import {
   loadTrustMaterial,
   type DocumentSigner,
@@ -130,7 +130,7 @@ export function registerReceipt(program: Command): void {
           opts.expectAdapter !== undefined ? { expectAdapter: opts.expectAdapter } : {},
         );
       } catch (e) {
-        if (e instanceof ReceiptError) throw new CliError(e.message, e.code, 1);
+        if (e instanceof ReceiptError) throw new CliError(e.message, e.reason, 1);
         throw e;
       }
       if (opts.json) {

@@ -1,252 +1,15 @@
 import pg from 'pg';
-import type { ClientBase, PoolClient } from 'pg';
-import { TrustplaneError } from '../authcore/errors.js';
-import {
-  GENESIS_HASH,
-  HashChain,
-  ledgerRecordHash,
-  verifyChain,
-  type ChainBreak,
-  type ChainHead,
-  type ChainVerification,
-  type LedgerRecord,
-} from './chain.js';
-import type { LedgerQuery } from './query.js';
+import type { PoolClient } from 'pg';
+import { AuditUnavailableError } from './audit-unavailable-error.js';
+import { GENESIS_HASH, HashChain, ledgerRecordHash, type ChainHead, type LedgerRecord } from './chain.js';
+import { redactConnectionString } from './connection-string.js';
 import type { AuditEvent, AuditSink } from './event.js';
+import { LedgerError } from './ledger-error.js';
 import { LEDGER_TABLE, migrateLedger } from './ledger-migrations.js';
+import { poolConfig, positiveInt } from './postgres-ledger-connection.js';
+import { ledgerError } from './postgres-ledger-error.js';
+import { COLUMNS, COLUMN_LIST, MAX_LEDGER_BATCH, rowValues, storable } from './postgres-ledger-rows.js';
 import { SpillBuffer } from './spill-buffer.js';
-
-// ---------------------------------------------------------------------------------------------
-// Errors and connection strings
-// ---------------------------------------------------------------------------------------------
-
-/**
- * A PostgreSQL ledger operation failed. The message names the database by its redacted URL (no
- * password) and never holds record content; `code` is the PostgreSQL SQLSTATE or Node error code
- * when there is one.
- */
-export class LedgerError extends Error {
-  readonly code: string | undefined;
-
-  constructor(message: string, code?: string) {
-    super(message);
-    this.name = 'LedgerError';
-    this.code = code;
-  }
-}
-
-/**
- * A durable audit write could not be confirmed (PostgreSQL unreachable, the commit failed or did
- * not happen in time). Reason `audit_unavailable` (503): a route that requires a durable audit
- * write denies. The record stays queued and is written once PostgreSQL is back.
- */
-export class AuditUnavailableError extends TrustplaneError {
-  /**
-   * True when the event was chained and stays queued (it will be written when PostgreSQL is
-   * back): the caller must not record the decision a second time.
-   */
-  readonly queued: boolean;
-
-  constructor(message: string, queued = false) {
-    super('audit_unavailable', message);
-    this.queued = queued;
-  }
-}
-
-/**
- * A connection URL fit for messages: the password (in the userinfo or a `password` parameter) is
- * replaced by `***`; something that is not a URL is not echoed at all.
- * @param url a `postgres://` / `postgresql://` URL
- * @returns the URL without its password
- * @example
- * redactConnectionString('postgresql://app:s3cret@db:5432/ledger') // 'postgresql://app:***@db:5432/ledger'
- */
-export function redactConnectionString(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return '<connection string>';
-  }
-  if (parsed.password !== '') parsed.password = '***';
-  for (const key of [...parsed.searchParams.keys()]) {
-    if (/pass/i.test(key)) parsed.searchParams.set(key, '***');
-  }
-  return parsed.toString();
-}
-
-/** The secrets a message must not repeat: the raw URL and its password (raw and decoded). */
-function secretsOf(url: string): string[] {
-  const secrets = [url];
-  try {
-    const parsed = new URL(url);
-    const values = [
-      parsed.password,
-      ...[...parsed.searchParams].filter(([k]) => /pass/i.test(k)).map(([, v]) => v),
-    ];
-    for (const value of values) {
-      if (value === '') continue;
-      secrets.push(value);
-      try {
-        secrets.push(decodeURIComponent(value));
-      } catch {
-        // not percent-encoded
-      }
-    }
-  } catch {
-    // not a URL: the whole string is the secret
-  }
-  return secrets.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
-    return error.code;
-  }
-  return undefined;
-}
-
-/** Wrap any failure as a {@link LedgerError} naming the redacted database, with secrets scrubbed. */
-function ledgerError(what: string, error: unknown, url: string): LedgerError {
-  if (error instanceof LedgerError) return error;
-  let detail = error instanceof Error ? error.message : String(error);
-  for (const secret of secretsOf(url)) detail = detail.split(secret).join('***');
-  return new LedgerError(`${what} (${redactConnectionString(url)}): ${detail}`, errorCode(error));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Records and rows
-// ---------------------------------------------------------------------------------------------
-
-/** Text columns copied from the record member of the same name. */
-const TEXT_COLUMNS = [
-  'event_type',
-  'component',
-  'instance',
-  'decision',
-  'reason',
-  'route_id',
-  'api_id',
-  'audience',
-  'iss',
-  'sub',
-  'trust_domain',
-  'jti',
-  'key_binding',
-  'transcript_sha256',
-  'receipt',
-] as const;
-
-/** Every column, in insert order. */
-const COLUMNS = ['chain_id', 'seq', 'prev_hash', 'record_hash', 'time', 'status', ...TEXT_COLUMNS, 'record'];
-const COLUMN_LIST = COLUMNS.map((c) => (c === 'time' ? '"time"' : c)).join(', ');
-const SELECT_LIST = COLUMN_LIST.replace(/\bseq\b/, 'seq::text AS seq');
-
-/** Most rows per INSERT: PostgreSQL takes at most 65535 parameters per statement. */
-export const MAX_LEDGER_BATCH = Math.floor(65_535 / COLUMNS.length);
-
-/** `time` column value: the record's time when it is a date PostgreSQL can hold, else null. */
-function timeColumn(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) return null;
-  const date = new Date(ms);
-  const year = date.getUTCFullYear();
-  return year >= 1 && year <= 9999 ? date.toISOString() : null;
-}
-
-function statusColumn(value: unknown): number | null {
-  return typeof value === 'number' && Number.isInteger(value) && Math.abs(value) <= 0x7fffffff ? value : null;
-}
-
-function textColumn(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
-/** The row values of a record, in {@link COLUMNS} order (`record` as JSON text). */
-function rowValues(record: LedgerRecord): unknown[] {
-  const r = record as unknown as Readonly<Record<string, unknown>>;
-  return [
-    record.chain_id,
-    String(record.seq),
-    record.prev_hash,
-    record.record_hash,
-    timeColumn(r.time),
-    statusColumn(r.status),
-    ...TEXT_COLUMNS.map((c) => textColumn(r[c])),
-    JSON.stringify(record),
-  ];
-}
-
-/** A row as read back (`seq` as text, `time` as a Date). */
-interface LedgerRow {
-  readonly chain_id: string;
-  readonly seq: string;
-  readonly prev_hash: string;
-  readonly record_hash: string;
-  readonly time: Date | null;
-  readonly status: number | null;
-  readonly record: unknown;
-  readonly [column: string]: unknown;
-}
-
-/** The first column of `row` that differs from what `record` says it must hold, if any. */
-function columnMismatch(row: LedgerRow, record: Readonly<Record<string, unknown>>): string | undefined {
-  if (row.chain_id !== record.chain_id) return 'chain_id';
-  if (typeof record.seq !== 'number' || row.seq !== String(record.seq)) return 'seq';
-  if (row.prev_hash !== record.prev_hash) return 'prev_hash';
-  if (row.record_hash !== record.record_hash) return 'record_hash';
-  const time = timeColumn(record.time);
-  if (
-    (row.time === null) !== (time === null) ||
-    (time !== null && row.time?.getTime() !== Date.parse(time))
-  ) {
-    return 'time';
-  }
-  if (row.status !== statusColumn(record.status)) return 'status';
-  for (const column of TEXT_COLUMNS) {
-    if (row[column] !== textColumn(record[column])) return column;
-  }
-  return undefined;
-}
-
-// With the `u` flag a surrogate range only matches unpaired surrogates.
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
-const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
-
-function storableString(value: string): string {
-  if (!value.includes('\u0000') && !LONE_SURROGATE.test(value)) return value;
-  return value.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATES, '\uFFFD');
-}
-
-/**
- * The event as PostgreSQL can store it without changing it: `text` and `jsonb` refuse U+0000 and
- * unpaired surrogates (and the JCS hash refuses the latter), so both become U+FFFD before the
- * record is chained. Values are only copied when something changes.
- */
-function storable(value: unknown): unknown {
-  if (typeof value === 'string') return storableString(value);
-  if (Array.isArray(value)) {
-    const items = value.map(storable);
-    return items.some((item, i) => item !== value[i]) ? items : value;
-  }
-  if (typeof value === 'object' && value !== null) {
-    let changed = false;
-    const out: Record<string, unknown> = {};
-    for (const [key, member] of Object.entries(value)) {
-      const k = storableString(key);
-      const v = storable(member);
-      if (k !== key || v !== member) changed = true;
-      out[k] = v;
-    }
-    return changed ? out : value;
-  }
-  return value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The sink
-// ---------------------------------------------------------------------------------------------
 
 /** Where the sink reports its buffer depth (e.g. a prom-client Gauge's `set`). */
 export interface PostgresLedgerMetrics {
@@ -283,7 +46,12 @@ export interface PostgresLedgerSinkOptions {
   readonly statementTimeoutMs?: number;
   /** Apply the schema migrations at open (default true). */
   readonly migrate?: boolean;
-  /** Failures (PostgreSQL unreachable, a dropped event, a spill write error). Never throws back. */
+  /**
+   * Failures, as {@link LedgerError}s: PostgreSQL unreachable or refusing (`ledger_unavailable`,
+   * `ledger_error`), a spill write error (`ledger_unavailable`), a dropped event
+   * (`ledger_event_dropped`), lost records (`ledger_records_lost`), a fork (`ledger_chain_fork`), a
+   * corrupt last row (`audit_chain_broken`). Never throws back.
+   */
   readonly onError?: (error: Error) => void;
   readonly metrics?: PostgresLedgerMetrics;
 }
@@ -307,25 +75,6 @@ interface FlushWaiter {
 type WaitMode = 'idle' | 'coalesce' | 'backoff';
 
 const FIRST_RETRY_MS = 50;
-
-function positiveInt(name: string, value: number | undefined, fallback: number, max: number): number {
-  const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw new RangeError(`${name} must be an integer from 1 to ${max}`);
-  }
-  return v;
-}
-
-function poolConfig(url: string, connectTimeoutMs: number, statementTimeoutMs: number): pg.PoolConfig {
-  return {
-    connectionString: url,
-    connectionTimeoutMillis: connectTimeoutMs,
-    statement_timeout: statementTimeoutMs,
-    query_timeout: statementTimeoutMs + 1000,
-    application_name: 'trustplane-ledger',
-    keepAlive: true,
-  };
-}
 
 /**
  * The PostgreSQL audit ledger sink. Each event is chained the moment it is written (its `seq` and
@@ -413,8 +162,9 @@ export class PostgresLedgerSink implements AuditSink {
    * (records spilled before a restart are replayed first, in order).
    * @param options connection, chain id, batching, buffering and timeouts
    * @returns the open sink
-   * @throws TypeError/RangeError for bad options; {@link LedgerError} when PostgreSQL cannot be
-   *   reached or migrated (the chain head cannot be known without it), or the spill file is
+   * @throws TypeError/RangeError for bad options; {@link LedgerError} `ledger_unavailable` when
+   *   PostgreSQL cannot be reached (the chain head cannot be known without it), `ledger_error` when
+   *   it refuses (authentication, permission, migration: `details.sqlstate`) or the spill file is
    *   damaged or in use
    * @example
    * const sink = await PostgresLedgerSink.open({ url: process.env.LEDGER_URL!, chainId: 'adapter-1' })
@@ -457,7 +207,13 @@ export class PostgresLedgerSink implements AuditSink {
       if (options.spillPath !== undefined) {
         spill = await SpillBuffer.open(options.spillPath, {
           chainId: options.chainId,
-          onWriteError: (e) => options.onError?.(new LedgerError(`audit spill write failed: ${e.message}`)),
+          onWriteError: (e) =>
+            options.onError?.(
+              new LedgerError('ledger_unavailable', `audit spill write failed: ${e.message}`),
+            ),
+        }).catch((e: unknown) => {
+          // A damaged or busy spill file needs an operator, unlike an unreachable PostgreSQL.
+          throw ledgerError('cannot open the PostgreSQL audit ledger', e, options.url, 'ledger_error');
         });
       }
       const spilled = spill?.last;
@@ -544,8 +300,8 @@ export class PostgresLedgerSink implements AuditSink {
 
   /**
    * Wait until every record written so far is committed.
-   * @throws {@link LedgerError} when that does not happen within `flushTimeoutMs` (the records stay
-   *   queued)
+   * @throws {@link LedgerError} `ledger_unavailable` when that does not happen within
+   *   `flushTimeoutMs` (the records stay queued)
    */
   flush(): Promise<void> {
     const target = this.#chain.head.seq;
@@ -561,6 +317,7 @@ export class PostgresLedgerSink implements AuditSink {
           waiter.done = true;
           reject(
             new LedgerError(
+              'ledger_unavailable',
               `audit ledger flush timed out with ${this.bufferDepth} records not yet committed ` +
                 `(${redactConnectionString(this.#url)})`,
             ),
@@ -601,11 +358,17 @@ export class PostgresLedgerSink implements AuditSink {
         try {
           await spill.sync();
         } catch (e) {
-          this.#onError?.(new LedgerError(`audit spill write failed at close: ${(e as Error).message}`));
+          this.#onError?.(
+            new LedgerError(
+              'ledger_unavailable',
+              `audit spill write failed at close: ${(e as Error).message}`,
+            ),
+          );
         }
       } else {
         this.#onError?.(
           new LedgerError(
+            'ledger_records_lost',
             `${left} audit records were not committed before close and are lost (no spill file)`,
           ),
         );
@@ -620,7 +383,12 @@ export class PostgresLedgerSink implements AuditSink {
 
   #accept(event: AuditEvent): LedgerRecord | undefined {
     if (this.#closing) {
-      this.#drop(new LedgerError('audit event written after the ledger sink was closed; dropped'));
+      this.#drop(
+        new LedgerError(
+          'ledger_event_dropped',
+          'audit event written after the ledger sink was closed; dropped',
+        ),
+      );
       return undefined;
     }
     const toMemory = !this.#spilling && this.#memory.length < this.#maxBuffered;
@@ -632,6 +400,7 @@ export class PostgresLedgerSink implements AuditSink {
     ) {
       this.#drop(
         new LedgerError(
+          'ledger_event_dropped',
           `audit buffer full (${this.bufferDepth} records not committed); event dropped before chaining`,
         ),
       );
@@ -641,7 +410,9 @@ export class PostgresLedgerSink implements AuditSink {
     try {
       record = this.#chain.append(storable(event) as AuditEvent);
     } catch (e) {
-      this.#drop(new LedgerError(`audit event is not JSON (${(e as Error).message}); dropped`));
+      this.#drop(
+        new LedgerError('ledger_event_dropped', `audit event is not JSON (${(e as Error).message}); dropped`),
+      );
       return undefined;
     }
     if (toMemory) {
@@ -809,6 +580,7 @@ export class PostgresLedgerSink implements AuditSink {
       this.#gapReported = first.seq;
       this.#onError?.(
         new LedgerError(
+          'ledger_records_lost',
           `audit chain ${this.chainId}: records ${this.#committedSeq + 1}..${first.seq - 1} are missing ` +
             '(lost before they reached the spill file); the ledger will show the gap',
         ),
@@ -844,9 +616,10 @@ export class PostgresLedgerSink implements AuditSink {
       const stored = hashes.get(String(record.seq));
       if (stored !== undefined && stored !== record.record_hash) {
         throw new LedgerError(
+          'ledger_chain_fork',
           `audit chain ${this.chainId} forked: seq ${record.seq} already holds another record ` +
             '(two writers use this chain id?); not committing until resolved',
-          'chain_fork',
+          { seq: record.seq },
         );
       }
     }
@@ -883,306 +656,11 @@ async function readHead(
   if (!intact) {
     onError?.(
       new LedgerError(
+        'audit_chain_broken',
         `audit chain ${chainId}: the last stored record (seq ${seq}) does not match its hash; ` +
           `continuing after it (run trustplane audit verify --postgres ${redactConnectionString(url)})`,
       ),
     );
   }
   return { chainId, seq, hash: row.record_hash };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verify and query
-// ---------------------------------------------------------------------------------------------
-
-/** Options for {@link verifyPostgresLedger} and {@link queryPostgresLedger}. */
-export interface PostgresLedgerReadOptions {
-  /** Rows fetched per round trip (default 1000). */
-  readonly pageSize?: number;
-  /** Connection timeout (default 5000 ms). */
-  readonly connectTimeoutMs?: number;
-  /** Timeout of each statement (default 60 000 ms). */
-  readonly statementTimeoutMs?: number;
-}
-
-/** A chain break in PostgreSQL: an edited indexed column reports `record_hash_mismatch` with `column`. */
-export interface PostgresChainBreak extends ChainBreak {
-  /** The column whose value differs from the hashed record (when that is the break). */
-  readonly column?: string;
-}
-
-/** The verification of one chain. */
-export interface PostgresChainVerification extends ChainVerification {
-  readonly chainId: string;
-  /** Rows of this chain read (all of them, also past a break). */
-  readonly rows: number;
-  readonly firstBreak?: PostgresChainBreak;
-}
-
-/**
- * Result of {@link verifyPostgresLedger}: the per-chain results, and (so it reads like a single
- * {@link ChainVerification}) `ok` when every chain verifies, `count` the rows read, `head` the head of
- * the only (or first broken) chain, and `firstBreak` the first break of the first broken chain.
- */
-export interface PostgresLedgerVerification extends ChainVerification {
-  readonly chains: readonly PostgresChainVerification[];
-  readonly firstBreak?: PostgresChainBreak;
-}
-
-async function withClient<T>(
-  url: string,
-  options: PostgresLedgerReadOptions,
-  what: string,
-  run: (client: ClientBase) => Promise<T>,
-): Promise<T> {
-  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 5000, 600_000);
-  const statementTimeoutMs = positiveInt('statementTimeoutMs', options.statementTimeoutMs, 60_000, 3_600_000);
-  const client = new pg.Client(poolConfig(url, connectTimeoutMs, statementTimeoutMs));
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await run(client);
-  } catch (e) {
-    throw ledgerError(what, e, url);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** Streams rows through a server-side cursor, inside a read-only repeatable-read transaction. */
-async function* cursorRows(
-  client: ClientBase,
-  sql: string,
-  params: readonly unknown[],
-  pageSize: number,
-): AsyncGenerator<LedgerRow> {
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await client.query(`DECLARE trustplane_ledger_cursor NO SCROLL CURSOR FOR ${sql}`, [...params]);
-  for (;;) {
-    const page = await client.query<LedgerRow>(`FETCH FORWARD ${pageSize} FROM trustplane_ledger_cursor`);
-    yield* page.rows;
-    if (page.rows.length < pageSize) break;
-  }
-  await client.query('COMMIT');
-}
-
-class ChainChecker {
-  readonly chainId: string;
-  #head: ChainHead | undefined;
-  #rows = 0;
-  #break: PostgresChainBreak | undefined;
-
-  constructor(chainId: string) {
-    this.chainId = chainId;
-  }
-
-  add(row: LedgerRow): void {
-    this.#rows++;
-    if (this.#break !== undefined) return;
-    const position = this.#rows;
-    const record = row.record;
-    const result = verifyChain([record], this.#head);
-    if (!result.ok) {
-      const b = result.firstBreak;
-      this.#break = {
-        position,
-        seq: b?.seq ?? undefined,
-        problem: b?.problem ?? 'malformed_record',
-        message: b?.message ?? 'the record does not verify',
-      };
-      return;
-    }
-    const column = columnMismatch(row, record as Readonly<Record<string, unknown>>);
-    if (column !== undefined) {
-      this.#break = {
-        position,
-        seq: Number(row.seq),
-        problem: 'record_hash_mismatch',
-        message: `row seq ${row.seq} was modified: column ${column} differs from its hashed record`,
-        column,
-      };
-      return;
-    }
-    this.#head = result.head;
-  }
-
-  result(): PostgresChainVerification {
-    const b = this.#break;
-    return b === undefined
-      ? { chainId: this.chainId, ok: true, count: this.#rows, rows: this.#rows, head: this.#head }
-      : {
-          chainId: this.chainId,
-          ok: false,
-          count: b.position,
-          rows: this.#rows,
-          head: this.#head,
-          firstBreak: b,
-        };
-  }
-}
-
-/**
- * Verify the chains stored in PostgreSQL: rows are streamed in (chain_id, seq) order through a
- * cursor (bounded memory, one consistent snapshot); each record is rebuilt from its `record`
- * column and walked with {@link verifyChain}, and its indexed columns must equal the record (an
- * edited column is a break too). Positions are 1-based within each chain, in seq order.
- * @param url connection URL (the password never appears in errors)
- * @param chainId verify only this chain (default: every chain)
- * @param options page size and timeouts
- * @returns per-chain results, and the overall verdict
- * @throws {@link LedgerError} when PostgreSQL cannot be read
- * @example
- * const result = await verifyPostgresLedger(url, 'adapter-1')
- * if (!result.ok) console.error(`broken at ${result.firstBreak?.position}: ${result.firstBreak?.message}`)
- */
-export async function verifyPostgresLedger(
-  url: string,
-  chainId?: string,
-  options: PostgresLedgerReadOptions = {},
-): Promise<PostgresLedgerVerification> {
-  const pageSize = positiveInt('pageSize', options.pageSize, 1000, 100_000);
-  const chains = await withClient(
-    url,
-    options,
-    'cannot verify the PostgreSQL audit ledger',
-    async (client) => {
-      const where = chainId === undefined ? '' : 'WHERE chain_id = $1';
-      const sql = `SELECT ${SELECT_LIST} FROM ${LEDGER_TABLE} ${where} ORDER BY chain_id, ${LEDGER_TABLE}.seq`;
-      const done: PostgresChainVerification[] = [];
-      let current: ChainChecker | undefined;
-      for await (const row of cursorRows(client, sql, chainId === undefined ? [] : [chainId], pageSize)) {
-        if (current?.chainId !== row.chain_id) {
-          if (current) done.push(current.result());
-          current = new ChainChecker(row.chain_id);
-        }
-        current.add(row);
-      }
-      if (current) done.push(current.result());
-      return done;
-    },
-  );
-  if (chainId !== undefined && chains.length === 0) {
-    chains.push({ chainId, ok: true, count: 0, rows: 0, head: undefined });
-  }
-  const broken = chains.find((c) => !c.ok);
-  const rows = chains.reduce((n, c) => n + c.rows, 0);
-  if (broken === undefined) {
-    return { ok: true, count: rows, head: chains.length === 1 ? chains[0]?.head : undefined, chains };
-  }
-  const b = broken.firstBreak;
-  return {
-    ok: false,
-    count: broken.count,
-    head: broken.head,
-    chains,
-    ...(b !== undefined
-      ? { firstBreak: chains.length > 1 ? { ...b, message: `chain ${broken.chainId}: ${b.message}` } : b }
-      : {}),
-  };
-}
-
-/**
- * Filter of {@link queryPostgresLedger} (the shape `trustplane audit query` uses for files): every
- * given member must match exactly.
- */
-export interface PostgresLedgerQuery extends LedgerQuery {
-  /** Only this chain. */
-  readonly chainId?: string;
-}
-
-const QUERY_COLUMNS = [
-  ['chainId', 'chain_id'],
-  ['sub', 'sub'],
-  ['iss', 'iss'],
-  ['jti', 'jti'],
-  ['routeId', 'route_id'],
-  ['decision', 'decision'],
-  ['reason', 'reason'],
-  ['eventType', 'event_type'],
-] as const satisfies readonly (readonly [keyof PostgresLedgerQuery, string])[];
-
-/**
- * Select ledger records from PostgreSQL by subject, issuer, jti, route, decision, reason, event
- * type and time window, oldest first, streamed through a cursor. The filters map to indexed
- * columns (sub + time, jti, route_id + time, time). Records are returned as stored (`record`),
- * untrusted: this does not check the chain (run {@link verifyPostgresLedger}).
- * @param url connection URL
- * @param filter the conditions; an empty filter matches every record
- * @param options page size and timeouts
- * @returns the matching records in (time, chain_id, seq) order
- * @throws RangeError (eagerly) for a bad `limit` or date; {@link LedgerError} while reading
- * @example
- * for await (const r of queryPostgresLedger(url, { sub: 'spiffe://example.local/orders', decision: 'deny' })) console.log(r.reason)
- */
-export function queryPostgresLedger(
-  url: string,
-  filter: PostgresLedgerQuery,
-  options: PostgresLedgerReadOptions = {},
-): AsyncIterable<Readonly<Record<string, unknown>>> {
-  if (filter.limit !== undefined && (!Number.isSafeInteger(filter.limit) || filter.limit < 1)) {
-    throw new RangeError('limit must be a positive integer');
-  }
-  for (const key of ['since', 'until'] as const) {
-    const value = filter[key];
-    if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime()))) {
-      throw new RangeError('since and until must be valid dates');
-    }
-  }
-  const conditions: string[] = [];
-  const params: unknown[] = [];
-  for (const [option, column] of QUERY_COLUMNS) {
-    const value = filter[option];
-    if (value === undefined) continue;
-    if (typeof value !== 'string') throw new TypeError(`${option} must be a string`);
-    params.push(value);
-    conditions.push(`${column} = $${params.length}`);
-  }
-  if (filter.since !== undefined) {
-    params.push(filter.since.toISOString());
-    conditions.push(`"time" >= $${params.length}`);
-  }
-  if (filter.until !== undefined) {
-    params.push(filter.until.toISOString());
-    conditions.push(`"time" < $${params.length}`);
-  }
-  const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
-  const limit = filter.limit !== undefined ? ` LIMIT ${filter.limit}` : '';
-  const sql = `SELECT record FROM ${LEDGER_TABLE} ${where} ORDER BY "time", chain_id, ${LEDGER_TABLE}.seq${limit}`;
-  const pageSize = positiveInt('pageSize', options.pageSize, 1000, 100_000);
-  const config = poolConfig(
-    url,
-    positiveInt('connectTimeoutMs', options.connectTimeoutMs, 5000, 600_000),
-    positiveInt('statementTimeoutMs', options.statementTimeoutMs, 60_000, 3_600_000),
-  );
-
-  return {
-    [Symbol.asyncIterator]: () =>
-      (async function* (): AsyncGenerator<Readonly<Record<string, unknown>>> {
-        const client = new pg.Client(config);
-        client.on('error', () => undefined);
-        try {
-          try {
-            await client.connect();
-          } catch (e) {
-            throw ledgerError('cannot query the PostgreSQL audit ledger', e, url);
-          }
-          const rows = cursorRows(client, sql, params, pageSize);
-          for (;;) {
-            let next: IteratorResult<LedgerRow>;
-            try {
-              next = await rows.next();
-            } catch (e) {
-              throw ledgerError('cannot query the PostgreSQL audit ledger', e, url);
-            }
-            if (next.done) return;
-            const record = next.value.record;
-            if (typeof record === 'object' && record !== null && !Array.isArray(record)) {
-              yield record as Readonly<Record<string, unknown>>;
-            }
-          }
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      })(),
-  };
 }

@@ -1,15 +1,13 @@
-import { createReadStream } from 'node:fs';
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TrustplaneError } from '../authcore/errors.js';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
-import { GENESIS_HASH, HashChain, ledgerRecordHash, type ChainHead } from './chain.js';
+import { GENESIS_HASH, HashChain, type ChainHead } from './chain.js';
 import type { AuditEvent, AuditSink } from './event.js';
-import { UnreadableRecord } from './query.js';
-import { StreamAuditSink } from './stream-sink.js';
-
-/** Longest ledger line, in bytes without its newline: longer records are refused, longer lines unreadable. */
-export const MAX_LEDGER_LINE_BYTES = 1024 * 1024;
+import { readTail, tailHead } from './file-ledger-tail.js';
+import { LedgerError } from './ledger-error.js';
+import { asError, errorCode, syncDirectory, writeAll } from './ledger-file-io.js';
+import { MAX_LEDGER_LINE_BYTES } from './read-ledger-file.js';
 
 /**
  * When a {@link FileLedgerSink} flushes to stable storage (`writeDurable` and `flush` always do).
@@ -27,16 +25,16 @@ export interface FileLedgerSinkOptions {
   /** Flush policy (default `interval`, once a second); see {@link LedgerFsyncMode}. */
   readonly fsync?: LedgerFsyncMode;
   /**
-   * Failures nobody awaits: a `write` that could not be chained or written, a background flush that
-   * failed, and the torn last line `open` dropped. Count and log them.
+   * Failures nobody awaits: a `write` that could not be chained or written ({@link LedgerError}
+   * `ledger_event_dropped` / `ledger_unavailable`), a background flush that failed
+   * (`audit_unavailable`), and the torn last line `open` dropped (`ledger_records_lost`). Count
+   * and log them.
    */
   readonly onError?: (error: Error) => void;
 }
 
 const SYNC_INTERVAL_MS = 1000;
 const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']);
-/** Bytes read at a time when scanning the tail backwards. */
-const TAIL_CHUNK = 64 * 1024;
 /** Records written with one `write(2)` at most. */
 const MAX_BATCH = 1024;
 
@@ -121,8 +119,10 @@ export class FileLedgerSink implements AuditSink {
    * @param path the ledger file; `<path>.lock` is used next to it
    * @param options `chainId` (required), `fsync` policy, `onError`
    * @returns the open sink (close it with {@link FileLedgerSink.close})
-   * @throws Error naming the file when another live process holds it, when it holds another chain,
-   *   or when its last record is corrupt (check it with `trustplane audit verify --file`)
+   * @throws {@link LedgerError} `ledger_chain_mismatch` when the file holds another chain,
+   *   `audit_chain_broken` when its last record is corrupt (check it with
+   *   `trustplane audit verify --file`); Error naming the file when another live process holds it
+   *   or it cannot be opened
    * @throws TypeError or RangeError for invalid options
    * @example
    * const ledger = await FileLedgerSink.open('data/ledger.jsonl', { chainId: 'adapter-1', fsync: 'always' })
@@ -164,8 +164,10 @@ export class FileLedgerSink implements AuditSink {
           await handle.truncate(tail.keep);
           await handle.datasync();
           options.onError?.(
-            new Error(
+            new LedgerError(
+              'ledger_records_lost',
               `audit ledger ${path}: dropped a torn last line (${info.size - tail.keep} bytes without a newline, left by a crash)`,
+              { sink: 'file', path },
             ),
           );
         }
@@ -357,8 +359,16 @@ export class FileLedgerSink implements AuditSink {
     }
     if (unawaited > 0) {
       const lost = unawaited === 1 ? '1 event' : `${unawaited} events`;
+      // The sink could not write or flush (audit_unavailable), or the event itself cannot be chained.
+      const reason = error instanceof TrustplaneError ? 'ledger_unavailable' : 'ledger_event_dropped';
       this.#report(
-        Object.assign(new Error(`${error.message} (${lost} not durably recorded)`), { cause: error }),
+        Object.assign(
+          new LedgerError(reason, `${error.message} (${lost} not durably recorded)`, {
+            sink: 'file',
+            path: this.path,
+          }),
+          { cause: error },
+        ),
       );
     }
   }
@@ -390,312 +400,6 @@ export class FileLedgerSink implements AuditSink {
     }, SYNC_INTERVAL_MS);
     this.#syncTimer.unref();
   }
-}
-
-/** Options for {@link StdoutLedgerSink}. */
-export interface StdoutLedgerSinkOptions {
-  /**
-   * The chain id. A stream cannot be read back to resume a chain, so every start begins a new
-   * chain (at seq 1, or after `from`): use an id unique to this process life, e.g.
-   * `${instance}-${startTime}`, or a collector will see one chain restart.
-   */
-  readonly chainId: string;
-  /** Where lines go (default `process.stdout`). */
-  readonly stream?: NodeJS.WritableStream;
-  /** Continue a known chain instead of starting at genesis. */
-  readonly from?: ChainHead;
-  /** Called when an event cannot be chained or the stream fails. */
-  readonly onError?: (error: Error) => void;
-}
-
-/**
- * Chained ledger records as JSON lines on a stream (stdout by default), for a log collector. It
- * has no `writeDurable`: a stream cannot be made durable, so `audit: "required"` routes need the
- * file or PostgreSQL ledger.
- * @example
- * const sink = new StdoutLedgerSink({ chainId: `adapter-1-${Date.now()}` })
- * sink.write(event)
- */
-export class StdoutLedgerSink implements AuditSink {
-  readonly #inner: StreamAuditSink;
-  #chain: HashChain;
-  readonly #onError: ((error: Error) => void) | undefined;
-
-  /**
-   * @param options `chainId` (required), `stream`, `from`, `onError`
-   * @throws TypeError for a missing chain id or a `from` of another chain
-   */
-  constructor(options: StdoutLedgerSinkOptions) {
-    if (typeof options?.chainId !== 'string' || options.chainId === '' || options.chainId.length > 256) {
-      throw new TypeError('chainId must be a string of 1 to 256 characters');
-    }
-    if (options.from !== undefined && options.from.chainId !== options.chainId) {
-      throw new TypeError('from must be a head of the same chain');
-    }
-    this.#onError = options.onError;
-    this.#chain = new HashChain(options.from ?? { chainId: options.chainId, seq: 0, hash: GENESIS_HASH });
-    this.#inner = new StreamAuditSink(options.stream, options.onError ? { onError: options.onError } : {});
-  }
-
-  /** The chain head after the last record written. */
-  get head(): ChainHead {
-    return this.#chain.head;
-  }
-
-  /**
-   * Chain `event` and write it as one line. Never throws; failures go to `onError`.
-   * @param event the audit event (chain fields in it are replaced)
-   * @example
-   * sink.write(event)
-   */
-  write(event: AuditEvent): void {
-    let line: AuditEvent;
-    const head = this.#chain.head;
-    try {
-      line = this.#chain.append(event);
-    } catch (e) {
-      this.#chain = new HashChain(head);
-      this.#onError?.(asError(e));
-      return;
-    }
-    this.#inner.write(line);
-  }
-
-  /** Wait until everything written so far is handed to the stream. */
-  flush(): Promise<void> {
-    return this.#inner.flush();
-  }
-
-  /** Flush (the stream itself is left open). */
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
-
-/** Options for {@link readLedgerFile}. */
-export interface ReadLedgerFileOptions {
-  /** Longest line read, in bytes (default {@link MAX_LEDGER_LINE_BYTES}). */
-  readonly maxLineBytes?: number;
-}
-
-/**
- * Stream a ledger file, one value per line, in bounded memory: the parsed JSON of each line, or an
- * {@link UnreadableRecord} for a line that is empty, longer than the bound, not UTF-8, not JSON,
- * or not in the form the ledger writes it (`JSON.stringify`: so duplicate members, which other
- * JSON readers might resolve differently, are caught). Feed it to `verifyLedgerStream` (positions
- * are line numbers) or `queryRecords`.
- * @param path the ledger file
- * @param options `maxLineBytes`
- * @returns the values, in file order
- * @throws Error (while iterating) when the file cannot be read, e.g. ENOENT; RangeError for a bad
- *   `maxLineBytes`
- * @example
- * const result = await verifyLedgerStream(readLedgerFile('/var/log/trustplane/ledger.jsonl'))
- */
-export async function* readLedgerFile(
-  path: string,
-  options: ReadLedgerFileOptions = {},
-): AsyncGenerator<unknown> {
-  const max = options.maxLineBytes ?? MAX_LEDGER_LINE_BYTES;
-  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxLineBytes must be a positive integer');
-  const stream = createReadStream(path, { highWaterMark: TAIL_CHUNK });
-  let parts: Buffer[] = [];
-  let size = 0;
-  let tooLong = false;
-  const take = (): unknown => {
-    const value = tooLong ? new UnreadableRecord(`line longer than ${max} bytes`) : parseLine(parts, size);
-    parts = [];
-    size = 0;
-    tooLong = false;
-    return value;
-  };
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let start = 0;
-      for (;;) {
-        const newline = chunk.indexOf(0x0a, start);
-        const end = newline === -1 ? chunk.length : newline;
-        if (!tooLong) {
-          if (size + end - start > max) {
-            tooLong = true;
-            parts = [];
-            size = 0;
-          } else if (end > start) {
-            parts.push(chunk.subarray(start, end));
-            size += end - start;
-          }
-        }
-        if (newline === -1) break;
-        yield take();
-        start = newline + 1;
-      }
-    }
-    // A last line without its newline (a torn write, or a file being written): read it as it is.
-    if (size > 0 || tooLong) yield take();
-  } finally {
-    stream.destroy();
-  }
-}
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function parseLine(parts: readonly Buffer[], size: number): unknown {
-  if (size === 0) return new UnreadableRecord('empty line');
-  let text: string;
-  try {
-    text = UTF8.decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-  } catch {
-    return new UnreadableRecord('line is not UTF-8');
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return new UnreadableRecord('line is not JSON');
-  }
-  if (JSON.stringify(value) !== text) {
-    return new UnreadableRecord('line is not in ledger form (duplicate members, or reformatted)');
-  }
-  return value;
-}
-
-// ---- tail ----------------------------------------------------------------------------------------
-
-interface Tail {
-  /** Bytes to keep: the file up to and including the last newline. */
-  readonly keep: number;
-  /** The last complete line (without its newline), if any. */
-  readonly last: string | undefined;
-}
-
-/** Find the last complete line and any torn bytes after it, reading backwards from the end only. */
-async function readTail(handle: FileHandle, size: number, path: string): Promise<Tail> {
-  if (size === 0) return { keep: 0, last: undefined };
-  const newline = await lastNewline(handle, size, MAX_LEDGER_LINE_BYTES + 1);
-  if (newline === undefined) {
-    throw new Error(
-      `audit ledger ${path} ends with more than ${MAX_LEDGER_LINE_BYTES} bytes without a newline; ` +
-        'it is not a ledger file, or is corrupt: check it with trustplane audit verify and move it aside',
-    );
-  }
-  const keep = newline + 1;
-  if (keep === 0) return { keep, last: undefined };
-  const previous = await lastNewline(handle, newline, MAX_LEDGER_LINE_BYTES + 1);
-  if (previous === undefined) {
-    throw new Error(
-      `audit ledger ${path} ends with a line longer than ${MAX_LEDGER_LINE_BYTES} bytes; ` +
-        'check it with trustplane audit verify and move it aside',
-    );
-  }
-  const start = previous + 1;
-  const line = Buffer.alloc(newline - start);
-  await readExactly(handle, line, start);
-  let text: string;
-  try {
-    text = UTF8.decode(line);
-  } catch {
-    text = '';
-  }
-  return { keep, last: text };
-}
-
-/**
- * Offset of the last newline before `before`, looking back at most `limit` bytes: -1 when the
- * file start is reached without one, undefined when the limit is.
- */
-async function lastNewline(handle: FileHandle, before: number, limit: number): Promise<number | undefined> {
-  const floor = Math.max(0, before - limit);
-  let end = before;
-  while (end > floor) {
-    const length = Math.min(TAIL_CHUNK, end - floor);
-    const chunk = Buffer.alloc(length);
-    await readExactly(handle, chunk, end - length);
-    const at = chunk.lastIndexOf(0x0a);
-    if (at !== -1) return end - length + at;
-    end -= length;
-  }
-  return floor === 0 ? -1 : undefined;
-}
-
-/** The head the last record leaves, after checking it is a sound record of `chainId`. */
-function tailHead(line: string, path: string, chainId: string): ChainHead {
-  const corrupt = (why: string) =>
-    new Error(
-      `audit ledger ${path} ends with a corrupt record (${why}); run trustplane audit verify --file ${path}, ` +
-        'then restore the file or move it aside (a new chain is never started in a file that holds one)',
-    );
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw corrupt('not JSON');
-  }
-  if (JSON.stringify(value) !== line) throw corrupt('not in ledger form');
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt('not a JSON object');
-  const r = value as Record<string, unknown>;
-  if (
-    typeof r.chain_id !== 'string' ||
-    typeof r.seq !== 'number' ||
-    !Number.isSafeInteger(r.seq) ||
-    r.seq < 1 ||
-    typeof r.record_hash !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(r.record_hash) ||
-    typeof r.prev_hash !== 'string'
-  ) {
-    throw corrupt('missing or invalid chain_id, seq, prev_hash or record_hash');
-  }
-  let hash: string;
-  try {
-    hash = ledgerRecordHash(r);
-  } catch {
-    throw corrupt('not canonicalizable JSON');
-  }
-  if (hash !== r.record_hash) throw corrupt(`record seq ${r.seq} was modified (its hash does not match)`);
-  if (r.chain_id !== chainId) {
-    throw new Error(
-      `audit ledger ${path} holds chain ${JSON.stringify(r.chain_id)}, not ${JSON.stringify(chainId)}; ` +
-        'use the same chain id, or another file for a new chain',
-    );
-  }
-  return { chainId, seq: r.seq, hash };
-}
-
-// ---- I/O helpers ---------------------------------------------------------------------------------
-
-async function readExactly(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, position + offset);
-    if (bytesRead === 0) throw Object.assign(new Error('unexpected end of file'), { code: 'EIO' });
-    offset += bytesRead;
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-    offset += bytesWritten;
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function errorCode(e: unknown): string {
-  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') return e.code;
-  return 'EIO';
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }
 
 function unavailable(message: string, path: string, cause?: unknown): TrustplaneError {
