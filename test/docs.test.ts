@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { REASON_CODES, REASON_CODE_LIST } from '../pkg/authcore/index.js';
 import { isComponentReason } from '../pkg/authcore/reason-codes.js';
-import { ADAPTER_ENV, adapterConfigSchema } from '../pkg/adapter/config.js';
+import { ADAPTER_ENV } from '../pkg/adapter/resolve-adapter-config.js';
+import { adapterConfigSchema } from '../pkg/adapter/config.js';
 import { createAdapterMetrics } from '../pkg/runtime/metrics.js';
 import { policyBundleConfigSchema, trustMaterialConfigSchema } from '../pkg/bundle/index.js';
 import {

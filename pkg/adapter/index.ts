@@ -1,14 +1,8 @@
 export { startAdapter, createAdminServer, type Adapter, type StartAdapterOptions } from './server.js';
 export { runAdapter } from './run.js';
-export {
-  adapterConfigSchema,
-  resolveAdapterConfig,
-  ConfigError,
-  ADAPTER_ENV,
-  type AdapterConfig,
-  type AdapterConfigInput,
-  type ConfigSources,
-} from './config.js';
+export { adapterConfigSchema, type AdapterConfig, type AdapterConfigInput } from './config.js';
+export { resolveAdapterConfig, ADAPTER_ENV, type ConfigSources } from './resolve-adapter-config.js';
+export { ConfigError } from './config-error.js';
 export { handleProxyRequest } from './proxy.js';
 export { handleForwardAuthRequest } from './forward-auth.js';
 export {

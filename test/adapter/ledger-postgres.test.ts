@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAdapterConfig } from '../../pkg/adapter/config.js';
+import { resolveAdapterConfig } from '../../pkg/adapter/resolve-adapter-config.js';
 import { createLogger } from '../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
 import { migrateLedger } from '../../pkg/audit/ledger-migrations.js';

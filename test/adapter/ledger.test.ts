@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../pkg/runtime/logger.js';
-import { resolveAdapterConfig } from '../../pkg/adapter/config.js';
+import { resolveAdapterConfig } from '../../pkg/adapter/resolve-adapter-config.js';
 import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
 import { generateSigningKey, type SigningKey } from '../../pkg/authcore/index.js';
 import { auditEventSchema, MemoryAuditSink, type AuditEvent } from '../../pkg/audit/index.js';

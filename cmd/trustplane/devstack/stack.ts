@@ -10,7 +10,7 @@ import {
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { resolveAdapterConfig } from '../../../pkg/adapter/config.js';
+import { resolveAdapterConfig } from '../../../pkg/adapter/index.js';
 import { createLogger, type LogLevel } from '../../../pkg/runtime/logger.js';
 import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
 import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/index.js';
