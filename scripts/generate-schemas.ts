@@ -62,7 +62,7 @@ const files: Record<string, string> = {
     policyBundleSchema,
     'trustplane-bundle-v1',
     'TrustPlane policy bundle (trustplane-bundle-v1)',
-    'Generated from pkg/bundle/schemas.ts by scripts/generate-schemas.ts; do not edit. ' +
+    'Generated from pkg/bundle/policy-bundle-schema.ts by scripts/generate-schemas.ts; do not edit. ' +
       'The loader additionally enforces: unique api_id, route_group_id and route_id; route_groups[].api_id ' +
       'and scopes[].route_group_id reference existing entries; no two routes share a method and path ' +
       'template shape; path_template syntax; expires_at after issued_at.',
@@ -71,7 +71,7 @@ const files: Record<string, string> = {
     trustMaterialSchema,
     'trustplane-trust-material-v1',
     'TrustPlane trust material (trustplane-trust-material-v1)',
-    'Generated from pkg/bundle/schemas.ts by scripts/generate-schemas.ts; do not edit. ' +
+    'Generated from pkg/bundle/trust-material-schema.ts by scripts/generate-schemas.ts; do not edit. ' +
       'The loader additionally enforces: unique issuer names, kids within an issuer, SPIFFE bundle trust ' +
       'domains and receipt kids; key exp after nbf; expires_at after issued_at.',
   ),
