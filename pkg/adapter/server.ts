@@ -9,7 +9,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditSink } from '../audit/event.js';
-import { signReceipt } from '../audit/receipt.js';
+import { signReceipt } from '../audit/sign-receipt.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
 import { BundleManager, type BundleName, type ReloadOutcome } from '../runtime/bundle-manager.js';
 import { parseConfiguredKeys } from '../runtime/configured-keys.js';

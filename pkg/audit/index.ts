@@ -25,22 +25,23 @@ export {
   type ChainBreak,
   type ChainVerification,
 } from './chain.js';
+export { signReceipt } from './sign-receipt.js';
 export {
-  signReceipt,
   verifyReceipt,
-  responseBodyDigest,
-  ReceiptError,
-  RECEIPT_ERROR_CODES,
+  type ReceiptTrust,
+  type ReceiptVerifyKey,
+  type VerifyReceiptOptions,
+  type VerifiedReceipt,
+} from './verify-receipt.js';
+export { responseBodyDigest } from './response-body-digest.js';
+export { ReceiptError, RECEIPT_ERROR_CODES, type ReceiptErrorCode } from './receipt-error.js';
+export {
   RECEIPT_VERSION,
   MAX_RECEIPT_LENGTH,
   receiptPayloadSchema,
   type ReceiptPayload,
   type ReceiptHeader,
-  type ReceiptTrust,
-  type ReceiptVerifyKey,
-  type VerifiedReceipt,
-  type ReceiptErrorCode,
-} from './receipt.js';
+} from './receipt-schema.js';
 export { FileLedgerSink, type FileLedgerSinkOptions, type LedgerFsyncMode } from './file-ledger-sink.js';
 export { StdoutLedgerSink, type StdoutLedgerSinkOptions } from './stdout-ledger-sink.js';
 export { readLedgerFile, MAX_LEDGER_LINE_BYTES, type ReadLedgerFileOptions } from './read-ledger-file.js';

@@ -4,8 +4,12 @@ export {
   isReasonCode,
   statusForReason,
   isRetryableReason,
+  isComponentReason,
+  COMPONENT_REASON_LAYERS,
   type ReasonCode,
   type ReasonCodeInfo,
+  type HttpReasonLayer,
+  type ComponentReasonLayer,
 } from './reason-codes.js';
 export { TrustplaneError, SIGNATURE_FAILURE_MESSAGE } from './errors.js';
 export {

@@ -1,6 +1,6 @@
 import type { IssuerRegistry } from '../authcore/issuer-registry.js';
 import type { AuditComponent, AuditEvent, AuditRequestInfo, AuditSink } from '../audit/event.js';
-import type { ReceiptPayload } from '../audit/receipt.js';
+import type { ReceiptPayload } from '../audit/receipt-schema.js';
 import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import type { Decision } from './decision.js';
 import type { VerifierContext } from './verify-request.js';

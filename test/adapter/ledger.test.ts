@@ -7,7 +7,7 @@ import { resolveAdapterConfig } from '../../pkg/adapter/resolve-adapter-config.j
 import { startAdapter, type Adapter } from '../../pkg/adapter/server.js';
 import { generateSigningKey, type SigningKey } from '../../pkg/authcore/index.js';
 import { auditEventSchema, MemoryAuditSink, type AuditEvent } from '../../pkg/audit/index.js';
-import { verifyReceipt } from '../../pkg/audit/receipt.js';
+import { verifyReceipt } from '../../pkg/audit/index.js';
 import { loadTrustMaterial, signDocument } from '../../pkg/bundle/index.js';
 import { NOW, createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
 import { rawSend, sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';

@@ -6,7 +6,7 @@ import { AUDIT_EVENT_SCHEMA } from '../../pkg/audit/event.js';
 import { FileLedgerSink } from '../../pkg/audit/file-ledger-sink.js';
 import { LedgerError, type LedgerErrorCode } from '../../pkg/audit/ledger-error.js';
 import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger-verify.js';
-import { RECEIPT_ERROR_CODES, ReceiptError, verifyReceipt } from '../../pkg/audit/receipt.js';
+import { RECEIPT_ERROR_CODES, ReceiptError, verifyReceipt } from '../../pkg/audit/index.js';
 import { TrustplaneError } from '../../pkg/authcore/errors.js';
 import {
   REASON_CODES,

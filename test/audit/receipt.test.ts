@@ -13,7 +13,7 @@ import {
   type ReceiptPayload,
   type ReceiptTrust,
   type ReceiptVerifyKey,
-} from '../../pkg/audit/receipt.js';
+} from '../../pkg/audit/index.js';
 import { issuePassport } from '../../pkg/authcore/issue-passport.js';
 import { generateSigningKey, type SigningKey } from '../../pkg/authcore/signing-key.js';
 import { verifyPassport } from '../../pkg/authcore/verify-passport.js';

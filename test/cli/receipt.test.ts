@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RECEIPT_VERSION, signReceipt, type ReceiptPayload } from '../../pkg/audit/receipt.js';
+import { RECEIPT_VERSION, signReceipt, type ReceiptPayload } from '../../pkg/audit/index.js';
 import { generateSigningKey, type SigningKey } from '../../pkg/authcore/signing-key.js';
 import { signDocument, type TrustMaterial } from '../../pkg/bundle/index.js';
 import { CLI } from '../helpers/adapter-process.js';

@@ -15,8 +15,7 @@ interface Manifest {
 }
 
 const manifest = readVectorJson<Manifest>('trustplane-v1/manifest.json');
-const load = (p: string) =>
-  readVectorJson<Record<string, unknown>>(`trustplane-v1/${p.split('/').pop()!}`);
+const load = (p: string) => readVectorJson<Record<string, unknown>>(`trustplane-v1/${p.split('/').pop()!}`);
 
 interface TranscriptVector {
   raw_request: { query: string; body_utf8: string; headers: { name: string; value: string }[] };

@@ -12,10 +12,7 @@ interface JcsVectors {
 }
 
 const vectors = JSON.parse(
-  readFileSync(
-    fileURLToPath(new URL('./external/rfc8785-jcs.json', import.meta.url)),
-    'utf8',
-  ),
+  readFileSync(fileURLToPath(new URL('./external/rfc8785-jcs.json', import.meta.url)), 'utf8'),
 ) as JcsVectors;
 
 function doubleFromHex(hex: string): number {

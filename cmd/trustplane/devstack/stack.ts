@@ -10,13 +10,17 @@ import {
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { resolveAdapterConfig } from '../../../pkg/adapter/index.js';
-import { createLogger, type LogLevel } from '../../../pkg/runtime/logger.js';
-import { startAdapter, type Adapter } from '../../../pkg/adapter/server.js';
+import { resolveAdapterConfig, startAdapter, type Adapter } from '../../../pkg/adapter/index.js';
 import { generateSigningKey, type SigningKey } from '../../../pkg/authcore/index.js';
-import { signDocument } from '../../../pkg/bundle/sign-document.js';
-import { createDevSpiffeCa, mintDevSvid, writeSpiffeHelperFiles } from '../../../pkg/broker/index.js';
-import { startBroker, type RunningBroker } from '../../../pkg/broker/run.js';
+import {
+  createDevSpiffeCa,
+  mintDevSvid,
+  startBroker,
+  writeSpiffeHelperFiles,
+  type RunningBroker,
+} from '../../../pkg/broker/index.js';
+import { signDocument } from '../../../pkg/bundle/index.js';
+import { createLogger, type LogLevel } from '../../../pkg/runtime/index.js';
 
 /** Names of the dev world (`trustplane up` / `trustplane demo`). */
 export const DEV = Object.freeze({
