@@ -122,7 +122,7 @@ describe('examples/docker/Dockerfile: static checks', () => {
     expect(only(stageNamed('deps')!, 'RUN').some((i) => i.value.includes('npm ci --omit=dev'))).toBe(true);
     // The build script the image runs is the repository's.
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    expect(pkg.scripts.build).toMatch(/(^| )tsc -p tsconfig.build.json$/);
   });
 
   it('the runtime stage copies only dist, production node_modules and package.json', () => {
