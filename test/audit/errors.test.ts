@@ -2,19 +2,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectComponentError } from '../helpers/errors.js';
 import { AUDIT_EVENT_SCHEMA } from '../../pkg/audit/event.js';
 import { FileLedgerSink } from '../../pkg/audit/file-ledger-sink.js';
 import { LedgerError, type LedgerErrorCode } from '../../pkg/audit/ledger-error.js';
 import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger-verify.js';
 import { RECEIPT_ERROR_CODES, ReceiptError, verifyReceipt } from '../../pkg/audit/index.js';
-import { TrustplaneError } from '../../pkg/authcore/errors.js';
-import {
-  REASON_CODES,
-  REASON_CODE_LIST,
-  isComponentReason,
-  isRetryableReason,
-  type ReasonCodeInfo,
-} from '../../pkg/authcore/reason-codes.js';
+import { REASON_CODES, REASON_CODE_LIST, isRetryableReason } from '../../pkg/authcore/reason-codes.js';
 
 const LEDGER_CODES = [
   'ledger_unavailable',
@@ -28,18 +22,6 @@ const LEDGER_CODES = [
 // Compile-time: the list names every LedgerErrorCode.
 const covered: [Exclude<LedgerErrorCode, (typeof LEDGER_CODES)[number]>] extends [never] ? true : false =
   true;
-
-function expectComponentError(error: unknown, layer: ReasonCodeInfo['layer'], name: string): TrustplaneError {
-  expect(error).toBeInstanceOf(TrustplaneError);
-  const e = error as TrustplaneError;
-  expect(e.name).toBe(name);
-  expect(Object.hasOwn(REASON_CODES, e.reason)).toBe(true);
-  expect(REASON_CODES[e.reason].layer).toBe(layer);
-  expect(isComponentReason(e.reason)).toBe(true);
-  expect(e.status).toBe(REASON_CODES[e.reason].status);
-  expect('code' in e).toBe(false);
-  return e;
-}
 
 let dir: string;
 beforeAll(async () => {

@@ -2,11 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TrustplaneError } from '../../pkg/authcore/errors.js';
+import { expectComponentError } from '../helpers/errors.js';
 import {
   REASON_CODES,
   REASON_CODE_LIST,
-  isComponentReason,
   isRetryableReason,
   type ReasonCode,
   type ReasonCodeInfo,
@@ -91,20 +90,6 @@ const covered: [
 
 function layerCodes(layer: ReasonCodeInfo['layer']): ReasonCode[] {
   return REASON_CODE_LIST.filter((code) => REASON_CODES[code].layer === layer);
-}
-
-/** A component error: a TrustplaneError whose reason is a registered code of `layer`, with its status. */
-function expectComponentError(error: unknown, layer: ReasonCodeInfo['layer'], name: string): TrustplaneError {
-  expect(error).toBeInstanceOf(TrustplaneError);
-  const e = error as TrustplaneError;
-  expect(e.name).toBe(name);
-  expect(Object.hasOwn(REASON_CODES, e.reason)).toBe(true);
-  expect(REASON_CODES[e.reason].layer).toBe(layer);
-  expect(isComponentReason(e.reason)).toBe(true);
-  expect(e.status).toBe(REASON_CODES[e.reason].status);
-  // One field: the registry code is `reason`; there is no separate `code`.
-  expect('code' in e).toBe(false);
-  return e;
 }
 
 function thrown(fn: () => unknown): unknown {
