@@ -76,6 +76,8 @@ interface Outcome {
   readonly reached: boolean;
   /** The verified subject the upstream saw (undefined: none). */
   readonly identity: string | undefined;
+  /** Forward-auth: the identity headers were answered, empty (a dry-run pass). */
+  readonly blankIdentity?: true;
 }
 
 /** The parts of an audit event every point must agree on. */
@@ -389,7 +391,9 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
         reasonHeader: header(res.headers, 'x-trustplane-reason'),
         wwwAuthenticate: header(res.headers, 'www-authenticate'),
         reached,
-        identity: header(res.headers, 'x-trustplane-subject'),
+        // A dry-run pass answers the identity headers empty (so gateways overwrite caller-sent ones).
+        identity: header(res.headers, 'x-trustplane-subject') || undefined,
+        ...(reached && header(res.headers, 'x-trustplane-subject') === '' ? { blankIdentity: true } : {}),
       };
     },
     events: eventLog(sink),
@@ -712,6 +716,11 @@ describe('one case table, five enforcement points', () => {
         expect(outcome!.reasonHeader, where).toBeUndefined();
       }
       expect(events, where).toEqual(expected.events);
+      if (h.name === 'forward-auth') {
+        expect(outcome!.blankIdentity === true, where).toBe(
+          expected.reached && expected.identity === undefined,
+        );
+      }
     }
     // Byte for byte: every point that shares an expectation answered the same body and reason.
     const groups = new Map<string, string[]>();

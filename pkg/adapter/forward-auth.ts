@@ -6,7 +6,7 @@ import {
   writeDeny,
   type NodeRequestView,
 } from '../internal/node-http/index.js';
-import { WIRE_HEADERS } from '../proof/wire.js';
+import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
 import { denyAnswer, identityHeaders, type NormalizedRequest } from '../verifier/index.js';
 import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
 
@@ -78,7 +78,8 @@ function withUnverifiedBody(req: IncomingMessage, request: NormalizedRequest): N
  * - allow: 200 with the identity headers for the gateway to copy upstream, plus
  *   `X-TrustPlane-Body-Verified`;
  * - deny: the kernel's deny answer (the gateway refuses the request);
- * - a dry-run route's unenforced deny: 200 without any identity header.
+ * - a dry-run route's unenforced deny: 200 with every identity header present and empty, so that
+ *   the gateway overwrites any the caller sent.
  */
 export async function handleForwardAuthRequest(
   rt: EnforcementRuntime,
@@ -103,6 +104,11 @@ export async function handleForwardAuthRequest(
   if (granted.enforcement.outcome === 'allow') {
     Object.assign(headers, identityHeaders(granted.enforcement.decision));
     headers['x-trustplane-body-verified'] = granted.request.bodyUnverified === true ? 'false' : 'true';
+  } else {
+    // A dry-run pass: no identity, and every identity header EMPTY rather than absent. A gateway that
+    // copies identity headers only when the auth response has them (Envoy's
+    // allowed_upstream_headers) would otherwise let a caller-sent X-TrustPlane-Subject through.
+    for (const name of IDENTITY_HEADERS) headers[name] = '';
   }
   try {
     res.writeHead(200, headers);
