@@ -1,4 +1,5 @@
-export { startAdapter, createAdminServer, type Adapter, type StartAdapterOptions } from './server.js';
+export { startAdapter, type Adapter, type StartAdapterOptions } from './server.js';
+export { createAdminServer } from './admin-server.js';
 export { runAdapter } from './run.js';
 export { adapterConfigSchema, type AdapterConfig, type AdapterConfigInput } from './config.js';
 export { resolveAdapterConfig, ADAPTER_ENV, type ConfigSources } from './resolve-adapter-config.js';

@@ -1,4 +1,4 @@
-import type { AuditSink } from '../audit/event.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import { openLedger } from '../audit/open-ledger.js';
 import type { AdapterConfig } from './config.js';
 import type { Logger } from '../runtime/logger.js';

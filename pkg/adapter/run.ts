@@ -3,7 +3,8 @@ import { AggregatorRegistry } from 'prom-client';
 import type { AdapterConfig } from './config.js';
 import { WORKER_SLOT_ENV } from './ledger.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import { createAdminServer, startAdapter, type Adapter } from './server.js';
+import { createAdminServer } from './admin-server.js';
+import { startAdapter, type Adapter } from './server.js';
 
 interface WorkerStatus {
   readonly tp: 'status';

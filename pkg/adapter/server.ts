@@ -8,7 +8,7 @@ import {
 import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ReplayStore } from '../authcore/replay-store.js';
-import type { AuditSink } from '../audit/event.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import { signReceipt } from '../audit/sign-receipt.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
 import { BundleManager, type BundleName, type ReloadOutcome } from '../runtime/bundle-manager.js';
@@ -18,6 +18,7 @@ import type { ReceiptSigner } from '../verifier/index.js';
 import { createEnforcementRuntime, reportAuditFailure } from './enforcement-runtime.js';
 import { handleForwardAuthRequest } from './forward-auth.js';
 import { handleProxyRequest } from './proxy.js';
+import { createAdminServer } from './admin-server.js';
 import { openLedgerSink } from './ledger.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from '../runtime/metrics.js';
@@ -273,38 +274,4 @@ export async function startAdapter(
     await cleanup();
     throw e;
   }
-}
-
-/** The admin listener: `/healthz`, `/readyz`, `/metrics`. */
-export function createAdminServer(deps: {
-  readonly metrics: { readonly registry: { metrics(): Promise<string>; readonly contentType: string } };
-  readonly ready: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
-}): Server {
-  return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      deps
-        .ready()
-        .then((r) => json(r.ready ? 200 : 503, r))
-        .catch(() => json(503, { ready: false }));
-      return;
-    }
-    if (path === '/metrics') {
-      deps.metrics.registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-          res.end(text);
-        })
-        .catch(() => json(500, { error: 'metrics unavailable' }));
-      return;
-    }
-    json(404, { error: 'not found' });
-  });
 }

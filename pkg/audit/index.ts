@@ -1,18 +1,19 @@
 export {
   AUDIT_EVENT_SCHEMA,
   auditEventSchema,
-  auditEventFromDecision,
   auditReason,
-  MemoryAuditSink,
   type AuditEvent,
-  type AuditSink,
   type AuditComponent,
+} from './event.js';
+export {
+  auditEventFromDecision,
   type AuditEventOptions,
   type AuditRequestInfo,
   type AuditDecision,
   type AuditAllowDecision,
   type AuditDenyDecision,
-} from './event.js';
+} from './event-from-decision.js';
+export { MemoryAuditSink, type AuditSink } from './audit-sink.js';
 export { StreamAuditSink, openFileAuditSink, type StreamAuditSinkOptions } from './stream-sink.js';
 export {
   HashChain,

@@ -1,4 +1,4 @@
-import type { AuditSink } from './event.js';
+import type { AuditSink } from './audit-sink.js';
 import { FileLedgerSink } from './file-ledger-sink.js';
 import { StdoutLedgerSink } from './stdout-ledger-sink.js';
 

@@ -1,5 +1,6 @@
 import { GENESIS_HASH, HashChain, type ChainHead } from './chain.js';
-import type { AuditEvent, AuditSink } from './event.js';
+import type { AuditEvent } from './event.js';
+import type { AuditSink } from './audit-sink.js';
 import { LedgerError } from './ledger-error.js';
 import { asError } from './ledger-file-io.js';
 import { StreamAuditSink } from './stream-sink.js';

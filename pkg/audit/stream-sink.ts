@@ -1,6 +1,7 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AuditEvent, AuditSink } from './event.js';
+import type { AuditEvent } from './event.js';
+import type { AuditSink } from './audit-sink.js';
 
 /** Options for {@link StreamAuditSink}. */
 export interface StreamAuditSinkOptions {

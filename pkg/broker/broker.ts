@@ -5,7 +5,8 @@ import { generateSigningKey, type SigningKey } from '../authcore/signing-key.js'
 import { jwkThumbprint } from '../authcore/public-jwk.js';
 import { isRetryableReason, statusForReason, type ReasonCode } from '../authcore/reason-codes.js';
 import { keyBindingRank } from '../authcore/signer-taxonomy.js';
-import { AUDIT_EVENT_SCHEMA, type AuditEvent, type AuditSink } from '../audit/event.js';
+import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../audit/event.js';
+import { type AuditSink } from '../audit/audit-sink.js';
 import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import type { LoadedTrustMaterial } from '../bundle/load-trust-material.js';
 import { encodeBase64Url } from '../internal/base64url.js';

@@ -2,7 +2,7 @@ import { BundleManager } from '../runtime/bundle-manager.js';
 import { parseConfiguredKeys } from '../runtime/configured-keys.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
-import type { AuditSink } from '../audit/event.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import { openLedger } from '../audit/open-ledger.js';
 import { Broker } from './broker.js';
 import { softwareIdentity, type IdentitySource } from './identity.js';

@@ -1,11 +1,7 @@
 import { TrustplaneError } from '../authcore/errors.js';
-import {
-  auditEventFromDecision,
-  type AuditComponent,
-  type AuditEvent,
-  type AuditRequestInfo,
-  type AuditSink,
-} from '../audit/event.js';
+import { type AuditComponent, type AuditEvent } from '../audit/event.js';
+import { auditEventFromDecision, type AuditRequestInfo } from '../audit/event-from-decision.js';
+import { type AuditSink } from '../audit/audit-sink.js';
 import { denyFrom, type AllowDecision, type Decision } from './decision.js';
 
 /** What a decision's audit event says besides the decision. */

@@ -1,6 +1,6 @@
 import type { PassportContext, PassportProvenance } from '../authcore/claims.js';
 import type { TrustplaneError } from '../authcore/errors.js';
-import type { AuditAllowDecision, AuditDenyDecision } from '../audit/event.js';
+import type { AuditAllowDecision, AuditDenyDecision } from '../audit/event-from-decision.js';
 import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 
 /** Pipeline stage names, in order (a deny names the stage that refused). */

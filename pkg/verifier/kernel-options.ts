@@ -1,5 +1,7 @@
 import type { IssuerRegistry } from '../authcore/issuer-registry.js';
-import type { AuditComponent, AuditEvent, AuditRequestInfo, AuditSink } from '../audit/event.js';
+import type { AuditComponent, AuditEvent } from '../audit/event.js';
+import type { AuditRequestInfo } from '../audit/event-from-decision.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import type { ReceiptPayload } from '../audit/receipt-schema.js';
 import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import type { Decision } from './decision.js';

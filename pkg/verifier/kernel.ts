@@ -1,6 +1,7 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { REASON_CODES } from '../authcore/reason-codes.js';
-import type { AuditComponent, AuditRequestInfo } from '../audit/event.js';
+import type { AuditComponent } from '../audit/event.js';
+import type { AuditRequestInfo } from '../audit/event-from-decision.js';
 import { RECEIPT_VERSION, type ReceiptPayload } from '../audit/receipt-schema.js';
 import type { EnforcementMode } from '../bundle/policy-bundle-schema.js';
 import { denyFrom, type AllowDecision, type Decision, type DenyDecision } from './decision.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TrustplaneError } from '../../authcore/errors.js';
-import type { AuditRequestInfo } from '../../audit/event.js';
+import type { AuditRequestInfo } from '../../audit/event-from-decision.js';
 import type { NormalizedRequest } from '../../verifier/normalized-request.js';
 import { assertNoRepeatedCriticalHeader } from './critical-headers.js';
 import { nodeHeaderSource } from './header-source.js';

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AuditRequestInfo } from '../../audit/event.js';
+import type { AuditRequestInfo } from '../../audit/event-from-decision.js';
 import { TrustplaneError } from '../../authcore/errors.js';
 import { sha256HexSync } from '../../internal/sha256.js';
 import {
