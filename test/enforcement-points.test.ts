@@ -76,7 +76,7 @@ interface Outcome {
   readonly reached: boolean;
   /** The verified subject the upstream saw (undefined: none). */
   readonly identity: string | undefined;
-  /** Forward-auth: the identity headers were answered, empty (a dry-run pass). */
+  /** Forward-auth: the identity and body-verified headers were answered, empty (a dry-run pass). */
   readonly blankIdentity?: true;
 }
 
@@ -393,7 +393,11 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
         reached,
         // A dry-run pass answers the identity headers empty (so gateways overwrite caller-sent ones).
         identity: header(res.headers, 'x-trustplane-subject') || undefined,
-        ...(reached && header(res.headers, 'x-trustplane-subject') === '' ? { blankIdentity: true } : {}),
+        ...(reached &&
+        header(res.headers, 'x-trustplane-subject') === '' &&
+        header(res.headers, 'x-trustplane-body-verified') === ''
+          ? { blankIdentity: true }
+          : {}),
       };
     },
     events: eventLog(sink),
@@ -641,6 +645,19 @@ const CASES: readonly Case[] = [
       reached: true,
       events: [denyEvent('request_binding_mismatch', 401, 'orders.dryrun', { enforcement: 'dry-run' })],
     },
+  },
+  {
+    name: 'dry-run: a malformed query is refused (request layer) even without a passport',
+    build: async () => [
+      {
+        ...(await signedCase(
+          { target: '/v1/dry/orders', routeId: 'orders.dryrun' },
+          without('authorization'),
+        )),
+        target: '/v1/dry/orders?a=%zz',
+      },
+    ],
+    expect: denied('malformed_request', 400),
   },
   {
     name: 'dry-run: an allowed request carries its identity, the event marked dry-run',

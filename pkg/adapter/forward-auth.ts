@@ -109,6 +109,7 @@ export async function handleForwardAuthRequest(
     // copies identity headers only when the auth response has them (Envoy's
     // allowed_upstream_headers) would otherwise let a caller-sent X-TrustPlane-Subject through.
     for (const name of IDENTITY_HEADERS) headers[name] = '';
+    headers['x-trustplane-body-verified'] = '';
   }
   try {
     res.writeHead(200, headers);

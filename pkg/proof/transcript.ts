@@ -16,6 +16,8 @@ export interface TranscriptInput {
   readonly path: string;
   /** The raw query as sent, without `?` ('' when none). */
   readonly query: string;
+  /** `normalizeQuery(query)` when the caller has already computed it (it is not recomputed). */
+  readonly normalizedQuery?: string;
   readonly audience: string;
   readonly routeId: string;
   /** `Content-Encoding` of the body as sent (default `identity`). */
@@ -67,7 +69,7 @@ function field(name: string, value: string): string {
  * t.sha256 // '2e8a6583…'
  */
 export async function buildTranscript(input: TranscriptInput): Promise<Transcript> {
-  const normalizedQuery = normalizeQuery(input.query);
+  const normalizedQuery = input.normalizedQuery ?? normalizeQuery(input.query);
   const allowList = normalizeCoveredHeaders(input.coveredHeaders);
   const selected: { name: string; valueSha256: string }[] = [];
   for (const name of allowList) {

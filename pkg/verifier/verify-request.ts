@@ -6,6 +6,7 @@ import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
+import { normalizeQuery } from '../proof/normalize-query.js';
 import { assertSafePath, pathSafetyProblem } from '../proof/path-safety.js';
 import { parseRequestTarget } from '../proof/request-target.js';
 import { verifyProof } from '../proof/request-proof.js';
@@ -166,6 +167,9 @@ async function pipeline(
         )
       : request,
   );
+  // The query is part of the request layer: a malformed one is refused before any credential is
+  // looked at (so that a dry-run route never lets it through), and normalized only once.
+  const normalizedQuery = await run('parse', () => normalizeQuery(req.query));
   const { token, proof, nonce } = await run('parse', () => {
     try {
       return credentialsOf(req);
@@ -241,6 +245,7 @@ async function pipeline(
       authority: origin.authority,
       path: req.path,
       query: req.query,
+      normalizedQuery,
       audience: api.audience,
       routeId: route.route_id,
       contentEncoding,
