@@ -10,6 +10,7 @@ import {
   SPKI_PREFIX,
   startsWith,
 } from './key-encoding.js';
+import { isWeakPublicKey } from './weak-public-key.js';
 
 /** An Ed25519 public key, imported once and reusable on every request. */
 export interface VerifyKey {
@@ -33,11 +34,18 @@ function fingerprintSync(raw: Uint8Array): string {
 }
 
 /**
- * Import a raw 32-byte public key.
- * @throws TrustplaneError `invalid_key` when not 32 bytes or not accepted by WebCrypto.
+ * Import a raw 32-byte public key. Every public key this library verifies with comes through here,
+ * so the refusal of small-order keys and non-canonical encodings (y >= p) holds on every verify
+ * backend (WebCrypto, node:crypto and libsodium primitives); see weak-public-key.ts.
+ * @param raw the 32 encoded bytes (RFC 8032 §5.1.2)
+ * @returns the imported key
+ * @throws TrustplaneError `invalid_key` when not 32 bytes, non-canonical, of small order, or not
+ *   accepted by WebCrypto
+ * @example
+ * const key = await importRawPublicKey(decodeBase64Url(jwk.x)!)
  */
 export async function importRawPublicKey(raw: Uint8Array): Promise<VerifyKey> {
-  if (raw.length !== 32) throw invalidKey('public key');
+  if (isWeakPublicKey(raw)) throw invalidKey('public key');
   let cryptoKey: CryptoKey;
   try {
     cryptoKey = await crypto.subtle.importKey('raw', toArrayBufferView(raw), ED25519, true, ['verify']);
@@ -55,6 +63,7 @@ export async function importRawPublicKey(raw: Uint8Array): Promise<VerifyKey> {
 
 /**
  * Parse an Ed25519 public key: base64url raw bytes, PEM SPKI, or JWK (object or JSON text).
+ * Small-order keys and non-canonical encodings are refused, as by {@link importRawPublicKey}.
  * @throws TrustplaneError `invalid_key`
  */
 export async function parsePublicKey(input: string | Readonly<Record<string, unknown>>): Promise<VerifyKey> {

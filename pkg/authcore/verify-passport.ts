@@ -44,7 +44,9 @@ export interface VerifiedPassport {
  * Imported cnf keys by their base64url text. A caller with a long-lived request key presents the
  * same cnf on every request; importing it into WebCrypto each time costs more than a SHA-256 of
  * the whole transcript. Bounded (oldest evicted first); a CryptoKey is immutable, so sharing one
- * across requests is safe. Failed imports are not cached.
+ * across requests is safe. The import refuses small-order and non-canonical keys (whatever the verify
+ * backend), so that check also runs once per distinct key and its outcome is cached with the key.
+ * Failed imports are not cached: the refusal is cheap, and only issuer-signed passports get here.
  */
 const CNF_CACHE_MAX = 4096;
 const cnfKeyCache = new Map<string, Promise<VerifyKey>>();
@@ -70,7 +72,8 @@ const fail = (reason: ConstructorParameters<typeof TrustplaneError>[0], message:
  * @returns the verified passport; never returns on failure
  * @throws TrustplaneError with reason `malformed_passport`, `unsupported_algorithm`, `unknown_issuer`,
  *   `unknown_key`, `invalid_passport_signature`, `passport_expired`, `passport_not_yet_valid`,
- *   `passport_lifetime_exceeded`, `audience_mismatch`, `trust_domain_mismatch`, `invalid_cnf`
+ *   `passport_lifetime_exceeded`, `audience_mismatch`, `trust_domain_mismatch`, `invalid_cnf` (also
+ *   for a cnf key of small order or with a non-canonical encoding)
  * @example
  * const p = await verifyPassport(token, { issuers, audience: 'orders-api', now: Math.floor(Date.now() / 1000) })
  */

@@ -60,7 +60,7 @@ async function importKey(x: string, path: string): Promise<VerifyKey> {
   }
   throw new TrustplaneError(
     'invalid_bundle',
-    `invalid trust material at ${path}: not an Ed25519 public key`,
+    `invalid trust material at ${path}: not an acceptable Ed25519 public key (malformed, non-canonical or of small order)`,
     {
       path,
     },
@@ -96,7 +96,8 @@ async function loadIssuer(issuer: TrustMaterialIssuer, index: number): Promise<T
  * @param json the parsed document (untrusted)
  * @param options signer keys, the dev flag, and an optional `now` to refuse expired material
  * @returns the loaded trust material
- * @throws TrustplaneError `invalid_bundle` (schema or key import; the message names the path),
+ * @throws TrustplaneError `invalid_bundle` (schema or key import, including a small-order or
+ *   non-canonical Ed25519 key; the message names the path, never the key),
  *   `unsigned_bundle_rejected`, `bundle_signature_invalid`, `stale_bundle_fail_closed` (expired)
  * @example
  * const trust = await loadTrustMaterial(JSON.parse(text), { signers: [{ kid: 'ops-1', key }] })
