@@ -107,6 +107,8 @@ export async function startBroker(
     }
 
     let identity: IdentitySource;
+    // Read at every SVID load: the roots the trust material lists for a trust domain are the only
+    // roots of that trust domain (the SVID directory's and the Workload API's bundles are ignored for it).
     const trustBundles = () => bundles.current.trust.spiffeBundles;
     switch (config.identity.kind) {
       case 'software':

@@ -9,7 +9,7 @@ import {
   SvidFileSource,
   assertKeyMatchesLeaf,
   bundlesFromTrustMaterial,
-  mergeTrustBundles,
+  mergePinnedBundles,
   parseSpiffeId,
   verifyX509Svid,
   type SpiffeTrustBundles,
@@ -31,7 +31,11 @@ interface Verified {
 
 interface Options {
   readonly log: Logger;
-  /** SPIFFE bundles of the trust material (extra and federated roots). */
+  /**
+   * SPIFFE bundles of the signed trust material. They pin: for a trust domain listed here, these
+   * roots are the only ones used, and roots from the SVID directory or the Workload API for it are
+   * ignored (logged). Read at every SVID load, so a reloaded trust material applies from the next one.
+   */
   readonly trustBundles: () => ReadonlyMap<string, SpiffeBundle>;
   readonly clock?: (() => number) | undefined;
 }
@@ -46,6 +50,20 @@ function attestationFailed(error: unknown): TrustplaneError {
   // only the broker's own codes pass through.
   if (error instanceof TrustplaneError && !isComponentReason(error.reason)) return error;
   return new TrustplaneError('workload_identity_unavailable', 'no current workload SVID');
+}
+
+/** The X.509 roots of the trust material's bundles, decoded once per loaded trust material. */
+function pinnedRoots(get: () => ReadonlyMap<string, SpiffeBundle>): () => SpiffeTrustBundles {
+  let decodedFrom: ReadonlyMap<string, SpiffeBundle> | undefined;
+  let roots: SpiffeTrustBundles = new Map();
+  return () => {
+    const bundles = get();
+    if (bundles !== decodedFrom) {
+      roots = bundlesFromTrustMaterial(bundles.values());
+      decodedFrom = bundles;
+    }
+    return roots;
+  };
 }
 
 /** Identity, TLS credentials and rotation listeners over a "last verified SVID" getter. */
@@ -96,7 +114,9 @@ function spiffeSource(
 /**
  * The broker identity from files written by spiffe-helper (cert chain, key, bundle). Each
  * rotation is verified before it replaces the SVID in force; a bad rotation keeps the last good
- * one (logged). Startup fails if the first SVID does not verify.
+ * one (logged). Startup fails if the first SVID does not verify. For a trust domain the trust
+ * material lists in `spiffe_bundles`, only those roots count: `svid_bundle.pem` is ignored for it,
+ * with one warn line per load when it carries another root.
  */
 export async function openSpiffeFilesIdentity(
   config: { certFile: string; keyFile: string; bundleFile: string },
@@ -108,7 +128,12 @@ export async function openSpiffeFilesIdentity(
     certFile: config.certFile,
     keyFile: config.keyFile,
     bundleFile: config.bundleFile,
-    trustDomainBundles: bundlesFromTrustMaterial(options.trustBundles().values()),
+    pinnedBundles: pinnedRoots(options.trustBundles),
+    onIgnoredBundleFile: (trustDomain) =>
+      options.log.warn(
+        'SVID directory bundle ignored: the trust material pins the roots of this trust domain',
+        { trust_domain: trustDomain },
+      ),
     clock,
     onUpdate: (snapshot) => {
       options.log.info('workload SVID rotated', {
@@ -138,17 +163,36 @@ function certificates(ders: readonly Uint8Array[]): X509Certificate[] {
   return ders.map((der) => new X509Certificate(Buffer.from(der)));
 }
 
-/** Verify the default SVID of a Workload API update against its own bundle, federated bundles and the trust material. */
+/** Result of {@link verifyWorkloadUpdate}. */
+export interface VerifiedWorkloadUpdate extends Verified {
+  /** Pinned trust domains for which the update's own or federated bundle carried other roots (ignored). */
+  readonly ignoredTrustDomains: readonly string[];
+}
+
+/**
+ * Verify the default SVID of a Workload API update. Roots: `pinned` (the trust material's) for the
+ * trust domains it lists, and only there; the update's own and federated bundles for the others.
+ *
+ * @param update - one FetchX509SVID update.
+ * @param pinned - roots that replace the agent's for their trust domains (`bundlesFromTrustMaterial`).
+ * @param now - epoch seconds.
+ * @throws {@link SvidError} any reason of `verifyX509Svid`, `svid_invalid_spiffe_id` when the
+ *   certificate does not carry the SPIFFE ID the agent named, `svid_key_mismatch`.
+ * @example
+ * ```ts
+ * const v = verifyWorkloadUpdate(source.current(), bundlesFromTrustMaterial(tm.spiffeBundles.values()), now);
+ * ```
+ */
 export function verifyWorkloadUpdate(
   update: X509SvidUpdate,
-  extra: SpiffeTrustBundles,
+  pinned: SpiffeTrustBundles,
   now: number,
-): Verified {
+): VerifiedWorkloadUpdate {
   const svid = update.svids[0];
   if (svid === undefined) throw new SvidError('svid_malformed', 'the Workload API sent no SVID');
   const own = new Map([[parseSpiffeId(svid.spiffeId).trustDomain, certificates(svid.bundleDer)]]);
   const federated = new Map([...update.federatedBundles].map(([td, ders]) => [td, certificates(ders)]));
-  const bundles = mergeTrustBundles(own, federated, extra);
+  const { bundles, ignoredTrustDomains } = mergePinnedBundles(pinned, own, federated);
   const verified = verifyX509Svid(svid.chainDer, bundles, now);
   if (verified.spiffeId !== svid.spiffeId) {
     throw new SvidError(
@@ -158,14 +202,15 @@ export function verifyWorkloadUpdate(
   }
   const privateKey = createPrivateKey({ key: Buffer.from(svid.keyPkcs8Der), format: 'der', type: 'pkcs8' });
   assertKeyMatchesLeaf(verified.leaf, privateKey);
-  return { svid: verified, privateKey, bundles };
+  return { svid: verified, privateKey, bundles, ignoredTrustDomains };
 }
 
 /**
  * The broker identity from the SPIFFE Workload API (`SPIFFE_ENDPOINT_SOCKET`): a FetchX509SVID
  * stream with the `workload.spiffe.io: true` header. Every update is verified (chain to its trust
  * domain bundle, SPIFFE X.509-SVID rules, key match) before it is used; a bad update keeps the
- * last good SVID. Startup fails if the first SVID does not verify.
+ * last good SVID. Startup fails if the first SVID does not verify. As for the files, the trust
+ * material's roots replace the agent's bundles for the trust domains it lists (logged per update).
  */
 export async function openWorkloadApiIdentity(
   config: { endpoint?: string },
@@ -174,10 +219,17 @@ export async function openWorkloadApiIdentity(
   const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
   let verified: Verified | undefined;
   let rotated: () => void = () => undefined;
+  const pinned = pinnedRoots(options.trustBundles);
   const apply = (update: X509SvidUpdate, initial: boolean) => {
-    const extra = bundlesFromTrustMaterial(options.trustBundles().values());
     try {
-      verified = verifyWorkloadUpdate(update, extra, clock());
+      const result = verifyWorkloadUpdate(update, pinned(), clock());
+      for (const trustDomain of result.ignoredTrustDomains) {
+        options.log.warn(
+          'Workload API bundle ignored: the trust material pins the roots of this trust domain',
+          { trust_domain: trustDomain },
+        );
+      }
+      verified = result;
     } catch (error) {
       if (initial) throw error;
       options.log.warn('Workload API SVID refused; keeping the last good SVID', {

@@ -9,7 +9,12 @@ import { SvidError, verifyX509Svid, type SpiffeTrustBundles } from './spiffe/ind
 
 /** What a TLS endpoint needs from a SPIFFE identity: its own SVID and the roots it trusts. */
 export interface TlsCredentialSource {
-  /** PEM chain (leaf first), PEM private key, and every trusted root by trust domain. */
+  /**
+   * PEM chain (leaf first), PEM private key, and every trusted root by trust domain. Peers are
+   * authenticated with exactly these roots, so they must already be resolved against the pins:
+   * the SPIFFE identity sources give the trust material's roots for the trust domains it lists
+   * (never a root from the SVID directory or the Workload API for them).
+   */
   tlsCredentials(): {
     readonly certChainPem: string;
     readonly keyPem: string;

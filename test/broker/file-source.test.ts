@@ -137,12 +137,60 @@ describe('SvidFileSource.open', () => {
     expect(source.current().svid.path).toBe('/ns/a/sa/first');
   });
 
-  it('merges trustDomainBundles (e.g. from trust material) with the bundle file', async () => {
+  it('pinnedBundles replace the bundle file for their trust domain (a root only in the file does not count)', async () => {
     const other = mintSpiffeChain({ trustDomain: TD, spiffeId: 'spiffe://example.org/x', ...validity });
+    const ignored: string[] = [];
+    // The pinned root signs the SVID, the bundle file holds another one: the SVID verifies, the
+    // file's root is dropped and reported once, by trust domain.
     writeSvid({ chainPem: other.chainPem, keyPem: other.leafKey.pkcs8Pem, bundlePem: first.bundlePem });
-    const source = await openSource({ trustDomainBundles: bundlesFromPem(TD, other.bundlePem) });
+    const source = await openSource({
+      pinnedBundles: bundlesFromPem(TD, other.bundlePem),
+      onIgnoredBundleFile: (td) => ignored.push(td),
+    });
     expect(source.current().svid.spiffeId).toBe('spiffe://example.org/x');
-    expect(source.current().bundles.get(TD)).toHaveLength(2);
+    expect(
+      source
+        .current()
+        .bundles.get(TD)
+        ?.map((c) => c.fingerprint256),
+    ).toEqual([other.root.x509.fingerprint256]);
+    expect(ignored).toEqual([TD]);
+    // The other way round: the root that signs the SVID is only in the file -> refused.
+    const err = await rejected(openSource({ pinnedBundles: bundlesFromPem(TD, first.bundlePem) }));
+    expect(err.reason).toBe('svid_untrusted_chain');
+  });
+
+  it('pinnedBundles for other trust domains leave the bundle file in force (and report nothing)', async () => {
+    const elsewhere = mintSpiffeChain({ trustDomain: 'other.org', ...validity });
+    const ignored: string[] = [];
+    const source = await openSource({
+      pinnedBundles: bundlesFromPem('other.org', elsewhere.bundlePem),
+      onIgnoredBundleFile: (td) => ignored.push(td),
+    });
+    expect(source.current().svid.spiffeId).toBe('spiffe://example.org/ns/a/sa/first');
+    expect([...source.current().bundles.keys()].sort()).toEqual(['example.org', 'other.org']);
+    expect(ignored).toEqual([]);
+  });
+
+  it('a bundle file equal to the pins is not reported; a pinnedBundles function is read at every load', async () => {
+    const rotatedRoot = mintSpiffeChain({ trustDomain: TD, spiffeId: 'spiffe://example.org/y', ...validity });
+    let pins = bundlesFromPem(TD, first.bundlePem);
+    const ignored: string[] = [];
+    const source = await openSource({
+      pinnedBundles: () => pins,
+      onIgnoredBundleFile: (td) => ignored.push(td),
+    });
+    expect(ignored).toEqual([]);
+    // A CA rotation: the new root is published in the pins (trust material reload), then the SVID rotates.
+    pins = bundlesFromPem(TD, first.bundlePem + rotatedRoot.bundlePem);
+    writeSvid({
+      chainPem: rotatedRoot.chainPem,
+      keyPem: rotatedRoot.leafKey.pkcs8Pem,
+      bundlePem: first.bundlePem + rotatedRoot.bundlePem,
+    });
+    await waitFor(() => source.current().svid.spiffeId === 'spiffe://example.org/y', 'the rotation');
+    expect(ignored).toEqual([]);
+    expect(errors).toEqual([]);
   });
 
   it('missing file -> svid_source_unreadable (no path or content in the message)', async () => {
@@ -195,6 +243,13 @@ describe('SvidFileSource.open', () => {
     await expect(SvidFileSource.open({ ...files(), clock: () => now, pollIntervalMs: 1 })).rejects.toThrow(
       RangeError,
     );
+    await expect(
+      SvidFileSource.open({
+        ...files(),
+        clock: () => now,
+        pinnedBundles: [] as unknown as ReadonlyMap<string, never>,
+      }),
+    ).rejects.toThrow(TypeError);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   bundlesFromPem,
   bundlesFromSpiffeBundle,
   bundlesFromTrustMaterial,
+  mergePinnedBundles,
   mergeTrustBundles,
   parsePemCertificates,
   verifyX509Svid,
@@ -565,6 +566,37 @@ describe('trust bundles', () => {
     );
     expect(merged.get(TD)).toHaveLength(2);
     expect(merged.get('b.org')).toHaveLength(1);
+  });
+
+  it('mergePinnedBundles: pinned roots are the only roots of their trust domain; the rest is merged', () => {
+    const rogue = mintSpiffeChain({
+      trustDomain: TD,
+      spiffeId: 'spiffe://example.org/ns/prod/sa/admin',
+      ...validity,
+    });
+    const federated = mintCa({ ...validity });
+    const { bundles: merged, ignoredTrustDomains } = mergePinnedBundles(
+      bundles,
+      bundlesFromPem(TD, root.pem + rogue.root.pem),
+      bundlesFromPem('b.org', federated.pem),
+    );
+    expect(merged.get(TD)?.map((c) => c.fingerprint256)).toEqual([root.x509.fingerprint256]);
+    expect(merged.get('b.org')).toHaveLength(1);
+    expect(ignoredTrustDomains).toEqual([TD]);
+    expectCode(() => verifyX509Svid(rogue.chainDer, merged, NOW), 'svid_untrusted_chain');
+    expect(verifyX509Svid(main.chainDer, merged, NOW).spiffeId).toBe('spiffe://example.org/ns/prod/sa/api');
+    // With nothing pinned, the same sets merge (and the rogue chain verifies: why pins exist).
+    const unpinned = mergePinnedBundles(new Map(), bundlesFromPem(TD, root.pem + rogue.root.pem));
+    expect(unpinned.ignoredTrustDomains).toEqual([]);
+    expect(verifyX509Svid(rogue.chainDer, unpinned.bundles, NOW).trustDomain).toBe(TD);
+  });
+
+  it('mergePinnedBundles reports nothing when the unpinned roots are among the pins; an empty pin admits nothing', () => {
+    expect(mergePinnedBundles(bundles, bundlesFromPem(TD, root.pem)).ignoredTrustDomains).toEqual([]);
+    const none = mergePinnedBundles(new Map([[TD, []]]), bundles);
+    expect(none.ignoredTrustDomains).toEqual([TD]);
+    expect(none.bundles.get(TD)).toEqual([]);
+    expectCode(() => verifyX509Svid(main.chainDer, none.bundles, NOW), 'svid_unknown_trust_domain');
   });
 
   it('bundle sets are read-only', () => {

@@ -17,6 +17,10 @@ import { SvidError } from './svid-error.js';
  *       trust domain known out of band),
  *   (c) PEM CA certificates (spiffe-helper `svid_bundle.pem`).
  * Only `x509-svid` authorities are kept; `jwt-svid` (and any other `use`) are ignored here.
+ *
+ * (a) is signed; (b) and (c) come over channels anyone who can write a directory or answer on a
+ * socket controls. They are therefore never merged for the same trust domain:
+ * {@link mergePinnedBundles} lets the signed roots of a trust domain replace every other source.
  */
 
 /** X.509 roots per trust domain. Read-only: lookups are shared by every verification. */
@@ -297,6 +301,9 @@ function spiffeTrustDomainOf(cert: X509Certificate): string | undefined {
 
 /**
  * Union of several bundle sets (roots of the same trust domain are merged, duplicates dropped).
+ * Only for sets of equal trust: to combine signed roots with roots from a file or the Workload
+ * API, use {@link mergePinnedBundles}, which never lets the latter add a root to a pinned trust
+ * domain.
  *
  * @example
  * ```ts
@@ -309,4 +316,58 @@ export function mergeTrustBundles(...sets: readonly SpiffeTrustBundles[]): Spiff
     for (const [td, roots] of set) addRoots(out, td, roots);
   }
   return freeze(out);
+}
+
+/** Result of {@link mergePinnedBundles}. */
+export interface PinnedBundlesResult {
+  /** The pinned roots for pinned trust domains; the union of the other sets for the rest. */
+  readonly bundles: SpiffeTrustBundles;
+  /**
+   * Pinned trust domains for which an unpinned set carried a root that is NOT among the pinned
+   * roots (sorted). Those roots were ignored; a caller should log the trust domain (never the
+   * certificate): it is either a CA rotation not yet in the pins, or someone adding their own CA.
+   */
+  readonly ignoredTrustDomains: readonly string[];
+}
+
+/**
+ * Roots per trust domain when some of them are pinned by a more trusted source (the signed trust
+ * material): for a trust domain `pinned` lists, ONLY its roots are used and the roots the other
+ * sets give for it are dropped; for every other trust domain the other sets are merged as
+ * {@link mergeTrustBundles} does. A pinned trust domain with an empty root list admits nothing.
+ *
+ * @param pinned - roots that replace every other source for their trust domains (e.g.
+ *   {@link bundlesFromTrustMaterial}).
+ * @param unpinned - less trusted sets (spiffe-helper's bundle file, the Workload API's bundles).
+ * @returns the bundles to verify with, and the pinned trust domains for which roots were ignored.
+ * @example
+ * ```ts
+ * const { bundles, ignoredTrustDomains } = mergePinnedBundles(
+ *   bundlesFromTrustMaterial(trust.spiffeBundles.values()),
+ *   bundlesFromPem('example.org', svidBundlePem),
+ * );
+ * for (const td of ignoredTrustDomains) log.warn('bundle ignored for a pinned trust domain', { trust_domain: td });
+ * ```
+ */
+export function mergePinnedBundles(
+  pinned: SpiffeTrustBundles,
+  ...unpinned: readonly SpiffeTrustBundles[]
+): PinnedBundlesResult {
+  const out = new Map<string, X509Certificate[]>();
+  const ignored = new Set<string>();
+  for (const set of unpinned) {
+    for (const [td, roots] of set) {
+      const pins = pinned.get(td);
+      if (pins === undefined) {
+        addRoots(out, td, roots);
+      } else if (roots.some((root) => !pins.some((pin) => pin.raw.equals(root.raw)))) {
+        ignored.add(td);
+      }
+    }
+  }
+  for (const [td, roots] of pinned) out.set(td, [...roots]);
+  return Object.freeze({
+    bundles: freeze(out),
+    ignoredTrustDomains: Object.freeze([...ignored].sort()),
+  });
 }

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import {
   bundlesFromPem,
-  mergeTrustBundles,
+  mergePinnedBundles,
   parsePemCertificates,
   MAX_BUNDLE_BYTES,
   type SpiffeTrustBundles,
@@ -25,6 +25,11 @@ import {
  * key: every reload reads all three files, verifies the chain and the key pair, and only then
  * swaps. A failed reload keeps the last good SVID. Change detection is fs.watch on the directories
  * (debounced) with polling as the fallback (watch events can be lost, e.g. on network volumes).
+ *
+ * The bundle file sits in a directory the workload's pod can often write: it is the least trusted
+ * of the three root sources. For a trust domain the caller pins (`pinnedBundles`, the signed trust
+ * material), the bundle file is ignored and only the pinned roots count; otherwise a writer of the
+ * directory could add a CA of their own and mint any SPIFFE ID of the trust domain.
  */
 
 /** Default polling interval. */
@@ -40,7 +45,10 @@ export interface SvidSnapshot {
   readonly svid: VerifiedSvid;
   /** The private key matching `svid.leaf`. */
   readonly privateKey: KeyObject;
-  /** The trust bundles it was verified against (bundle file merged with `trustDomainBundles`). */
+  /**
+   * The trust bundles it was verified against: the pinned roots for pinned trust domains, the
+   * bundle file for the leaf's trust domain when it is not pinned.
+   */
   readonly bundles: SpiffeTrustBundles;
 }
 
@@ -50,10 +58,23 @@ export interface SvidFileSourceOptions {
   readonly certFile: string;
   /** PEM private key: PKCS#8 `PRIVATE KEY`, or SEC1 `EC PRIVATE KEY` (`svid_key_file_name`). */
   readonly keyFile: string;
-  /** PEM CA certificates of the leaf's trust domain (`svid_bundle_file_name`). */
+  /**
+   * PEM CA certificates of the leaf's trust domain (`svid_bundle_file_name`). Used only when that
+   * trust domain is not in `pinnedBundles`.
+   */
   readonly bundleFile: string;
-  /** Extra roots (e.g. from trust material, or federated trust domains), merged with the bundle file. */
-  readonly trustDomainBundles?: SpiffeTrustBundles;
+  /**
+   * Roots that are the ONLY roots of their trust domains (e.g. `bundlesFromTrustMaterial` of the
+   * signed trust material; federated trust domains too): for a trust domain listed here the bundle
+   * file is ignored. A function is called at every load, so a reloaded trust material applies from
+   * the next rotation.
+   */
+  readonly pinnedBundles?: SpiffeTrustBundles | (() => SpiffeTrustBundles);
+  /**
+   * Called once per load when the bundle file carries a root for a pinned trust domain that the
+   * pins do not list (the root is ignored). Gets the trust domain only, never certificate bytes.
+   */
+  readonly onIgnoredBundleFile?: (trustDomain: string) => void;
   /** Injected clock, epoch seconds. */
   readonly clock: () => number;
   /** Polling interval in ms (default 5000, minimum 10). */
@@ -146,8 +167,12 @@ function validateOptions(options: SvidFileSourceOptions): void {
   if (options.debounceMs !== undefined && (!Number.isInteger(options.debounceMs) || options.debounceMs < 0)) {
     throw new RangeError('SvidFileSource: debounceMs must be a non-negative integer');
   }
-  if (options.trustDomainBundles !== undefined && typeof options.trustDomainBundles.get !== 'function') {
-    throw new TypeError('SvidFileSource: trustDomainBundles must be a SpiffeTrustBundles map');
+  const pinned = options.pinnedBundles;
+  if (pinned !== undefined && typeof pinned !== 'function' && typeof pinned.get !== 'function') {
+    throw new TypeError('SvidFileSource: pinnedBundles must be a SpiffeTrustBundles map or a function');
+  }
+  if (options.onIgnoredBundleFile !== undefined && typeof options.onIgnoredBundleFile !== 'function') {
+    throw new TypeError('SvidFileSource: onIgnoredBundleFile must be a function');
   }
 }
 
@@ -160,6 +185,9 @@ function validateOptions(options: SvidFileSourceOptions): void {
  *   certFile: '/run/spiffe/svid.pem',
  *   keyFile: '/run/spiffe/svid_key.pem',
  *   bundleFile: '/run/spiffe/svid_bundle.pem',
+ *   // The signed trust material's roots replace svid_bundle.pem for the trust domains it lists.
+ *   pinnedBundles: () => bundlesFromTrustMaterial(trust.current.spiffeBundles.values()),
+ *   onIgnoredBundleFile: (td) => log.warn({ trust_domain: td }, 'svid_bundle.pem ignored: trust domain pinned'),
  *   clock: () => Math.floor(Date.now() / 1000),
  *   onError: (e) => log.warn({ reason: e instanceof SvidError ? e.reason : 'error' }, e.message),
  * });
@@ -374,10 +402,20 @@ function verifyFiles(files: ReadFiles, options: SvidFileSourceOptions): SvidSnap
   // Only to pick the bundle file's trust domain; verifyX509Svid below decides.
   const { trustDomain } = readLeafSpiffeIdUnverified(leafDer);
   const fromFile = bundlesFromPem(trustDomain, files.bundle);
-  const bundles =
-    options.trustDomainBundles === undefined
-      ? fromFile
-      : mergeTrustBundles(fromFile, options.trustDomainBundles);
+  const pinned = options.pinnedBundles;
+  const { bundles, ignoredTrustDomains } = mergePinnedBundles(
+    (typeof pinned === 'function' ? pinned() : pinned) ?? new Map(),
+    fromFile,
+  );
+  // Reported before verifying: a rogue CA next to an SVID it minted is refused below, and the
+  // operator still learns why.
+  for (const td of ignoredTrustDomains) {
+    try {
+      options.onIgnoredBundleFile?.(td);
+    } catch {
+      // A throwing listener must not decide a load.
+    }
+  }
   const svid = verifyX509Svid(chain, bundles, options.clock());
   assertKeyMatchesLeaf(svid.leaf, privateKey);
   return Object.freeze({ svid, privateKey, bundles });

@@ -16,8 +16,10 @@ export {
   bundlesFromPem,
   bundlesFromSpiffeBundle,
   bundlesFromTrustMaterial,
+  mergePinnedBundles,
   mergeTrustBundles,
   parsePemCertificates,
+  type PinnedBundlesResult,
   type SpiffeTrustBundles,
 } from './bundle.js';
 export { SvidError, type SvidErrorCode } from './svid-error.js';
