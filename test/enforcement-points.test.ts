@@ -335,7 +335,7 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
       mode,
       listen: '127.0.0.1:0',
       adminListen: '127.0.0.1:0',
-      ...(mode === 'proxy' ? { upstream: upstream.url } : {}),
+      ...(mode === 'proxy' ? { upstream: upstream.url } : { forwardAuthGateway: 'nginx' as const }),
       trustMaterial: files.trustMaterial,
       policyBundle: files.policyBundle,
       trustMaterialPublicKeys: [files.signerKey],
@@ -372,8 +372,9 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
           }),
         );
       }
-      // As nginx auth_request / Envoy ext_authz (with_request_body) call it: the original headers
-      // and body, the method and URI in X-Original-*.
+      // As an nginx auth_request location calls it (examples/nginx): the original headers, the
+      // method, URI, host and body length in X-Original-* / X-Forwarded-Host; the body itself is
+      // passed too, so that it is bound (as Envoy's with_request_body and Traefik's forwardBody do).
       const res = await rawSend(base, {
         method: 'POST',
         target: '/auth',
@@ -381,6 +382,10 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
           ...rawHeaders(req),
           'x-original-method': req.method,
           'x-original-uri': req.target,
+          'x-original-content-length': req.body !== undefined ? String(Buffer.byteLength(req.body)) : '',
+          'x-original-transfer-encoding': '',
+          'x-forwarded-host': 'orders.example',
+          'x-forwarded-proto': 'https',
         },
         ...(req.body !== undefined ? { body: req.body } : {}),
       });

@@ -53,6 +53,15 @@ export const adapterConfigSchema = z
     forwardAuthorization: z.boolean().default(false),
     /** Send the caller's Host upstream (default) or the upstream's own host. */
     preserveHost: z.boolean().default(true),
+    /**
+     * Forward-auth mode: the gateway in front (required there). Only that gateway's protocol
+     * headers describe the original request: `nginx` (`X-Original-Method`, `X-Original-URI`,
+     * `X-Forwarded-Host`, set by `proxy_set_header`), `traefik` (`X-Forwarded-Method`,
+     * `X-Forwarded-Uri`, `X-Forwarded-Host`, which Traefik overwrites), `envoy` (the check request's
+     * own method, path and Host). Headers of another gateway's protocol are never read: a caller
+     * could send them.
+     */
+    forwardAuthGateway: z.enum(['nginx', 'traefik', 'envoy']).optional(),
     /** Envoy ext_authz: path prefix configured on the HTTP service, stripped from the auth path. */
     forwardAuthPathPrefix: z
       .string()
@@ -103,6 +112,13 @@ export const adapterConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.mode === 'proxy' && c.upstream === undefined) {
       ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'is required in proxy mode' });
+    }
+    if (c.mode === 'forward-auth' && c.forwardAuthGateway === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['forwardAuthGateway'],
+        message: 'is required in forward-auth mode: nginx, traefik or envoy',
+      });
     }
     if (c.replayStore === 'redis' && c.redisUrl === undefined) {
       ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: 'is required with replayStore redis' });

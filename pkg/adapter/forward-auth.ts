@@ -7,66 +7,134 @@ import {
   type NodeRequestView,
 } from '../internal/node-http/index.js';
 import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import { denyAnswer, identityHeaders, type NormalizedRequest } from '../verifier/index.js';
 import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+// Methods whose requests normally carry a body: when the gateway does not say whether there is one,
+// the body is treated as present (and unverifiable).
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/**
- * The original request as the gateway describes it: method and URI from `X-Original-Method`/
- * `X-Original-URI` (nginx) or `X-Forwarded-Method`/`X-Forwarded-Uri` (Traefik), else this request
- * itself (Envoy, with `forwardAuthPathPrefix` stripped); host from `X-Forwarded-Host`,
- * `X-Original-Host` or `Host`; scheme from `X-Forwarded-Proto`.
- */
-function originalRequest(rt: EnforcementRuntime, req: IncomingMessage): NodeRequestView {
-  const method = (
-    headerValue(req, 'x-original-method') ??
-    headerValue(req, 'x-forwarded-method') ??
-    req.method ??
-    'GET'
-  ).trim();
-  let target = headerValue(req, 'x-original-uri') ?? headerValue(req, 'x-forwarded-uri');
-  if (target === undefined) {
-    target = req.url ?? '/';
-    const prefix = rt.config.forwardAuthPathPrefix;
-    if (prefix !== undefined && prefix !== '/' && target.startsWith(prefix))
-      target = target.slice(prefix.length) || '/';
+/** The gateway in front of the forward-auth endpoint (`forwardAuthGateway`). */
+type Gateway = 'nginx' | 'traefik' | 'envoy';
+
+/** What the gateway says about the original request's body when it did not pass it. */
+type BodySignal = 'none' | 'present' | 'unknown';
+
+function required(req: IncomingMessage, name: string): string {
+  const value = headerValue(req, name)?.trim();
+  if (value === undefined || value === '') {
+    throw new TrustplaneError('malformed_request', `the gateway did not send ${name}`);
   }
-  const authority = (
-    headerValue(req, 'x-forwarded-host')?.split(',')[0]?.trim() ??
-    headerValue(req, 'x-original-host') ??
-    headerValue(req, 'host') ??
-    ''
-  ).toLowerCase();
+  return value;
+}
+
+function scheme(req: IncomingMessage): string {
   const proto = headerValue(req, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
-  return { method, target, authority, scheme: proto === 'https' || proto === 'http' ? proto : 'http' };
+  return proto === 'https' || proto === 'http' ? proto : 'http';
 }
 
 /**
- * When the gateway sent no body but the original request may carry one (POST/PUT/PATCH, or a
- * non-zero length or a transfer coding the gateway signals), the body cannot be verified here: the
- * caller's claimed `X-TrustPlane-Body-SHA256` stands in for the digest and the request is marked
- * `bodyUnverified` (denied `unverifiable_body` unless the route sets `allow_unverified_body`).
+ * The original request as the gateway describes it, reading only that gateway's protocol headers
+ * (any other `X-Original-*` / `X-Forwarded-*` header may come from the caller):
+ * - nginx: `X-Original-Method`, `X-Original-URI`, `X-Forwarded-Host`, `X-Forwarded-Proto`, all
+ *   set with `proxy_set_header` in the auth location (which replaces caller-sent values);
+ * - Traefik: `X-Forwarded-Method`, `X-Forwarded-Uri`, `X-Forwarded-Host`, `X-Forwarded-Proto`,
+ *   which Traefik overwrites on the auth request;
+ * - Envoy: the check request's own method, path (`forwardAuthPathPrefix` stripped) and Host.
+ * @throws TrustplaneError `malformed_request` when a header the protocol requires is missing
  */
-function withUnverifiedBody(req: IncomingMessage, request: NormalizedRequest): NormalizedRequest {
-  if (request.bodyLength > 0) return request;
-  const declared =
-    headerValue(req, 'x-original-content-length') ?? headerValue(req, 'x-forwarded-content-length');
-  const coding =
-    headerValue(req, 'x-original-transfer-encoding') ?? headerValue(req, 'x-forwarded-transfer-encoding');
-  const mayHaveBody =
-    BODY_METHODS.has(request.method.toUpperCase()) ||
-    (declared !== undefined && declared.trim() !== '' && declared.trim() !== '0') ||
-    (coding !== undefined && coding.trim() !== '');
-  if (!mayHaveBody) return request;
+function originalRequest(
+  gateway: Gateway,
+  prefix: string | undefined,
+  req: IncomingMessage,
+): NodeRequestView {
+  if (gateway === 'nginx') {
+    return {
+      method: required(req, 'x-original-method'),
+      target: required(req, 'x-original-uri'),
+      authority: required(req, 'x-forwarded-host').split(',')[0]!.trim().toLowerCase(),
+      scheme: scheme(req),
+    };
+  }
+  if (gateway === 'traefik') {
+    return {
+      method: required(req, 'x-forwarded-method'),
+      target: required(req, 'x-forwarded-uri'),
+      authority: required(req, 'x-forwarded-host').split(',')[0]!.trim().toLowerCase(),
+      scheme: scheme(req),
+    };
+  }
+  let target = req.url ?? '/';
+  if (prefix !== undefined && prefix !== '/' && target.startsWith(prefix))
+    target = target.slice(prefix.length) || '/';
+  return {
+    method: req.method ?? 'GET',
+    target,
+    authority: (headerValue(req, 'host') ?? '').toLowerCase(),
+    scheme: scheme(req),
+  };
+}
+
+/**
+ * What the gateway says about a body it did not pass: nginx sends `X-Original-Content-Length` and
+ * `X-Original-Transfer-Encoding` (`0` / `identity` when there is no body: see the maps in
+ * examples/nginx/trustplane-server.conf; both absent is "unknown"); Envoy with `with_request_body`
+ * marks the check request `x-envoy-auth-partial-body`; Traefik without `forwardBody` says nothing.
+ */
+function bodySignal(gateway: Gateway, req: IncomingMessage): BodySignal {
+  if (gateway === 'nginx') {
+    const length = headerValue(req, 'x-original-content-length');
+    const coding = headerValue(req, 'x-original-transfer-encoding');
+    if (length === undefined && coding === undefined) return 'unknown';
+    const te = coding?.trim().toLowerCase() ?? '';
+    if (te !== '' && te !== 'identity') return 'present';
+    return length !== undefined && length.trim() !== '' && length.trim() !== '0' ? 'present' : 'none';
+  }
+  if (gateway === 'envoy') {
+    const partial = headerValue(req, 'x-envoy-auth-partial-body')?.trim().toLowerCase();
+    if (partial === 'true') return 'present';
+    return partial === 'false' ? 'none' : 'unknown';
+  }
+  return 'unknown';
+}
+
+/** The request to decide, and whether its body is verified (`X-TrustPlane-Body-Verified`). */
+interface GatewayBody {
+  readonly request: NormalizedRequest;
+  readonly verified: boolean;
+}
+
+/**
+ * Bind the body as far as the gateway allows. A body received here (Envoy `with_request_body`,
+ * Traefik `forwardBody`) is verified, unless Envoy says it is partial. Otherwise:
+ * - the gateway says there is none: the empty body is verified;
+ * - it says there is one, or it says nothing and the method normally carries one (POST, PUT,
+ *   PATCH, DELETE): the caller's claimed `X-TrustPlane-Body-SHA256` stands in for the digest and
+ *   the request is `bodyUnverified` (denied `unverifiable_body` unless the route sets
+ *   `allow_unverified_body`);
+ * - it says nothing for another method: decided with the empty body, but reported
+ *   `X-TrustPlane-Body-Verified: false`.
+ */
+function gatewayBody(gateway: Gateway, req: IncomingMessage, request: NormalizedRequest): GatewayBody {
+  const signal = bodySignal(gateway, req);
+  const partial = gateway === 'envoy' && signal === 'present';
+  if (request.bodyLength > 0 && !partial) return { request, verified: true };
+  if (signal === 'none') return { request, verified: true };
+  if (signal === 'unknown' && !BODY_METHODS.has(request.method.toUpperCase())) {
+    return { request, verified: false };
+  }
   const claimed = headerValue(req, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
   const bodySha256 = claimed !== undefined && HEX64.test(claimed) ? claimed : EMPTY_BODY_SHA256;
   return {
-    ...request,
-    bodySha256,
-    bodyLength: bodySha256 === EMPTY_BODY_SHA256 ? 0 : 1,
-    bodyUnverified: true,
+    request: {
+      ...request,
+      bodySha256,
+      bodyLength: bodySha256 === EMPTY_BODY_SHA256 ? 0 : 1,
+      bodyUnverified: true,
+    },
+    verified: false,
   };
 }
 
@@ -87,13 +155,28 @@ export async function handleForwardAuthRequest(
   res: ServerResponse,
 ): Promise<void> {
   const requestId = requestIdOf(req);
+  const gateway = rt.config.forwardAuthGateway ?? 'nginx';
+  let view: NodeRequestView;
+  let refusal: TrustplaneError | undefined;
+  try {
+    view = originalRequest(gateway, rt.config.forwardAuthPathPrefix, req);
+  } catch (e) {
+    refusal = e as TrustplaneError;
+    view = { method: req.method ?? 'GET', target: req.url ?? '/', authority: '', scheme: 'http' };
+  }
+  let verified = true;
   const granted = await enforceNodeRequest(rt.kernel, req, res, {
-    view: originalRequest(rt, req),
+    view,
     mode: 'buffer',
     requestId,
     echoRequestId: true,
     clientAddress: headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress,
-    prepare: (request) => withUnverifiedBody(req, request),
+    ...(refusal !== undefined ? { refusal } : {}),
+    prepare: (request) => {
+      const body = gatewayBody(gateway, req, request);
+      verified = body.verified;
+      return body.request;
+    },
   });
   if (granted === undefined) return;
   const headers: OutgoingHttpHeaders = {
@@ -103,7 +186,7 @@ export async function handleForwardAuthRequest(
   };
   if (granted.enforcement.outcome === 'allow') {
     Object.assign(headers, identityHeaders(granted.enforcement.decision));
-    headers['x-trustplane-body-verified'] = granted.request.bodyUnverified === true ? 'false' : 'true';
+    headers['x-trustplane-body-verified'] = verified ? 'true' : 'false';
   } else {
     // A dry-run pass: no identity, and every identity header EMPTY rather than absent. A gateway that
     // copies identity headers only when the auth response has them (Envoy's

@@ -22,6 +22,7 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_UPSTREAM_MAX_SOCKETS: 'upstreamMaxSockets',
   TRUSTPLANE_FORWARD_AUTHORIZATION: 'forwardAuthorization',
   TRUSTPLANE_PRESERVE_HOST: 'preserveHost',
+  TRUSTPLANE_FORWARD_AUTH_GATEWAY: 'forwardAuthGateway',
   TRUSTPLANE_FORWARD_AUTH_PATH_PREFIX: 'forwardAuthPathPrefix',
   TRUSTPLANE_REPLAY_STORE: 'replayStore',
   TRUSTPLANE_REPLAY_JOURNAL: 'replayJournal',

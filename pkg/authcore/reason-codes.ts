@@ -40,7 +40,8 @@ const table = {
   unsafe_request_path: {
     status: 400,
     layer: 'request',
-    summary: 'The raw request path has encoded separators, dot segments, "//", "\\" or control characters.',
+    summary:
+      'The raw request path has encoded separators, dot segments, "//", "\\", ";", control characters, or a percent-encoding of a character that needs none.',
     retryable: false,
   },
   malformed_request: {
@@ -53,6 +54,20 @@ const table = {
     status: 413,
     layer: 'request',
     summary: 'The request body exceeds the configured limit.',
+    retryable: false,
+  },
+  ambiguous_request_path: {
+    status: 400,
+    layer: 'request',
+    summary:
+      'The path resolves to another route when read as an upstream may read it (letter case folded, HEAD routed as GET).',
+    retryable: false,
+  },
+  unsafe_request_header: {
+    status: 400,
+    layer: 'request',
+    summary:
+      'A header that changes how an upstream reads the request (method override, URL rewrite, an underscore twin of X-TrustPlane-*, Connection naming an end-to-end header).',
     retryable: false,
   },
   bundle_route_missing: {

@@ -1,3 +1,5 @@
+import { pathSafetyProblem } from '../internal/path-safety.js';
+
 /**
  * `path_template` syntax (trustplane-bundle-v1): `/` alone, or `/`-separated non-empty segments,
  * each either a literal or a whole-segment `{name}` parameter. Internal to pkg/bundle.
@@ -10,10 +12,6 @@ export type TemplateSegment =
 /** Longest accepted template, in UTF-16 code units. */
 export const MAX_PATH_TEMPLATE_LENGTH = 2048;
 
-// RFC 3986 pchar. Percent-encodings of '/', '\', '.', '%' and control characters are refused,
-// because the verifier denies such request paths before routing: a route with them is dead.
-const LITERAL =
-  /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%(?![01][0-9A-Fa-f]|2[EeFf5]|5[Cc]|7[Ff])[0-9A-Fa-f]{2})+$/;
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]{0,63})\}$/;
 
 /** Parse a template, or return why it is invalid. */
@@ -34,8 +32,9 @@ export function parsePathTemplate(template: string): readonly TemplateSegment[] 
       continue;
     }
     if (raw === '.' || raw === '..') return 'path_template has a dot segment';
-    if (!LITERAL.test(raw)) {
-      return 'path_template segment must be RFC 3986 path characters or a whole-segment {name}';
+    // A literal the verifier would refuse in a request path would make the route dead.
+    if (pathSafetyProblem(`/${raw}`) !== undefined) {
+      return 'path_template segment must be a safe request path segment (see path safety) or a whole-segment {name}';
     }
     segments.push({ kind: 'literal', value: raw });
   }

@@ -116,6 +116,12 @@ export const policyApiSchema = z.strictObject({
     .url({ protocol: /^https?$/ })
     .max(2048)
     .optional(),
+  /**
+   * Ours. `true` when the API's upstream routes paths case-sensitively (Hono, Go `net/http`,
+   * Flask). Default `false`: the upstream may fold letter case (Express's default), so a path that
+   * would then reach another route of the bundle is refused `ambiguous_request_path`.
+   */
+  case_sensitive_paths: z.boolean().optional(),
 });
 
 /** Routes of one API, grouped (scopes name groups). */

@@ -1,3 +1,4 @@
+import { TrustplaneError } from '../authcore/errors.js';
 import { parsePathTemplate, templateShape } from './path-template.js';
 import { FrozenMap } from './frozen-map.js';
 import type { PolicyApi, PolicyRoute } from './policy-bundle-schema.js';
@@ -21,6 +22,14 @@ export interface RouteTable {
    * fragment), or undefined. A literal segment beats `{param}` at every depth.
    */
   resolve(method: string, path: string): RouteMatch | undefined;
+  /**
+   * {@link RouteTable.resolve}, refusing a request an upstream could route elsewhere: a path that
+   * reaches another route once letter case is folded (unless the matched API sets
+   * `case_sensitive_paths`), or a HEAD whose GET twin is another route (most frameworks serve HEAD
+   * with the GET handler). Enforcement points and the broker resolve requests with this.
+   * @throws TrustplaneError `ambiguous_request_path`
+   */
+  resolveRequest(method: string, path: string): RouteMatch | undefined;
   /** The route with this `route_id`, or undefined. */
   resolveById(routeId: string): RouteEntry | undefined;
   /** Routes by `route_id`. */
@@ -39,6 +48,30 @@ interface TrieNode {
 }
 
 const newNode = (): TrieNode => ({ literals: new Map(), param: undefined, terminal: undefined });
+
+interface FoldedNode {
+  readonly literals: Map<string, FoldedNode>;
+  param: FoldedNode | undefined;
+  /** The routes ending here (more than one: routes that differ only by letter case). */
+  readonly routeIds: string[];
+}
+
+const newFoldedNode = (): FoldedNode => ({ literals: new Map(), param: undefined, routeIds: [] });
+
+/** The folded twin of {@link walk}: the route ids a case-folding upstream would pick. */
+function walkFolded(
+  node: FoldedNode,
+  segments: readonly string[],
+  index: number,
+): readonly string[] | undefined {
+  if (index === segments.length) return node.routeIds.length > 0 ? node.routeIds : undefined;
+  const literal = node.literals.get(segments[index]!);
+  if (literal) {
+    const found = walkFolded(literal, segments, index + 1);
+    if (found) return found;
+  }
+  return node.param ? walkFolded(node.param, segments, index + 1) : undefined;
+}
 
 /*
  * Depth-first walk: the literal child first, then the `{param}` child. Every trie node is reached
@@ -80,6 +113,10 @@ function walk(
  */
 export function buildRouteTable(entries: readonly RouteEntry[]): RouteTable {
   const roots = new Map<string, TrieNode>();
+  // The same routes with every literal lowercased, walked with the lowercased path: what an
+  // upstream that folds letter case resolves. Two routes that differ only by case share a terminal.
+  const folded = new Map<string, FoldedNode>();
+  let upperLiterals = false;
   const byId = new Map<string, RouteEntry>();
   for (const entry of entries) {
     const { route } = entry;
@@ -116,12 +153,58 @@ export function buildRouteTable(entries: readonly RouteEntry[]): RouteTable {
     }
     node.terminal = Object.freeze({ entry, paramNames: Object.freeze(paramNames) });
     byId.set(route.route_id, entry);
+    let f = folded.get(route.method);
+    if (!f) {
+      f = newFoldedNode();
+      folded.set(route.method, f);
+    }
+    for (const segment of segments) {
+      if (segment.kind === 'param') {
+        f.param ??= newFoldedNode();
+        f = f.param;
+      } else {
+        const key = segment.value.toLowerCase();
+        if (key !== segment.value) upperLiterals = true;
+        let child = f.literals.get(key);
+        if (!child) {
+          child = newFoldedNode();
+          f.literals.set(key, child);
+        }
+        f = child;
+      }
+    }
+    f.routeIds.push(route.route_id);
   }
   const routesById = new FrozenMap(byId);
 
-  return Object.freeze({
+  const table: RouteTable = Object.freeze({
     routesById,
     resolveById: (routeId: string) => routesById.get(routeId),
+    resolveRequest(method: string, path: string): RouteMatch | undefined {
+      const match = table.resolve(method, path);
+      if (match === undefined) return undefined;
+      const id = match.route.route_id;
+      if (match.api.case_sensitive_paths !== true && (upperLiterals || path !== path.toLowerCase())) {
+        const lower = path.toLowerCase();
+        const ids = walkFolded(folded.get(method)!, lower === '/' ? [] : lower.slice(1).split('/'), 0);
+        if (ids !== undefined && (ids.length > 1 || ids[0] !== id)) {
+          throw new TrustplaneError(
+            'ambiguous_request_path',
+            'the path reaches another route when letter case is folded',
+            { route_id: id },
+          );
+        }
+      }
+      if (method === 'HEAD') {
+        const get = table.resolve('GET', path);
+        if (get !== undefined && get.route.route_id !== id) {
+          throw new TrustplaneError('ambiguous_request_path', 'HEAD would be served by another GET route', {
+            route_id: id,
+          });
+        }
+      }
+      return match;
+    },
     resolve(method: string, path: string): RouteMatch | undefined {
       const root = roots.get(method);
       if (!root || path.length === 0 || path[0] !== '/') return undefined;
@@ -139,4 +222,5 @@ export function buildRouteTable(entries: readonly RouteEntry[]): RouteTable {
       return Object.freeze({ ...terminal.entry, params: Object.freeze(params) });
     },
   });
+  return table;
 }

@@ -39,3 +39,4 @@ export {
   type BrokerIpcRequest,
   type BrokerIpcResponse,
 } from './broker-ipc-v1.js';
+export { headerNameProblem, headerSafetyProblem, assertSafeHeaders } from './header-safety.js';

@@ -1,6 +1,7 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { sha256Hex } from '../internal/sha256.js';
 import { parseRequestTarget } from '../proof/request-target.js';
+import { headerNameProblem } from '../proof/header-safety.js';
 import type { HeaderSource } from '../proof/header-source.js';
 export { getHeader } from '../proof/header-source.js';
 
@@ -53,6 +54,13 @@ export async function normalizeWebRequest(
     target = parseRequestTarget(request.url);
   } catch {
     throw new TrustplaneError('malformed_request', 'request URL is not absolute http(s)');
+  }
+  let unsafeName: string | undefined;
+  request.headers.forEach((_value, name) => {
+    unsafeName ??= headerNameProblem(name);
+  });
+  if (unsafeName !== undefined) {
+    throw new TrustplaneError('unsafe_request_header', `unsafe request header: ${unsafeName}`);
   }
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > max)

@@ -7,6 +7,7 @@ import { timingSafeEqualString } from '../internal/bytes.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import { parseCoveredHeadersHeader, requiredCoveredHeaders } from '../proof/covered-headers.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
+import { assertSafeHeaders } from '../proof/header-safety.js';
 import { assertSafePath, pathSafetyProblem } from '../proof/path-safety.js';
 import { parseRequestTarget } from '../proof/request-target.js';
 import { verifyProof } from '../proof/request-proof.js';
@@ -20,6 +21,7 @@ import {
   type VerificationStage,
 } from './decision.js';
 import { evaluateRoutePolicy } from './route-policy.js';
+import type { RouteMatch } from '../bundle/route-table.js';
 import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
 
@@ -37,7 +39,10 @@ export interface VerifierContext {
   readonly skewSeconds?: number;
   /** Maximum passport lifetime, seconds (default 600). */
   readonly maxLifetimeSeconds?: number;
-  /** Fixed route id instead of method + path resolution. */
+  /**
+   * Pin every request to this route: method and path must still resolve to it (anything else is
+   * `bundle_route_missing`), so the pin never admits another method or path.
+   */
   readonly routeId?: string;
   /**
    * Public origin the callers address (`https://orders.example`), used for the transcript's scheme
@@ -145,10 +150,29 @@ export async function verifyRequest(
  * reason stays the parse failure; an unsafe or unknown path simply has no route.
  */
 function routeOfRefused(req: NormalizedRequest, context: VerifierContext): string | undefined {
-  if (context.routeId !== undefined)
-    return context.policy.routeTable.resolveById(context.routeId)?.route.route_id;
   if (pathSafetyProblem(req.path) !== undefined) return undefined;
-  return context.policy.routeTable.resolve(req.method, req.path)?.route.route_id;
+  try {
+    return resolveRoute(req, context).route.route_id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The route of a request: method and raw path through the route table, refusing a path an
+ * upstream could route elsewhere. A fixed `routeId` pins the route: the request must still resolve
+ * to it (it never admits another method or path).
+ * @throws TrustplaneError `bundle_route_missing`, `ambiguous_request_path`
+ */
+function resolveRoute(req: NormalizedRequest, context: VerifierContext): RouteMatch {
+  const r = context.policy.routeTable.resolveRequest(req.method, req.path);
+  if (!r) throw new TrustplaneError('bundle_route_missing', 'no route for request');
+  if (context.routeId !== undefined && r.route.route_id !== context.routeId) {
+    throw new TrustplaneError('bundle_route_missing', 'the request is not on the fixed route', {
+      route_id: r.route.route_id,
+    });
+  }
+  return r;
 }
 
 async function pipeline(
@@ -167,9 +191,13 @@ async function pipeline(
         )
       : request,
   );
-  // The query is part of the request layer: a malformed one is refused before any credential is
-  // looked at (so that a dry-run route never lets it through), and normalized only once.
-  const normalizedQuery = await run('parse', () => normalizeQuery(req.query));
+  // Headers and query are the request layer: an unsafe header or a malformed query is refused
+  // before any credential is looked at (so that a dry-run route never lets it through); the query
+  // is normalized only once.
+  const normalizedQuery = await run('parse', () => {
+    assertSafeHeaders(req.headers);
+    return normalizeQuery(req.query);
+  });
   const { token, proof, nonce } = await run('parse', () => {
     try {
       return credentialsOf(req);
@@ -184,14 +212,7 @@ async function pipeline(
   await run('path', () => assertSafePath(req.path));
 
   // 3. route
-  const resolved = await run('route', () => {
-    const r =
-      context.routeId !== undefined
-        ? context.policy.routeTable.resolveById(context.routeId)
-        : context.policy.routeTable.resolve(req.method, req.path);
-    if (!r) throw new TrustplaneError('bundle_route_missing', 'no route for request');
-    return r;
-  });
+  const resolved = await run('route', () => resolveRoute(req, context));
   const { route, api } = resolved;
   partial.routeId = route.route_id;
 

@@ -140,8 +140,15 @@ describe('adapter config', () => {
       /^workers: more than one worker needs a shared replay store/,
     );
     expect(
-      resolveAdapterConfig({ flags: { ...rest, devAllowUnsigned: true, mode: 'forward-auth' } }).mode,
+      resolveAdapterConfig({
+        flags: { ...rest, devAllowUnsigned: true, mode: 'forward-auth', forwardAuthGateway: 'nginx' },
+      }).mode,
     ).toBe('forward-auth');
+    expect(
+      problems(() =>
+        resolveAdapterConfig({ flags: { ...rest, devAllowUnsigned: true, mode: 'forward-auth' } }),
+      ),
+    ).toEqual(['forwardAuthGateway: is required in forward-auth mode: nginx, traefik or envoy']);
   });
 
   it('receipt key and kid go together; an unreadable key file is named, the key never echoed', () => {

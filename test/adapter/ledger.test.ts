@@ -129,6 +129,7 @@ describe('audit: "required" routes', () => {
       resolveAdapterConfig({
         flags: {
           mode: 'forward-auth',
+          forwardAuthGateway: 'nginx',
           listen: '127.0.0.1:0',
           adminListen: '127.0.0.1:0',
           trustMaterial: files.trustMaterial,
@@ -149,7 +150,13 @@ describe('audit: "required" routes', () => {
         return rawSend(faBase, {
           method: 'GET',
           target: '/auth',
-          headers: { ...s.headers, 'x-original-method': 'GET', 'x-original-uri': '/v1/orders/search' },
+          headers: {
+            ...s.headers,
+            'x-original-method': 'GET',
+            'x-original-uri': '/v1/orders/search',
+            'x-original-content-length': '',
+            'x-forwarded-host': 'orders.example',
+          },
         });
       };
       expect((await ask()).status).toBe(200);

@@ -23,7 +23,7 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
   beforeAll(async () => {
     world = await createWorld({ policyPatch: withNotesRoute });
     upstream = await startUpstream();
-    fa = await startTestAdapter(world, { mode: 'forward-auth' });
+    fa = await startTestAdapter(world, { mode: 'forward-auth', forwardAuthGateway: 'nginx' });
     const conf = readFileSync(new URL('../../examples/nginx/trustplane-server.conf', import.meta.url), 'utf8')
       .replaceAll('__FORWARD_AUTH__', `127.0.0.1:${fa.adapter.address.port}`)
       .replaceAll('__UPSTREAM__', `127.0.0.1:${upstream.port}`);

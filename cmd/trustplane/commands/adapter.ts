@@ -46,6 +46,11 @@ const FLAG_KEYS: readonly (readonly [
     'upstreamMaxSockets',
     'pooled keep-alive connections to the upstream (default 256)',
   ],
+  [
+    '--forward-auth-gateway <gateway>',
+    'forwardAuthGateway',
+    'forward-auth mode: the gateway in front, nginx | traefik | envoy (required there)',
+  ],
   ['--forward-auth-path-prefix <path>', 'forwardAuthPathPrefix', 'Envoy ext_authz path_prefix to strip'],
   ['--replay-store <kind>', 'replayStore', 'memory (default, single process, journaled) or redis'],
   [
@@ -132,7 +137,7 @@ function example(command: string): string {
 Example:
   ${command} --upstream http://127.0.0.1:3000 \\
     --trust-material trust.json --policy-bundle policy.json --bundle-public-key @bundle-signer.pub
-  ${command} --mode forward-auth --listen 127.0.0.1:8181 \\
+  ${command} --mode forward-auth --forward-auth-gateway nginx --listen 127.0.0.1:8181 \\
     --trust-material trust.json --policy-bundle policy.json --bundle-public-key @bundle-signer.pub
 
 Every option can also come from the environment (TRUSTPLANE_UPSTREAM, TRUSTPLANE_REDIS_URL, ...) or

@@ -1,4 +1,5 @@
 import { TrustplaneError } from '../../authcore/errors.js';
+import { headerNameProblem } from '../../proof/header-safety.js';
 
 /**
  * The first repeated header among those a decision depends on, if any. Node keeps only the first
@@ -33,4 +34,18 @@ export function repeatedCriticalHeader(rawHeaders: readonly string[]): string | 
 export function assertNoRepeatedCriticalHeader(rawHeaders: readonly string[]): void {
   const repeated = repeatedCriticalHeader(rawHeaders);
   if (repeated !== undefined) throw new TrustplaneError('malformed_request', `repeated ${repeated} header`);
+}
+
+/**
+ * Refuse a header line whose name an upstream could read as another header (see
+ * `headerNameProblem`), then a repeated critical header.
+ * @throws TrustplaneError `unsafe_request_header`, `malformed_request`
+ */
+export function assertSafeHeaderLines(rawHeaders: readonly string[]): void {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const problem = headerNameProblem(rawHeaders[i]!);
+    if (problem !== undefined)
+      throw new TrustplaneError('unsafe_request_header', `unsafe request header: ${problem}`);
+  }
+  assertNoRepeatedCriticalHeader(rawHeaders);
 }

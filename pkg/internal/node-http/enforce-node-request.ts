@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TrustplaneError } from '../../authcore/errors.js';
 import {
   denyAnswer,
   type AllowEnforcement,
@@ -8,7 +9,13 @@ import {
   type PassEnforcement,
 } from '../../verifier/index.js';
 import type { BodyReadMode } from './read-body.js';
-import { auditRequestInfo, readNodeRequest, type NodeRequestView } from './read-request.js';
+import {
+  auditRequestInfo,
+  readNodeRequest,
+  type NodeRequestRead,
+  type NodeRequestRefusal,
+  type NodeRequestView,
+} from './read-request.js';
 import { writeDeny } from './write-deny.js';
 
 /** Options for {@link enforceNodeRequest}. */
@@ -22,6 +29,11 @@ export interface EnforceNodeRequestOptions {
   /** Echo `requestId` as `X-Request-Id` on a deny. */
   readonly echoRequestId?: boolean;
   readonly clientAddress?: string | undefined;
+  /**
+   * A refusal the point made before reading (forward-auth: the gateway did not describe the
+   * original request): recorded and answered by the kernel; the body is not read.
+   */
+  readonly refusal?: TrustplaneError;
   /** Adjust the read request before it is decided (forward-auth: a body the gateway did not pass). */
   readonly prepare?: (request: NormalizedRequest) => NormalizedRequest;
   /** The point's decision hook (the middleware's `onDecision`). */
@@ -56,10 +68,10 @@ export async function enforceNodeRequest(
   options: EnforceNodeRequestOptions,
 ): Promise<NodeRequestGranted | undefined> {
   const startedMs = performance.now();
-  const read = await readNodeRequest(req, options.view, {
-    maxBodyBytes: kernel.maxBodyBytes,
-    mode: options.mode,
-  });
+  const read: NodeRequestRead | NodeRequestRefusal =
+    options.refusal !== undefined
+      ? { ok: false, error: options.refusal, drain: true }
+      : await readNodeRequest(req, options.view, { maxBodyBytes: kernel.maxBodyBytes, mode: options.mode });
   let request: NormalizedRequest | undefined;
   if (read.ok) request = options.prepare !== undefined ? options.prepare(read.request) : read.request;
   else if (read.misconfigured === true) options.onConsumedBody?.();

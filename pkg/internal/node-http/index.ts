@@ -1,7 +1,11 @@
 // The one Node HTTP reading layer (internal: not a package subpath). Used by the Node middleware
 // and the adapter's proxy and forward-auth modes.
 export { splitTarget, originFormTarget, type RequestTarget } from './request-target.js';
-export { repeatedCriticalHeader, assertNoRepeatedCriticalHeader } from './critical-headers.js';
+export {
+  repeatedCriticalHeader,
+  assertNoRepeatedCriticalHeader,
+  assertSafeHeaderLines,
+} from './critical-headers.js';
 export { nodeHeaderSource, headerValue, firstHeaderValue } from './header-source.js';
 export { requestScheme } from './request-scheme.js';
 export {

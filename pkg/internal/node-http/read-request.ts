@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TrustplaneError } from '../../authcore/errors.js';
 import type { AuditRequestInfo } from '../../audit/event-from-decision.js';
 import type { NormalizedRequest } from '../../verifier/normalized-request.js';
-import { assertNoRepeatedCriticalHeader } from './critical-headers.js';
+import { assertSafeHeaderLines } from './critical-headers.js';
 import { nodeHeaderSource } from './header-source.js';
 import { readBody, type BodyReadMode } from './read-body.js';
 import { originFormTarget } from './request-target.js';
@@ -62,7 +62,7 @@ export async function readNodeRequest(
   let query: string;
   try {
     ({ path, query } = originFormTarget(view.target));
-    assertNoRepeatedCriticalHeader(req.rawHeaders);
+    assertSafeHeaderLines(req.rawHeaders);
   } catch (e) {
     return { ok: false, error: e as TrustplaneError, drain: false };
   }
