@@ -64,6 +64,10 @@ export {
   type TrustedKey,
 } from './issuer-registry.js';
 export { assertReplayArguments, MAX_REPLAY_KEY_BYTES, type ReplayStore } from './replay-store.js';
-export { MemoryReplayStore, type MemoryReplayStoreOptions } from './memory-replay-store.js';
+export {
+  MemoryReplayStore,
+  DEFAULT_SWEEP_GRACE_SECONDS,
+  type MemoryReplayStoreOptions,
+} from './memory-replay-store.js';
 export { keyBindingSchema } from './claims.js';
 export { useSha256Primitive, type Sha256Primitive } from '../internal/sha256.js';

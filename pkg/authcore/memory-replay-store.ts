@@ -5,7 +5,15 @@ import type { ReplayStore } from './replay-store.js';
 export interface MemoryReplayStoreOptions {
   /** Most live entries held (default 1,000,000). When full of unexpired entries, consume fails closed. */
   readonly maxEntries?: number;
+  /**
+   * How long past its expiry an entry is kept, seconds (default 120): a clock stepped forward by
+   * less than this and then back forgets nothing. For larger steps see {@link MemoryReplayStore.horizon}.
+   */
+  readonly sweepGraceSeconds?: number;
 }
+
+/** Default of {@link MemoryReplayStoreOptions.sweepGraceSeconds}. */
+export const DEFAULT_SWEEP_GRACE_SECONDS = 120;
 
 /**
  * A bounded, expiring, single-process replay store. When it is full of unexpired jtis it refuses
@@ -15,12 +23,23 @@ export interface MemoryReplayStoreOptions {
 export class MemoryReplayStore implements ReplayStore {
   readonly #entries = new Map<string, number>();
   readonly #maxEntries: number;
+  readonly #grace: number;
   #nextSweep = 0;
+  /**
+   * The latest time entries were dropped up to: a key that expires at or before it may have been
+   * forgotten. A clock stepped forward sweeps early; once it is stepped back, a passport whose
+   * entry was swept would be valid again, so such a key is refused instead of accepted.
+   */
+  #horizon = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     const max = options.maxEntries ?? 1_000_000;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxEntries must be a positive integer');
     this.#maxEntries = max;
+    const grace = options.sweepGraceSeconds ?? DEFAULT_SWEEP_GRACE_SECONDS;
+    if (!Number.isFinite(grace) || grace < 0)
+      throw new RangeError('sweepGraceSeconds must be a non-negative number');
+    this.#grace = grace;
   }
 
   /** Number of entries currently held (expired ones may linger until the next sweep). */
@@ -34,6 +53,8 @@ export class MemoryReplayStore implements ReplayStore {
 
   /** Synchronous consume (the memory store has no I/O). */
   consumeSync(key: string, expiresAt: number, now: number): boolean {
+    // Its entry may have been swept when the clock was ahead: first use cannot be proven (fail closed).
+    if (expiresAt <= this.#horizon) return false;
     const existing = this.#entries.get(key);
     if (existing !== undefined && existing > now) return false;
     if (existing === undefined && this.#entries.size >= this.#maxEntries) {
@@ -48,10 +69,33 @@ export class MemoryReplayStore implements ReplayStore {
     return true;
   }
 
-  /** Drop expired entries. */
+  /**
+   * Drop entries expired for longer than the grace period, and remember that keys expiring by then
+   * may be forgotten (the horizon).
+   */
   sweep(now: number): void {
-    for (const [k, exp] of this.#entries) if (exp <= now) this.#entries.delete(k);
+    const cutoff = now - this.#grace;
+    for (const [k, exp] of this.#entries) if (exp <= cutoff) this.#entries.delete(k);
+    this.raiseHorizon(cutoff);
     this.#nextSweep = now + 30;
+  }
+
+  /**
+   * The time up to which expired keys may have been dropped: a consume whose `expiresAt` is at or
+   * before it is refused (journals persist it across restarts).
+   */
+  get horizon(): number {
+    return this.#horizon;
+  }
+
+  /** Raise the horizon (a journal restores the one it persisted, or the time it dropped entries at). */
+  raiseHorizon(time: number): void {
+    if (time > this.#horizon) this.#horizon = time;
+  }
+
+  /** The grace period of {@link MemoryReplayStore.sweep}, seconds. */
+  get sweepGraceSeconds(): number {
+    return this.#grace;
   }
 
   /** Every live entry (for journals and snapshots). */

@@ -39,6 +39,12 @@ export interface JournalReplayStoreOptions {
   readonly now?: () => number;
 }
 
+/**
+ * The key of the horizon record (`['', horizon]`): real keys are never empty. It carries the time up
+ * to which the store dropped expired keys (see `MemoryReplayStore.horizon`).
+ */
+const HORIZON_KEY = '';
+
 /** Background flush period for `fsync: 'interval'`. */
 const SYNC_INTERVAL_MS = 100;
 /** Below this many journal records, runtime compaction never runs. */
@@ -139,8 +145,14 @@ export class JournalReplayStore implements ReplayStore {
         data = new Uint8Array(0);
       }
       const latest = readJournal(path, data);
+      // Entries expired for longer than the grace period are dropped below: they may not be accepted
+      // again if the clock is later stepped back, nor may those an earlier life dropped (its
+      // persisted horizon).
+      const cutoff = now - memory.sweepGraceSeconds;
+      memory.raiseHorizon(Math.max(cutoff, latest.get(HORIZON_KEY) ?? Number.NEGATIVE_INFINITY));
+      latest.delete(HORIZON_KEY);
       for (const [key, expiresAt] of latest) {
-        if (expiresAt <= now) continue;
+        if (expiresAt <= cutoff) continue;
         try {
           memory.consumeSync(key, expiresAt, now);
         } catch {
@@ -324,7 +336,12 @@ export class JournalReplayStore implements ReplayStore {
   #compact(now: number): void {
     const chunks: Uint8Array[] = [];
     let count = 0;
-    for (const [key, expiresAt] of this.#memory.entries(now)) {
+    const live = this.#memory.entries(now);
+    // The horizon first (key ''): the entries dropped here stay refused after a restart, even if the
+    // clock was ahead and is stepped back (see MemoryReplayStore.horizon).
+    chunks.push(Buffer.from(this.#encoder.encode([HORIZON_KEY, this.#memory.horizon])));
+    count++;
+    for (const [key, expiresAt] of live) {
       // The encoder reuses its buffer: copy each record out.
       chunks.push(Buffer.from(this.#encoder.encode([key, expiresAt])));
       count++;

@@ -69,7 +69,7 @@ describe('MemoryReplayStore', () => {
     });
 
     it('the refused key was not recorded (it succeeds once there is room)', async () => {
-      const store = new MemoryReplayStore({ maxEntries: 2 });
+      const store = new MemoryReplayStore({ maxEntries: 2, sweepGraceSeconds: 0 });
       await store.consume('a', NOW + 10, NOW);
       await store.consume('b', NOW + 60, NOW);
       await expect(store.consume('c', NOW + 60, NOW + 1)).rejects.toMatchObject({
@@ -80,7 +80,7 @@ describe('MemoryReplayStore', () => {
     });
 
     it('expired entries are swept to make room', async () => {
-      const store = new MemoryReplayStore({ maxEntries: 2 });
+      const store = new MemoryReplayStore({ maxEntries: 2, sweepGraceSeconds: 0 });
       expect(await store.consume('a', NOW + 5, NOW)).toBe(true);
       expect(await store.consume('b', NOW + 6, NOW)).toBe(true);
       expect(await store.consume('c', NOW + 60, NOW + 6)).toBe(true);
@@ -108,13 +108,52 @@ describe('MemoryReplayStore', () => {
     });
   });
 
-  it('sweep and entries drop expired entries', async () => {
+  it('sweep and entries drop entries expired for longer than the grace period (default 120 s)', async () => {
     const store = new MemoryReplayStore();
     await store.consume('a', NOW + 5, NOW);
     await store.consume('b', NOW + 50, NOW);
-    expect([...store.entries(NOW + 5)]).toEqual([['b', NOW + 50]]);
-    store.sweep(NOW + 50);
+    expect([...store.entries(NOW + 5)]).toEqual([
+      ['a', NOW + 5],
+      ['b', NOW + 50],
+    ]);
+    expect([...store.entries(NOW + 125)]).toEqual([['b', NOW + 50]]);
+    store.sweep(NOW + 170);
     expect(store.size).toBe(0);
+    const strict = new MemoryReplayStore({ sweepGraceSeconds: 0 });
+    await strict.consume('a', NOW + 5, NOW);
+    expect([...strict.entries(NOW + 5)]).toEqual([]);
+  });
+
+  describe('attack: a clock stepped forward, then back', () => {
+    it('within the grace period nothing is forgotten: the consumed key stays refused, new ones work', async () => {
+      const store = new MemoryReplayStore();
+      expect(await store.consume('a', NOW + 330, NOW)).toBe(true);
+      // 400 s ahead: a is expired by 70 s (inside the 120 s grace), a sweep keeps it.
+      expect(await store.consume('b', NOW + 730, NOW + 400)).toBe(true);
+      store.sweep(NOW + 400);
+      // back: a is refused; a new key expiring after the horizon works.
+      expect(await store.consume('a', NOW + 330, NOW)).toBe(false);
+      expect(await store.consume('c', NOW + 330, NOW)).toBe(true);
+    });
+
+    it('beyond it, a key that may have been swept is refused (fail closed), never accepted again', async () => {
+      const store = new MemoryReplayStore();
+      expect(await store.consume('a', NOW + 330, NOW)).toBe(true);
+      // A day ahead: a is swept.
+      store.sweep(NOW + 86_400);
+      expect(store.size).toBe(0);
+      expect(store.horizon).toBe(NOW + 86_400 - 120);
+      // Back: a (and any key expiring before the horizon) cannot be proven unused: refused.
+      expect(await store.consume('a', NOW + 330, NOW)).toBe(false);
+      expect(await store.consume('never-seen', NOW + 330, NOW)).toBe(false);
+      // Keys expiring after the horizon are unaffected.
+      expect(await store.consume('late', NOW + 90_000, NOW)).toBe(true);
+    });
+
+    it('sweepGraceSeconds must be a non-negative number', () => {
+      expect(() => new MemoryReplayStore({ sweepGraceSeconds: -1 })).toThrow(RangeError);
+      expect(() => new MemoryReplayStore({ sweepGraceSeconds: Number.NaN })).toThrow(RangeError);
+    });
   });
 
   it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(

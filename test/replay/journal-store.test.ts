@@ -49,6 +49,11 @@ function record(key: string, expiresAt: number): Buffer {
   return Buffer.from(encode([key, expiresAt]));
 }
 
+/** The horizon record a compaction writes first (see MemoryReplayStore.horizon). */
+function horizon(at: number = NOW): Buffer {
+  return record('', at);
+}
+
 /** A pid that belonged to a process that has exited. */
 async function deadPid(): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
@@ -100,14 +105,15 @@ describe('JournalReplayStore', () => {
       expect(await first.consume('short', NOW + 10, NOW)).toBe(true);
       await first.close();
 
-      const second = await open(journal, { fsync, at: NOW + 20 });
+      // Past short's expiry and the 120 s sweep grace.
+      const second = await open(journal, { fsync, at: NOW + 140 });
       expect(second.size).toBe(1);
-      expect(await second.consume('long', NOW + 700, NOW + 20)).toBe(false);
-      expect(await second.consume('short', NOW + 700, NOW + 20)).toBe(true);
+      expect(await second.consume('long', NOW + 700, NOW + 140)).toBe(false);
+      expect(await second.consume('short', NOW + 700, NOW + 140)).toBe(true);
       await second.close();
 
-      const third = await open(journal, { fsync, at: NOW + 30 });
-      expect(await third.consume('short', NOW + 700, NOW + 30)).toBe(false);
+      const third = await open(journal, { fsync, at: NOW + 150 });
+      expect(await third.consume('short', NOW + 700, NOW + 150)).toBe(false);
     },
   );
 
@@ -128,7 +134,7 @@ describe('JournalReplayStore', () => {
         const whole = Buffer.concat([record('a', NOW + 60), record('b', NOW + 60)]);
         writeFileSync(journal, Buffer.concat([whole, partial.subarray(0, bytes)]));
         const store = await open();
-        expect(statSync(journal).size).toBe(whole.length);
+        expect(statSync(journal).size).toBe(horizon().length + whole.length);
         expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
         expect(await store.consume('b', NOW + 60, NOW)).toBe(false);
         expect(await store.consume('c', NOW + 60, NOW)).toBe(true);
@@ -150,7 +156,7 @@ describe('JournalReplayStore', () => {
       writeFileSync(journal, Buffer.concat([record('a', NOW + 60), Buffer.alloc(64)]));
       const store = await open();
       expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
-      expect(statSync(journal).size).toBe(record('a', NOW + 60).length);
+      expect(statSync(journal).size).toBe(horizon().length + record('a', NOW + 60).length);
     });
 
     it('an empty journal file opens empty', async () => {
@@ -206,13 +212,14 @@ describe('JournalReplayStore', () => {
       await store.close();
       const before = statSync(journal).size;
 
-      const reopened = await open(journal, { at: NOW + 20 });
+      // Past the short entries' expiry and the 120 s sweep grace.
+      const reopened = await open(journal, { at: NOW + 140 });
       const after = statSync(journal).size;
-      expect(after).toBe(record('long', NOW + 1000).length);
+      expect(after).toBe(horizon(NOW + 20).length + record('long', NOW + 1000).length);
       expect(after).toBeLessThan(before);
       expect(reopened.size).toBe(1);
-      expect(await reopened.consume('long', NOW + 1000, NOW + 20)).toBe(false);
-      expect(await reopened.consume('short-0', NOW + 1000, NOW + 20)).toBe(true);
+      expect(await reopened.consume('long', NOW + 1000, NOW + 140)).toBe(false);
+      expect(await reopened.consume('short-0', NOW + 1000, NOW + 140)).toBe(true);
       expect(existsSync(`${journal}.tmp`)).toBe(false);
     });
 
@@ -222,18 +229,19 @@ describe('JournalReplayStore', () => {
       const full = statSync(journal).size;
       expect(full).toBeGreaterThan(10_000 * 8);
 
-      // 100 s later every earlier key has expired: the 10,001st record triggers a compaction.
-      expect(await store.consume('late', NOW + 500, NOW + 100)).toBe(true);
-      expect(statSync(journal).size).toBe(record('late', NOW + 500).length);
+      // 200 s later every earlier key has expired (beyond the 120 s sweep grace): the 10,001st
+      // record triggers a compaction.
+      expect(await store.consume('late', NOW + 500, NOW + 200)).toBe(true);
+      expect(statSync(journal).size).toBe(horizon(NOW + 80).length + record('late', NOW + 500).length);
       // the store keeps appending to the compacted file
-      expect(await store.consume('later', NOW + 500, NOW + 100)).toBe(true);
-      expect(await store.consume('late', NOW + 500, NOW + 101)).toBe(false);
+      expect(await store.consume('later', NOW + 500, NOW + 200)).toBe(true);
+      expect(await store.consume('late', NOW + 500, NOW + 201)).toBe(false);
       await store.close();
 
-      const reopened = await open(journal, { at: NOW + 100 });
+      const reopened = await open(journal, { at: NOW + 200 });
       expect(reopened.size).toBe(2);
-      expect(await reopened.consume('late', NOW + 500, NOW + 100)).toBe(false);
-      expect(await reopened.consume('later', NOW + 500, NOW + 100)).toBe(false);
+      expect(await reopened.consume('late', NOW + 500, NOW + 200)).toBe(false);
+      expect(await reopened.consume('later', NOW + 500, NOW + 200)).toBe(false);
     });
 
     it('does not compact while most records are live', async () => {
@@ -243,6 +251,18 @@ describe('JournalReplayStore', () => {
       expect(await store.consume('one-more', NOW + 600, NOW + 1)).toBe(true);
       expect(statSync(journal).size).toBe(size + record('one-more', NOW + 600).length);
     });
+  });
+
+  it('attack: a restart a day ahead, then the clock back: a jti dropped then stays refused (the horizon is journaled)', async () => {
+    const first = await open();
+    expect(await first.consume('a', NOW + 330, NOW)).toBe(true);
+    await first.close();
+    const ahead = await open(journal, { at: NOW + 86_400 });
+    expect(ahead.size).toBe(0);
+    await ahead.close();
+    const back = await open(journal, { at: NOW });
+    expect(await back.consume('a', NOW + 330, NOW)).toBe(false);
+    expect(await back.consume('late', NOW + 90_000, NOW)).toBe(true);
   });
 
   describe('single writer lock', () => {
@@ -417,7 +437,7 @@ describe('JournalReplayStore', () => {
       expect(result.retry).toBe('replay_store_unavailable');
       // every byte on disk is a whole record
       expect(statSync(journal).size).toBe(
-        result.acknowledged.reduce((sum, key) => sum + record(key, NOW + 600).length, 0),
+        horizon().length + result.acknowledged.reduce((sum, key) => sum + record(key, NOW + 600).length, 0),
       );
 
       const store = await open();

@@ -8,6 +8,7 @@ import {
   type ReplayStore,
 } from '../../pkg/authcore/index.js';
 import { encodeBase64Url } from '../../pkg/internal/base64url.js';
+import { patchedPolicy } from '../middleware/helpers.js';
 import { utf8 } from '../../pkg/internal/bytes.js';
 import { buildTranscript, signProof, bodySha256 } from '../../pkg/proof/index.js';
 import {
@@ -266,6 +267,10 @@ describe('attack: path confusion', () => {
     ['double encoding %25', '/v1/orders/%252e%252e/search'],
     ['..; (servlet path parameter)', '/v1/x/..;y/orders/search'],
     [';-only segment', '/v1/orders/;/search'],
+    ['; path parameter (servlets strip it: admin;x is admin)', '/v1/orders/search;jsessionid=1'],
+    ['%73 (an encoded letter: a decoding upstream reads search)', '/v1/orders/%73earch'],
+    ['%40 (an encoded @, which needs no encoding)', '/v1/orders/a%40b'],
+    ['%c3%a9 (lowercase hex: a second spelling of %C3%A9)', '/v1/orders/caf%c3%a9'],
   ];
   for (const [name, path] of cases) {
     it(`attack: path confusion ${name}`, async () => {
@@ -281,6 +286,77 @@ describe('attack: path confusion', () => {
       'unsafe_request_path',
       400,
     );
+  });
+});
+
+describe('attack: path confusion that survives path safety', () => {
+  it('a path that reaches another route once letter case is folded: ambiguous_request_path', async () => {
+    // /v1/orders/SEARCH resolves to orders.get ({order_id}); an Express upstream (case-insensitive by
+    // default) would run the orders.search handler.
+    const s = await signed(world, { target: '/v1/orders/SEARCH', routeId: 'orders.get' });
+    expectDeny(await verifyRequest(toRequest(s), context()), 'ambiguous_request_path', 400);
+    expect(store.size).toBe(0);
+  });
+  it('the same path on an API whose upstream is case-sensitive (case_sensitive_paths) is allowed', async () => {
+    const policy = await patchedPolicy(world, (doc) => {
+      (doc.apis as Record<string, unknown>[])[0]!.case_sensitive_paths = true;
+    });
+    const s = await signed(world, { target: '/v1/orders/SEARCH', routeId: 'orders.get' });
+    expect((await verifyRequest(toRequest(s), context({ policy }))).allowed).toBe(true);
+  });
+  it('a percent-encoded non-ASCII segment in uppercase hex is one spelling and allowed', async () => {
+    const s = await signed(world, { target: '/v1/orders/caf%C3%A9', routeId: 'orders.get' });
+    expect((await verifyRequest(toRequest(s), context())).allowed).toBe(true);
+  });
+  it('HEAD next to another GET route: ambiguous_request_path (frameworks serve HEAD with GET)', async () => {
+    const policy = await patchedPolicy(world, (doc) => {
+      const routes = (doc.route_groups as { routes: Record<string, unknown>[] }[])[0]!.routes;
+      routes.push({
+        ...routes.find((r) => r.route_id === 'orders.get')!,
+        route_id: 'orders.head',
+        method: 'HEAD',
+        path_template: '/v1/orders/search',
+      });
+    });
+    const s = await signed(world, { method: 'HEAD', target: '/v1/orders/search', routeId: 'orders.head' });
+    expectDeny(await verifyRequest(toRequest(s), context({ policy })), 'ambiguous_request_path', 400);
+  });
+  it('a fixed routeId pins the route: another method or path is bundle_route_missing', async () => {
+    const s = await signed(world, { target: '/v1/orders/o42', routeId: 'orders.get' });
+    expectDeny(
+      await verifyRequest(toRequest(s), context({ routeId: 'orders.search' })),
+      'bundle_route_missing',
+      403,
+    );
+    const ok = await signed(world);
+    expect((await verifyRequest(toRequest(ok), context({ routeId: 'orders.search' }))).allowed).toBe(true);
+  });
+});
+
+describe('attack: headers that change meaning upstream', () => {
+  const cases: [string, Record<string, string>][] = [
+    ['X-HTTP-Method-Override', { 'x-http-method-override': 'DELETE' }],
+    ['X-HTTP-Method', { 'x-http-method': 'DELETE' }],
+    ['X-Method-Override', { 'x-method-override': 'DELETE' }],
+    ['X-Original-URL', { 'x-original-url': '/v1/admin' }],
+    ['X-Rewrite-URL', { 'x-rewrite-url': '/v1/admin' }],
+    ['an underscore twin of X-TrustPlane-Subject', { x_trustplane_subject: 'service:admin' }],
+    ['any underscore header name (CGI merges - and _)', { x_tenant_id: 't2' }],
+    ['Connection naming an end-to-end header', { connection: 'content-type' }],
+    ['Connection naming Host', { connection: 'keep-alive, host' }],
+  ];
+  for (const [name, headers] of cases) {
+    it(`attack: ${name}: unsafe_request_header`, async () => {
+      const s = await signed(world);
+      expectDeny(await verifyRequest(toRequest(s, { headers }), context()), 'unsafe_request_header', 400);
+      expect(store.size).toBe(0);
+    });
+  }
+  it('Connection: keep-alive / close are fine', async () => {
+    const s = await signed(world);
+    expect(
+      (await verifyRequest(toRequest(s, { headers: { connection: 'keep-alive' } }), context())).allowed,
+    ).toBe(true);
   });
 });
 
