@@ -302,7 +302,7 @@ export class Broker {
       );
     }
 
-    const match = material.policy.routeTable.resolve(http.method, http.path);
+    const match = material.policy.routeTable.resolveRequest(http.method, http.path);
     if (match === undefined || match.route.route_id !== http.route_id) {
       throw new TrustplaneError(
         'bundle_route_missing',
@@ -317,7 +317,7 @@ export class Broker {
         route_id: http.route_id,
       });
     }
-    const grant = findGrant(this.#o.issuance, identity.subject, http.audience, http.route_id);
+    const grant = findGrant(this.#o.issuance, identity.subject, http.audience, http.route_id, ctx);
     const ttl = Math.min(
       this.#o.issuance?.ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
       grant?.max_ttl_seconds ?? DEFAULT_MAX_TTL_SECONDS,
@@ -355,7 +355,7 @@ export class Broker {
     if (grant === undefined) {
       throw new TrustplaneError(
         'issuance_policy_denied',
-        'no issuance grant covers this subject, audience and route',
+        'no issuance grant covers this subject, audience, route and ctx',
         {
           route_id: http.route_id,
           subject: identity.subject,
