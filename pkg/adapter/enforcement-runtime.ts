@@ -90,6 +90,8 @@ export function createEnforcementRuntime(
     skewSeconds: config.skewSeconds,
     maxLifetimeSeconds: config.maxLifetimeSeconds,
     maxBodyBytes: config.maxBodyBytes,
+    // Forward-auth cannot replace the Host the gateway forwards: it must be the signed origin.
+    bindHost: config.mode === 'forward-auth',
     durableAuditTimeoutMs: config.auditDurableTimeoutMs,
     onAuditError: (e) => reportAuditFailure(deps, e),
     observe,

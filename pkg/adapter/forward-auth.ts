@@ -3,9 +3,11 @@ import {
   EMPTY_BODY_SHA256,
   enforceNodeRequest,
   headerValue,
+  splitTarget,
   writeDeny,
   type NodeRequestView,
 } from '../internal/node-http/index.js';
+import { queryAmbiguity } from '../proof/normalize-query.js';
 import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import { denyAnswer, identityHeaders, type NormalizedRequest } from '../verifier/index.js';
@@ -163,6 +165,18 @@ export async function handleForwardAuthRequest(
   } catch (e) {
     refusal = e as TrustplaneError;
     view = { method: req.method ?? 'GET', target: req.url ?? '/', authority: '', scheme: 'http' };
+  }
+  // The gateway forwards the original query, not the canonical one the transcript covers: a query
+  // an upstream could read otherwise (a `+`, a repeated key) is refused here.
+  if (refusal === undefined) {
+    try {
+      const ambiguity = queryAmbiguity(splitTarget(view.target).query);
+      if (ambiguity !== undefined) {
+        refusal = new TrustplaneError('ambiguous_request_query', `ambiguous request query: ${ambiguity}`);
+      }
+    } catch (e) {
+      refusal = e as TrustplaneError; // a malformed query: malformed_request
+    }
   }
   let verified = true;
   const granted = await enforceNodeRequest(rt.kernel, req, res, {

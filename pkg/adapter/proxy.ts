@@ -1,7 +1,14 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { enforceNodeRequest, headerValue, requestScheme, writeDeny } from '../internal/node-http/index.js';
+import {
+  enforceNodeRequest,
+  headerValue,
+  requestScheme,
+  splitTarget,
+  writeDeny,
+} from '../internal/node-http/index.js';
+import { normalizeQuery } from '../proof/normalize-query.js';
 import { WIRE_HEADERS } from '../proof/wire.js';
 import {
   denyAnswer,
@@ -52,7 +59,9 @@ export async function handleProxyRequest(
  * The headers the upstream receives: every end-to-end line the caller sent (repeated lines kept, in
  * order), without hop-by-hop headers, the whole `X-TrustPlane-*` namespace, `Authorization`
  * (unless `forwardAuthorization`), and forwarding headers the caller may not set; then the
- * identity headers of an allow, `X-Request-Id`, `X-Forwarded-For/-Proto/-Host`.
+ * identity headers of an allow, `X-Request-Id`, `X-Forwarded-For/-Proto/-Host`. On an allow, `Host`
+ * (with `preserveHost`) and `X-Forwarded-Host`/`-Proto` carry the origin the transcript covered
+ * (`publicOrigin`, else the API's `base_url`, else the request's own), never a caller's other Host.
  */
 function upstreamHeaders(
   rt: EnforcementRuntime,
@@ -76,14 +85,16 @@ function upstreamHeaders(
     if (name === 'host' && !rt.config.preserveHost) continue;
     out[name] = values.length === 1 ? values[0] : values;
   }
-  if (enforcement.outcome === 'allow') Object.assign(out, identityHeaders(enforcement.decision));
+  const allow = enforcement.outcome === 'allow' ? enforcement.decision : undefined;
+  if (allow !== undefined) Object.assign(out, identityHeaders(allow));
   out['x-request-id'] = requestId;
   const client = req.socket.remoteAddress ?? '';
   const priorFor = trustFwd ? headerValue(req, 'x-forwarded-for') : undefined;
   out['x-forwarded-for'] = priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${client}` : client;
-  out['x-forwarded-proto'] = scheme;
-  const authority = callerAuthority(rt, req);
+  out['x-forwarded-proto'] = allow?.scheme ?? scheme;
+  const authority = allow?.authority ?? callerAuthority(rt, req);
   if (authority !== '') out['x-forwarded-host'] = authority;
+  if (allow !== undefined && rt.config.preserveHost) out.host = allow.authority;
   if (body.length > 0 || req.headers['content-length'] !== undefined)
     out['content-length'] = String(body.length);
   if (!rt.config.preserveHost && rt.upstream) out.host = rt.upstream.host;
@@ -109,6 +120,15 @@ function forward(
     return;
   }
   const prefix = upstream.pathname === '/' ? '' : upstream.pathname.replace(/\/$/, '');
+  // The upstream gets the query in its canonical form: the one the transcript covers (pair order,
+  // escapes and `+` as the verifier read them), never a raw spelling that could read differently.
+  const target = splitTarget(req.url ?? '/');
+  const query =
+    enforcement.outcome === 'allow'
+      ? enforcement.decision.query
+      : target.query === ''
+        ? ''
+        : normalizeQuery(target.query);
   const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
   const sentAt = process.hrtime.bigint();
   let settled = false;
@@ -129,7 +149,7 @@ function forward(
       hostname: upstream.hostname.replace(/^\[|\]$/g, ''),
       port: upstream.port || (upstream.protocol === 'https:' ? 443 : 80),
       method: req.method ?? 'GET',
-      path: `${prefix}${req.url ?? '/'}`,
+      path: `${prefix}${target.path}${query === '' ? '' : `?${query}`}`,
       headers,
       ...(rt.agent !== undefined ? { agent: rt.agent } : {}),
     });

@@ -63,6 +63,13 @@ const table = {
       'The path resolves to another route when read as an upstream may read it (letter case folded, HEAD routed as GET).',
     retryable: false,
   },
+  ambiguous_request_query: {
+    status: 400,
+    layer: 'request',
+    summary:
+      'At an enforcement point that cannot forward the canonical query (forward-auth), a query an upstream could read otherwise: a "+" or a repeated key.',
+    retryable: false,
+  },
   unsafe_request_header: {
     status: 400,
     layer: 'request',

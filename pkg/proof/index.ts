@@ -7,7 +7,7 @@ export {
   MAX_NONCE_LENGTH,
   MAX_QUERY_LENGTH,
 } from './wire.js';
-export { normalizeQuery } from './normalize-query.js';
+export { normalizeQuery, queryAmbiguity } from './normalize-query.js';
 export {
   normalizeCoveredHeaders,
   parseCoveredHeadersHeader,

@@ -74,3 +74,24 @@ export function normalizeQuery(rawQuery: string): string {
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return pairs.map(([k, v]) => `${k}=${v}`).join('&');
 }
+
+/**
+ * Why a raw query could be read differently by an upstream that receives it as sent, or undefined:
+ * a `+` (a space to form decoders, a plus to RFC 3986 ones; the transcript reads a plus), or a key
+ * given more than once (first-value and last-value parsers pick different values, and the
+ * transcript's sorted form does not fix an order). Enforcement points that cannot forward the
+ * canonical query (forward-auth: the gateway forwards the original) refuse such queries.
+ * @param rawQuery the query as sent, without `?` (already checked by {@link normalizeQuery})
+ */
+export function queryAmbiguity(rawQuery: string): string | undefined {
+  if (rawQuery.includes('+')) return 'query has a + (a space to form decoders)';
+  const keys = new Set<string>();
+  for (const piece of rawQuery.split('&')) {
+    if (piece === '') continue;
+    const eq = piece.indexOf('=');
+    const key = recode(eq < 0 ? piece : piece.slice(0, eq));
+    if (keys.has(key)) return 'query repeats a key';
+    keys.add(key);
+  }
+  return undefined;
+}

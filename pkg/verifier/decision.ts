@@ -14,6 +14,12 @@ export interface AllowDecision extends AuditAllowDecision {
   readonly keyBinding: KeyBinding;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** The scheme the transcript covers (`publicOrigin`, else the API's `base_url`, else the request's). */
+  readonly scheme: string;
+  /** The `host[:port]` the transcript covers: the upstream gets it as `Host` (see the adapter). */
+  readonly authority: string;
+  /** The canonical query the transcript covers: the one handed to the upstream. */
+  readonly query: string;
   readonly ctx?: PassportContext;
   readonly provenance?: PassportProvenance;
 }

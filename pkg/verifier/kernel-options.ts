@@ -51,7 +51,14 @@ export interface EnforcementObservation {
 /** Options every enforcement point shares (the kernel's; the middlewares take them as they are). */
 export interface TrustplaneCommonOptions extends Pick<
   VerifierContext,
-  'replayStore' | 'clock' | 'skewSeconds' | 'maxLifetimeSeconds' | 'routeId' | 'publicOrigin' | 'maxBodyBytes'
+  | 'replayStore'
+  | 'clock'
+  | 'skewSeconds'
+  | 'maxLifetimeSeconds'
+  | 'routeId'
+  | 'publicOrigin'
+  | 'maxBodyBytes'
+  | 'bindHost'
 > {
   /** Where one audit event per decision goes (default: none). */
   readonly audit?: AuditSink;
@@ -213,6 +220,7 @@ export function validateKernelOptions(
     ...(o.maxLifetimeSeconds !== undefined ? { maxLifetimeSeconds: o.maxLifetimeSeconds } : {}),
     ...(o.routeId !== undefined ? { routeId: o.routeId } : {}),
     ...(o.publicOrigin !== undefined ? { publicOrigin: o.publicOrigin } : {}),
+    ...(o.bindHost === true ? { bindHost: true } : {}),
   };
   let material: TrustplaneMaterialProvider;
   if (o.material === undefined) {

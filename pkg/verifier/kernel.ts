@@ -226,7 +226,7 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
       request: {
         transcript_sha256: decision.transcriptSha256,
         method: facts.request.method ?? '',
-        authority: facts.request.authority ?? '',
+        authority: decision.authority,
         path: facts.request.path ?? '',
         route_id: decision.routeId,
       },

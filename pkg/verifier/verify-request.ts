@@ -49,6 +49,12 @@ export interface VerifierContext {
    * and authority. Default: the matched API's `base_url`, else the request's own.
    */
   readonly publicOrigin?: string;
+  /**
+   * Require the request's own authority (`Host`) to be the origin the transcript covers, else
+   * `request_binding_mismatch`. For enforcement points that cannot hand the upstream the verified
+   * authority (forward-auth: the gateway forwards the caller's Host); the others replace it.
+   */
+  readonly bindHost?: boolean;
   /** Largest body read from a Web Request, bytes (default 1 MiB). */
   readonly maxBodyBytes?: number;
 }
@@ -243,6 +249,16 @@ async function pipeline(
   );
 
   // 7. transcript rebuild and proof
+  const origin = await run('proof', () => {
+    const o = resolveOrigin(context.publicOrigin, api.base_url, req);
+    if (context.bindHost === true && req.authority !== o.authority) {
+      throw new TrustplaneError(
+        'request_binding_mismatch',
+        'the request Host is not the origin the caller signed',
+      );
+    }
+    return o;
+  });
   const transcriptSha256 = await run('proof', async () => {
     const required = requiredCoveredHeaders(route.covered_headers, req.bodyLength > 0);
     const declaredHeader = getHeader(req.headers, WIRE_HEADERS.coveredHeaders);
@@ -254,7 +270,6 @@ async function pipeline(
         });
       }
     }
-    const origin = resolveOrigin(context.publicOrigin, api.base_url, req);
     const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
     const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
     if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, req.bodySha256)) {
@@ -318,6 +333,9 @@ async function pipeline(
     issuedAt: claims.iat,
     expiresAt: claims.exp,
     transcriptSha256,
+    scheme: origin.scheme,
+    authority: origin.authority,
+    query: normalizedQuery,
     ...(claims.ctx ? { ctx: claims.ctx } : {}),
     ...(claims.provenance ? { provenance: claims.provenance } : {}),
   };

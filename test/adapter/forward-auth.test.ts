@@ -247,6 +247,38 @@ describe('forward-auth: nginx auth_request protocol', () => {
   });
 });
 
+describe('forward-auth: what the gateway forwards as sent', () => {
+  it.each([
+    ['a +', '/v1/orders/search?q=a+b'],
+    ['a repeated key', '/v1/orders/search?role=user&role=admin'],
+  ])(
+    'attack: a query with %s is refused ambiguous_request_query (the gateway forwards it raw)',
+    async (_n, uri) => {
+      const s = await signed(world, { target: uri });
+      const res = await rawSend(nginx.base, {
+        method: 'GET',
+        target: '/auth',
+        headers: { ...s.headers, ...nginxHeaders('GET', uri) },
+      });
+      expect([res.status, res.headers['x-trustplane-reason']]).toEqual([400, 'ambiguous_request_query']);
+    },
+  );
+
+  it('attack: a Host other than the signed origin is refused request_binding_mismatch', async () => {
+    const s = await signed(world);
+    const res = await rawSend(nginx.base, {
+      method: 'GET',
+      target: '/auth',
+      headers: {
+        ...s.headers,
+        ...nginxHeaders('GET', '/v1/orders/search'),
+        'x-forwarded-host': 'evil.example',
+      },
+    });
+    expect([res.status, res.headers['x-trustplane-reason']]).toEqual([401, 'request_binding_mismatch']);
+  });
+});
+
 describe('forward-auth: Traefik ForwardAuth protocol', () => {
   it('reads X-Forwarded-Method/-Uri/-Host/-Proto; without forwardBody the body is not verified', async () => {
     const s = await signed(world, { target: '/v1/orders/o42', routeId: 'orders.get' });
@@ -304,7 +336,7 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
     const res = await rawSend(envoy.base, {
       method: 'POST',
       target: '/authz/v1/orders?dry_run=1',
-      headers: { ...s.headers, 'x-envoy-auth-partial-body': 'false' },
+      headers: { ...s.headers, host: 'orders.example', 'x-envoy-auth-partial-body': 'false' },
       body,
     });
     expect(res.status).toBe(200);
@@ -318,7 +350,7 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
     const bad = await rawSend(envoy.base, {
       method: 'POST',
       target: '/authz/v1/orders',
-      headers: s2.headers,
+      headers: { ...s2.headers, host: 'orders.example' },
       body: '{"order_id":"o8"}',
     });
     expect([bad.status, bad.headers['x-trustplane-reason']]).toEqual([401, 'request_binding_mismatch']);
@@ -330,7 +362,7 @@ describe('forward-auth: Envoy ext_authz HTTP service protocol', () => {
     const res = await rawSend(envoy.base, {
       method: 'POST',
       target: '/authz/v1/orders',
-      headers: { ...s.headers, 'x-envoy-auth-partial-body': 'true' },
+      headers: { ...s.headers, host: 'orders.example', 'x-envoy-auth-partial-body': 'true' },
       body,
     });
     expect([res.status, res.headers['x-trustplane-reason']]).toEqual([403, 'unverifiable_body']);

@@ -64,7 +64,8 @@ describe('adapter: allow', () => {
     expect(JSON.parse(res.body)).toEqual({ subject: 'service:orders-client', bytes: 0 });
     expect(upstream.requests.length).toBe(before + 1);
     const seen = upstream.requests.at(-1)!;
-    expect(seen.url).toBe('/v1/orders/search?q=a&limit=2');
+    // The upstream gets the canonical query the transcript covers (sorted pairs, RFC 3986 escapes).
+    expect(seen.url).toBe('/v1/orders/search?limit=2&q=a');
     expect(seen.headers).toMatchObject({
       'x-trustplane-subject': 'service:orders-client',
       'x-trustplane-issuer': 'https://issuer.example/software-jwks',
@@ -72,7 +73,11 @@ describe('adapter: allow', () => {
       'x-trustplane-jti': s.claims.jti,
       'x-trustplane-key-binding': 'software',
       'x-trustplane-route-id': 'orders.search',
-      'x-forwarded-proto': 'http',
+      // The origin the transcript covered (the API's base_url https://orders.example), whatever
+      // Host and scheme the connection had.
+      'x-forwarded-proto': 'https',
+      host: 'orders.example',
+      'x-forwarded-host': 'orders.example',
       'x-forwarded-for': '127.0.0.1',
     });
     // Proof material and the passport never reach the upstream.

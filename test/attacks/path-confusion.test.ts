@@ -330,7 +330,7 @@ describe('attacks through every enforcement point in front of real frameworks', 
       const res = await rawSend(p.base(), {
         method: 'GET',
         target: `${u.pathname}${u.search}`,
-        headers: s.headers,
+        headers: { host: u.host, ...s.headers },
       });
       expect([p.name, res.status]).toEqual([p.name, 200]);
       expect([p.name, hits]).toEqual([p.name, ['items.get']]);
@@ -346,7 +346,11 @@ describe('attacks through every enforcement point in front of real frameworks', 
           ...attack.signAs,
           ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}),
         });
-        const headers: Record<string, string> = { ...s.headers, ...attack.send.headers };
+        const headers: Record<string, string> = {
+          host: new URL(s.url).host,
+          ...s.headers,
+          ...attack.send.headers,
+        };
         if (attack.send.dropPassport === true) delete headers.authorization;
         hits.length = 0;
         const res = await rawSend(p.base(), {

@@ -114,7 +114,7 @@ describe('self-issued passports through a real adapter', () => {
     expect(await res.json()).toEqual({ subject: 'service:orders-client', bytes: 0 });
     expect(upstream.requests).toHaveLength(before + 1);
     const seen = upstream.requests.at(-1)!;
-    expect(seen.url).toBe('/v1/orders/search?q=a&limit=2');
+    expect(seen.url).toBe('/v1/orders/search?limit=2&q=a'); // the canonical query
     expect(seen.headers).toMatchObject({
       'x-trustplane-subject': 'service:orders-client',
       'x-trustplane-issuer': SOFTWARE_ISSUER,

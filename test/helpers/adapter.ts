@@ -180,12 +180,13 @@ export function sendSigned(
   override: { target?: string; body?: string; headers?: Record<string, string | null> } = {},
   body?: string,
 ): Promise<RawResponse> {
-  const headers: Record<string, string> = { ...s.headers };
+  const u = new URL(s.url);
+  // As a real client does: Host is the authority of the URL it signed.
+  const headers: Record<string, string> = { host: u.host, ...s.headers };
   for (const [k, v] of Object.entries(override.headers ?? {})) {
     if (v === null) delete headers[k];
     else headers[k] = v;
   }
-  const u = new URL(s.url);
   const payload = override.body ?? body;
   return rawSend(base, {
     method: s.method,

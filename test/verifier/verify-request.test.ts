@@ -812,6 +812,8 @@ describe('attack: replay', () => {
 afterAll(() => {
   // Every code the verifier can produce must have been produced above.
   const notFromVerifier = new Set<ReasonCode>([
+    // forward-auth's own refusal (test/adapter/forward-auth.test.ts, test/attacks).
+    'ambiguous_request_query',
     'audit_unavailable',
     'policy_unavailable',
     'upstream_unavailable',

@@ -3,6 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AuditRequestInfo } from '../../audit/event-from-decision.js';
 import { TrustplaneError } from '../../authcore/errors.js';
 import { sha256HexSync } from '../../internal/sha256.js';
+import { normalizeQuery } from '../../proof/normalize-query.js';
 import {
   createEnforcementKernel,
   denyAnswer,
@@ -51,6 +52,32 @@ function requestFacts(request: Request): AuditRequestInfo {
     ...(query !== '' ? { querySha256: sha256HexSync(query) } : {}),
     ...(requestId !== null && requestId !== '' ? { requestId } : {}),
   };
+}
+
+/**
+ * Hand the handlers what the transcript covers: when the raw URL is spelled otherwise (the query's
+ * pair order, escapes or `+`; on an allow, a scheme or host other than the verified origin),
+ * `c.req.raw` is replaced by the same request with the canonical URL, so `c.req.query()` and
+ * `c.req.url` read what was verified. The body stream moves to the new request unread.
+ */
+function useCanonicalUrl(c: Context<TrustplaneEnv>, allow: AllowDecision | undefined): void {
+  const raw = c.req.raw;
+  const url = new URL(raw.url);
+  const rawQuery = url.search.slice(1);
+  const query = allow?.query ?? (rawQuery === '' ? '' : normalizeQuery(rawQuery));
+  const origin = allow !== undefined ? `${allow.scheme}://${allow.authority}` : url.origin;
+  // The path stays exactly as received (URL.pathname keeps its escapes).
+  const canonical = `${origin}${url.pathname}${query === '' ? '' : `?${query}`}`;
+  if (canonical === raw.url) return;
+  const hasBody = raw.body !== null && raw.method !== 'GET' && raw.method !== 'HEAD';
+  const init: RequestInit & { duplex?: 'half' } = {
+    method: raw.method,
+    headers: raw.headers,
+    signal: raw.signal,
+    redirect: raw.redirect,
+    ...(hasBody ? { body: raw.body, duplex: 'half' as const } : {}),
+  };
+  c.req.raw = new Request(canonical, init);
 }
 
 const CONSUMED_BODY =
@@ -135,7 +162,9 @@ export function trustplane(options: TrustplaneOptions): MiddlewareHandler<Trustp
     }
     if (enforcement !== undefined && enforcement.outcome !== 'deny') {
       // An allow sets the identity; a dry-run route's unenforced deny runs the handler without one.
-      if (enforcement.outcome === 'allow') c.set('trustplane', enforcement.decision);
+      const allow = enforcement.outcome === 'allow' ? enforcement.decision : undefined;
+      if (allow !== undefined) c.set('trustplane', allow);
+      useCanonicalUrl(c, allow);
       await next();
       return;
     }

@@ -4,8 +4,10 @@ import {
   enforceNodeRequest,
   firstHeaderValue,
   requestScheme,
+  splitTarget,
   writeDeny,
 } from '../../internal/node-http/index.js';
+import { normalizeQuery } from '../../proof/normalize-query.js';
 import {
   createEnforcementKernel,
   denyAnswer,
@@ -59,6 +61,28 @@ const CONSUMED_BODY =
   'trustplane(): the request body was consumed by an earlier body parser and only its parsed form ' +
   'is left; register trustplane() before express.json()/text()/urlencoded() (a Buffer req.body ' +
   'from express.raw() is accepted when the request has no Content-Encoding)';
+
+/** `target` with its query replaced by `query` (already canonical). */
+function withQuery(target: string, query: string): string {
+  const { path } = splitTarget(target);
+  return query === '' ? path : `${path}?${query}`;
+}
+
+/**
+ * Hand the handlers what the transcript covers. The query: `req.url` (what `req.query` and routers
+ * read) and Express's `req.originalUrl` get the canonical query (pair order, escapes and `+` as
+ * verified). On an allow, the Host: `req.headers.host` becomes the authority the transcript covered
+ * (`publicOrigin` or the API's `base_url`, when set), so `req.hostname` cannot name another host.
+ */
+function canonicalize(req: IncomingMessage, allow: AllowDecision | undefined): void {
+  const raw = splitTarget(req.url ?? '').query;
+  const query = allow?.query ?? (raw === '' ? '' : normalizeQuery(raw));
+  if (req.url !== undefined && (raw !== '' || query !== '')) req.url = withQuery(req.url, query);
+  const r = req as IncomingMessage & { originalUrl?: unknown };
+  if (typeof r.originalUrl === 'string' && r.originalUrl.includes('?'))
+    r.originalUrl = withQuery(r.originalUrl, query);
+  if (allow !== undefined && req.headers.host !== allow.authority) req.headers.host = allow.authority;
+}
 
 /** The raw request target: Express strips a mount path from `req.url`, never from `originalUrl`. */
 function rawTarget(req: IncomingMessage): string {
@@ -152,7 +176,9 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
     });
     if (granted === undefined) return;
     // A dry-run route's unenforced deny runs the handler without a verified identity.
-    if (granted.enforcement.outcome === 'allow') req.trustplane = granted.enforcement.decision;
+    const allow = granted.enforcement.outcome === 'allow' ? granted.enforcement.decision : undefined;
+    if (allow !== undefined) req.trustplane = allow;
+    canonicalize(req, allow);
     next();
   };
 
