@@ -46,6 +46,19 @@ export const adapterConfigSchema = z
     /** Trust X-Forwarded-Proto/-Host from the client (only behind a proxy that sets them). */
     trustForwardedHeaders: z.boolean().default(false),
     maxBodyBytes: positiveInt(64 * 1024 * 1024).default(1024 * 1024),
+    /**
+     * Request body bytes buffered at once across all requests (each body counts its declared
+     * length, or `maxBodyBytes` when chunked, from the moment it is read until the exchange ends).
+     * Beyond it a body is refused 503 `overloaded` before it is read. Bodies are only read once the
+     * credentials, route and policy have passed, so callers without valid passports buffer nothing.
+     */
+    maxBufferedBodyBytes: positiveInt(16 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+    /** Time for a client to send the request headers; a slower one is answered 408 and closed. */
+    headersTimeoutMs: positiveInt(600_000).default(20_000),
+    /** Time for a client to send the whole request (headers and body); then 408 and closed. */
+    requestTimeoutMs: positiveInt(3_600_000).default(60_000),
+    /** Open connections accepted at once; beyond it a new connection is closed at once. */
+    maxConnections: positiveInt(1_000_000).default(10_000),
     upstreamConnectTimeoutMs: positiveInt(600_000).default(5_000),
     upstreamResponseTimeoutMs: positiveInt(3_600_000).default(30_000),
     upstreamMaxSockets: positiveInt(65_536).default(256),

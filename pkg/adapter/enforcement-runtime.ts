@@ -4,7 +4,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import type { ReplayStore } from '../authcore/replay-store.js';
 import type { AuditComponent } from '../audit/event.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import { firstHeaderValue } from '../internal/node-http/index.js';
+import { firstHeaderValue, type ByteBudget } from '../internal/node-http/index.js';
 import type { BundleManager } from '../runtime/bundle-manager.js';
 import type { Logger } from '../runtime/logger.js';
 import type { AdapterMetrics } from '../runtime/metrics.js';
@@ -25,6 +25,28 @@ export interface EnforcementRuntime {
   readonly metrics: AdapterMetrics;
   readonly upstream?: URL;
   readonly agent?: HttpAgent | HttpsAgent;
+  /** The buffered-bytes budget (`maxBufferedBodyBytes`) every request's body counts against. */
+  readonly budget: ByteBudget;
+}
+
+/** A {@link ByteBudget} of `limit` bytes, reported in `trustplane_buffered_body_bytes`. */
+function byteBudget(limit: number, metrics: AdapterMetrics): ByteBudget {
+  let used = 0;
+  return {
+    tryReserve(bytes) {
+      if (used + bytes > limit) {
+        metrics.overloadRefusals.inc({ kind: 'body_budget' });
+        return false;
+      }
+      used += bytes;
+      metrics.bufferedBodyBytes.set(used);
+      return true;
+    },
+    release(bytes) {
+      used = Math.max(0, used - bytes);
+      metrics.bufferedBodyBytes.set(used);
+    },
+  };
 }
 
 /** What {@link createEnforcementRuntime} builds the runtime from. */
@@ -105,6 +127,7 @@ export function createEnforcementRuntime(
     kernel,
     log,
     metrics,
+    budget: byteBudget(config.maxBufferedBodyBytes, metrics),
     ...(deps.upstream !== undefined ? { upstream: deps.upstream } : {}),
     ...(deps.agent !== undefined ? { agent: deps.agent } : {}),
   };

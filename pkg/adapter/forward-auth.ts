@@ -5,6 +5,7 @@ import {
   headerValue,
   splitTarget,
   writeDeny,
+  type NodeBody,
   type NodeRequestView,
 } from '../internal/node-http/index.js';
 import { queryAmbiguity } from '../proof/normalize-query.js';
@@ -119,19 +120,28 @@ interface GatewayBody {
  * - it says nothing for another method: decided with the empty body, but reported
  *   `X-TrustPlane-Body-Verified: false`.
  */
-function gatewayBody(gateway: Gateway, req: IncomingMessage, request: NormalizedRequest): GatewayBody {
+function gatewayBody(
+  gateway: Gateway,
+  req: IncomingMessage,
+  request: NormalizedRequest,
+  received: NodeBody,
+): GatewayBody {
   const signal = bodySignal(gateway, req);
   const partial = gateway === 'envoy' && signal === 'present';
-  if (request.bodyLength > 0 && !partial) return { request, verified: true };
-  if (signal === 'none') return { request, verified: true };
+  // A body sent to this endpoint is read (on demand) and verified like the proxy does.
+  if (received.declared && !partial) return { request, verified: true };
+  // Nothing was sent here: the body is the empty one, or the caller's claimed digest stands in.
+  const { readBody: _unused, ...withoutBody } = request;
+  const empty: NormalizedRequest = { ...withoutBody, bodySha256: EMPTY_BODY_SHA256, bodyLength: 0 };
+  if (signal === 'none') return { request: empty, verified: true };
   if (signal === 'unknown' && !BODY_METHODS.has(request.method.toUpperCase())) {
-    return { request, verified: false };
+    return { request: empty, verified: false };
   }
   const claimed = headerValue(req, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
   const bodySha256 = claimed !== undefined && HEX64.test(claimed) ? claimed : EMPTY_BODY_SHA256;
   return {
     request: {
-      ...request,
+      ...withoutBody,
       bodySha256,
       bodyLength: bodySha256 === EMPTY_BODY_SHA256 ? 0 : 1,
       bodyUnverified: true,
@@ -182,12 +192,13 @@ export async function handleForwardAuthRequest(
   const granted = await enforceNodeRequest(rt.kernel, req, res, {
     view,
     mode: 'buffer',
+    budget: rt.budget,
     requestId,
     echoRequestId: true,
     clientAddress: headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress,
     ...(refusal !== undefined ? { refusal } : {}),
-    prepare: (request) => {
-      const body = gatewayBody(gateway, req, request);
+    prepare: (request, received) => {
+      const body = gatewayBody(gateway, req, request, received);
       verified = body.verified;
       return body.request;
     },

@@ -48,6 +48,7 @@ export async function handleProxyRequest(
       authority: callerAuthority(rt, req),
     },
     mode: 'buffer',
+    budget: rt.budget,
     requestId,
     echoRequestId: true,
     clientAddress: req.socket.remoteAddress,

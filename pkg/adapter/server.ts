@@ -172,25 +172,32 @@ export async function startAdapter(
     let inFlight = 0;
     let drained: (() => void) | undefined;
     const handle = config.mode === 'forward-auth' ? handleForwardAuthRequest : handleProxyRequest;
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      inFlight += 1;
-      metrics.inFlight.inc();
-      res.once('close', () => {
-        inFlight -= 1;
-        metrics.inFlight.dec();
-        if (inFlight === 0) drained?.();
-      });
-      if (draining) res.setHeader('connection', 'close');
-      handle(rt, req, res).catch((e: unknown) => {
-        log.error('request handler failed', { error: e instanceof Error ? e.message : String(e) });
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-          res.end('{"allowed":false,"reason":"internal_error"}');
-        } else res.destroy();
-      });
-    });
-    server.headersTimeout = 20_000;
-    server.requestTimeout = 60_000;
+    // Node checks the header and request deadlines every connectionsCheckingInterval (30 s by
+    // default): once a second keeps slow-header and slow-body sockets within a second of them.
+    const server = createServer(
+      { connectionsCheckingInterval: 1_000 },
+      (req: IncomingMessage, res: ServerResponse) => {
+        inFlight += 1;
+        metrics.inFlight.inc();
+        res.once('close', () => {
+          inFlight -= 1;
+          metrics.inFlight.dec();
+          if (inFlight === 0) drained?.();
+        });
+        if (draining) res.setHeader('connection', 'close');
+        handle(rt, req, res).catch((e: unknown) => {
+          log.error('request handler failed', { error: e instanceof Error ? e.message : String(e) });
+          if (!res.headersSent) {
+            res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+            res.end('{"allowed":false,"reason":"internal_error"}');
+          } else res.destroy();
+        });
+      },
+    );
+    server.headersTimeout = config.headersTimeoutMs;
+    server.requestTimeout = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
+    server.maxConnections = config.maxConnections;
+    server.on('drop', () => metrics.overloadRefusals.inc({ kind: 'connections' }));
     // WebSocket and other upgrades are not proxied: refuse rather than pass an unverified tunnel.
     server.on('upgrade', (_req, socket) => {
       socket.end('HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

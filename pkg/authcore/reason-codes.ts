@@ -282,6 +282,13 @@ const table = {
     summary: 'An unexpected verifier failure; the request is denied (fail closed).',
     retryable: true,
   },
+  overloaded: {
+    status: 503,
+    layer: 'dependency',
+    summary:
+      'The enforcement point is at its limit of buffered request bodies (or connections); the request is refused before it is read.',
+    retryable: true,
+  },
   policy_unavailable: {
     status: 503,
     layer: 'dependency',

@@ -14,6 +14,8 @@ export interface AdapterMetrics {
   readonly replayStoreErrors: Counter;
   readonly auditWriteFailures: Counter;
   readonly auditBufferDepth: Gauge;
+  readonly bufferedBodyBytes: Gauge;
+  readonly overloadRefusals: Counter<'kind'>;
 }
 
 /** Options for {@link createAdapterMetrics}. */
@@ -114,6 +116,17 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     auditBufferDepth: new Gauge({
       name: 'trustplane_audit_buffer_depth',
       help: 'Ledger records waiting to be written (PostgreSQL ledger: memory and disk buffer).',
+      registers,
+    }),
+    bufferedBodyBytes: new Gauge({
+      name: 'trustplane_buffered_body_bytes',
+      help: 'Request body bytes buffered right now (reserved against maxBufferedBodyBytes).',
+      registers,
+    }),
+    overloadRefusals: new Counter({
+      name: 'trustplane_overload_refusals_total',
+      help: 'Requests and connections refused for capacity: kind body_budget (503 overloaded) or connections (maxConnections reached: the connection is closed).',
+      labelNames: ['kind'],
       registers,
     }),
   };

@@ -179,6 +179,20 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
       policyVersion: material?.policy.policyVersion,
       enforcement: mode,
     };
+    if (!decision.allowed && mode === 'dry-run' && observable(decision)) {
+      // A dry-run pass lets the request go on: a body the pipeline did not read yet is read now,
+      // and a body that cannot be read (too large, overloaded) is a request-layer deny, enforced.
+      const request = input.request;
+      if (!(request instanceof TrustplaneError) && !(request instanceof Request) && request.readBody) {
+        try {
+          await request.readBody();
+        } catch (e) {
+          const err =
+            e instanceof TrustplaneError ? e : new TrustplaneError('internal_error', 'body read failed');
+          decision = denyFrom(err, 'parse', decision);
+        }
+      }
+    }
     if (decision.allowed && route?.audit === 'required')
       decision = await recorder.writeRequired(decision, facts);
     else recorder.write(decision, facts);

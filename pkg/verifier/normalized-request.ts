@@ -31,6 +31,14 @@ export interface NormalizedRequest {
   /** Body length in bytes. */
   readonly bodyLength: number;
   /**
+   * Read and digest the body only once the request is worth it: when set, the pipeline calls it
+   * after the passport, route policy and freshness checks passed (and never for a request refused
+   * earlier), and its result replaces `bodySha256` and `bodyLength`. A failure is a refusal
+   * (`body_too_large`, `malformed_request`, `overloaded`, ...). Node enforcement points use it so
+   * that a request without valid credentials never costs a body buffer.
+   */
+  readonly readBody?: () => Promise<{ readonly sha256: string; readonly length: number }>;
+  /**
    * True when the enforcement point cannot see the body (forward-auth): `bodySha256` is then the
    * caller's claimed `X-TrustPlane-Body-SHA256`, and the request is denied `unverifiable_body`
    * unless the route sets `allow_unverified_body`.

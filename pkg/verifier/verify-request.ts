@@ -102,7 +102,6 @@ function credentialsOf(req: NormalizedRequest): { token: string; proof: string; 
   if (nonceValue === undefined || nonceValue.length > MAX_NONCE_LENGTH || !NONCE_FORMAT.test(nonceValue)) {
     throw new TrustplaneError('missing_proof', 'missing or malformed nonce');
   }
-  if (!HEX64.test(req.bodySha256)) throw new TrustplaneError('malformed_request', 'invalid body digest');
   return { token: m[1]!, proof: proofValue, nonce: nonceValue };
 }
 
@@ -248,6 +247,14 @@ async function pipeline(
     ),
   );
 
+  // The body: read and digested only now, once the credentials, route and policy allow it.
+  const body = await run('parse', async () => {
+    const read =
+      req.readBody !== undefined ? await req.readBody() : { sha256: req.bodySha256, length: req.bodyLength };
+    if (!HEX64.test(read.sha256)) throw new TrustplaneError('malformed_request', 'invalid body digest');
+    return read;
+  });
+
   // 7. transcript rebuild and proof
   const origin = await run('proof', () => {
     const o = resolveOrigin(context.publicOrigin, api.base_url, req);
@@ -260,7 +267,7 @@ async function pipeline(
     return o;
   });
   const transcriptSha256 = await run('proof', async () => {
-    const required = requiredCoveredHeaders(route.covered_headers, req.bodyLength > 0);
+    const required = requiredCoveredHeaders(route.covered_headers, body.length > 0);
     const declaredHeader = getHeader(req.headers, WIRE_HEADERS.coveredHeaders);
     const covered = declaredHeader === undefined ? required : parseCoveredHeadersHeader(declaredHeader);
     for (const name of required) {
@@ -272,7 +279,7 @@ async function pipeline(
     }
     const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
     const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
-    if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, req.bodySha256)) {
+    if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, body.sha256)) {
       throw new TrustplaneError('request_binding_mismatch', 'body digest mismatch');
     }
     const transcript = await buildTranscript({
@@ -287,7 +294,7 @@ async function pipeline(
       contentEncoding,
       coveredHeaders: covered,
       headers: req.headers,
-      bodySha256: req.bodySha256,
+      bodySha256: body.sha256,
       passportJti: claims.jti,
       nonce,
       issuedAt: claims.iat,

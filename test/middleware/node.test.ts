@@ -492,7 +492,12 @@ describe('node trustplane(): deny (handler not run, exact body, one audit event)
     await expectDenied(res, 413, 'body_too_large');
     expect(res.headers['transfer-encoding']).toBeUndefined();
     expect(t.calls.n).toBe(0);
-    expectOneEvent(t.sink.events, { decision: 'deny', reason: 'body_too_large', status: 413 });
+    expectOneEvent(t.sink.events, {
+      decision: 'deny',
+      reason: 'body_too_large',
+      status: 413,
+      route_id: 'orders.create',
+    });
     // Also through fetch with a streamed body.
     t.sink.events.length = 0;
     const stream = new ReadableStream<Uint8Array>({
@@ -508,7 +513,13 @@ describe('node trustplane(): deny (handler not run, exact body, one audit event)
       duplex: 'half',
     } as RequestInit);
     await expectDenied(streamed, 413, 'body_too_large');
-    expectOneEvent(t.sink.events, { decision: 'deny', reason: 'body_too_large', status: 413 });
+    // A chunked body is read only once the passport and route passed: the event names the route.
+    expectOneEvent(t.sink.events, {
+      decision: 'deny',
+      reason: 'body_too_large',
+      status: 413,
+      route_id: 'orders.create',
+    });
     expect(t.calls.n).toBe(0);
   });
 
@@ -546,7 +557,12 @@ describe('node trustplane(): deny (handler not run, exact body, one audit event)
       abortAfterChunks: true,
     });
     await vi.waitFor(() => expect(t.sink.events).toHaveLength(1));
-    expectOneEvent(t.sink.events, { decision: 'deny', reason: 'malformed_request', status: 400 });
+    expectOneEvent(t.sink.events, {
+      decision: 'deny',
+      reason: 'malformed_request',
+      status: 400,
+      route_id: 'orders.create',
+    });
     expect(t.calls.n).toBe(0);
   });
 });

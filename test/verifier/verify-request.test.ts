@@ -814,6 +814,8 @@ afterAll(() => {
   const notFromVerifier = new Set<ReasonCode>([
     // forward-auth's own refusal (test/adapter/forward-auth.test.ts, test/attacks).
     'ambiguous_request_query',
+    // the adapter's body budget (test/attacks/memory-exhaustion.test.ts).
+    'overloaded',
     'audit_unavailable',
     'policy_unavailable',
     'upstream_unavailable',

@@ -32,6 +32,14 @@ const FLAG_KEYS: readonly (readonly [
     'largest request body bound and forwarded (default 1048576; 413 beyond)',
   ],
   [
+    '--max-buffered-body-bytes <n>',
+    'maxBufferedBodyBytes',
+    'request body bytes buffered at once, all requests (default 268435456; 503 overloaded beyond)',
+  ],
+  ['--max-connections <n>', 'maxConnections', 'open connections accepted at once (default 10000)'],
+  ['--headers-timeout-ms <n>', 'headersTimeoutMs', 'time to receive the request headers (default 20000; 408)'],
+  ['--request-timeout-ms <n>', 'requestTimeoutMs', 'time to receive the whole request (default 60000; 408)'],
+  [
     '--upstream-connect-timeout-ms <n>',
     'upstreamConnectTimeoutMs',
     'upstream connect timeout (default 5000; 502)',

@@ -12,6 +12,8 @@ import type { BodyReadMode } from './read-body.js';
 import {
   auditRequestInfo,
   readNodeRequest,
+  type ByteBudget,
+  type NodeBody,
   type NodeRequestRead,
   type NodeRequestRefusal,
   type NodeRequestView,
@@ -35,7 +37,9 @@ export interface EnforceNodeRequestOptions {
    */
   readonly refusal?: TrustplaneError;
   /** Adjust the read request before it is decided (forward-auth: a body the gateway did not pass). */
-  readonly prepare?: (request: NormalizedRequest) => NormalizedRequest;
+  readonly prepare?: (request: NormalizedRequest, body: NodeBody) => NormalizedRequest;
+  /** Buffered-bytes budget shared by the point's requests (see `ByteBudget`). */
+  readonly budget?: ByteBudget;
   /** The point's decision hook (the middleware's `onDecision`). */
   readonly onDecision?: (decision: Decision) => void;
   /** Called when the body was consumed by an earlier parser (a misconfiguration). */
@@ -47,7 +51,7 @@ export interface NodeRequestGranted {
   readonly enforcement: AllowEnforcement | PassEnforcement;
   /** The request as decided. */
   readonly request: NormalizedRequest;
-  /** The exact body bytes (in `restore` mode they are also back in the stream). */
+  /** The exact body bytes (in `restore` mode they are also back in the stream; empty when none). */
   readonly body: Buffer;
 }
 
@@ -71,10 +75,16 @@ export async function enforceNodeRequest(
   const read: NodeRequestRead | NodeRequestRefusal =
     options.refusal !== undefined
       ? { ok: false, error: options.refusal, drain: true }
-      : await readNodeRequest(req, options.view, { maxBodyBytes: kernel.maxBodyBytes, mode: options.mode });
+      : readNodeRequest(req, options.view, {
+          maxBodyBytes: kernel.maxBodyBytes,
+          mode: options.mode,
+          ...(options.budget !== undefined ? { budget: options.budget } : {}),
+        });
   let request: NormalizedRequest | undefined;
-  if (read.ok) request = options.prepare !== undefined ? options.prepare(read.request) : read.request;
-  else if (read.misconfigured === true) options.onConsumedBody?.();
+  if (read.ok) {
+    res.once('close', () => read.body.release());
+    request = options.prepare !== undefined ? options.prepare(read.request, read.body) : read.request;
+  }
   const enforcement = await kernel.enforce({
     request: read.ok ? request! : read.error,
     facts: auditRequestInfo(options.view, {
@@ -84,10 +94,19 @@ export async function enforceNodeRequest(
     startedMs,
     ...(options.onDecision !== undefined ? { onDecision: options.onDecision } : {}),
   });
+  const body = read.ok ? read.body.result : undefined;
+  if (body !== undefined && !body.ok && body.misconfigured === true) options.onConsumedBody?.();
   if (enforcement.outcome !== 'deny' && read.ok && request !== undefined) {
-    return { enforcement, request, body: read.body };
+    // The kernel has read the body of every request it lets through (a dry-run pass included).
+    if (body === undefined || body.ok) {
+      return { enforcement, request, body: body?.bytes ?? Buffer.alloc(0) };
+    }
   }
-  const drain = !read.ok && read.drain;
+  // A body the request declared but that was never (fully) read may still be arriving: answer,
+  // close the connection and discard the rest instead of reading it for keep-alive.
+  const drain = !read.ok
+    ? read.drain
+    : read.body.declared && (body === undefined || (!body.ok && body.drain));
   // A refusal of the reading layer is always a deny: request-layer reasons are always enforced.
   const answer =
     enforcement.outcome === 'deny' ? enforcement.answer : denyAnswer({ reason: 'internal_error' });

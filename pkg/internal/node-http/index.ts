@@ -19,6 +19,8 @@ export {
 export {
   readNodeRequest,
   auditRequestInfo,
+  NodeBody,
+  type ByteBudget,
   type NodeRequestView,
   type ReadNodeRequestOptions,
   type NodeRequestRead,

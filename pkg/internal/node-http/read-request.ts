@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { TrustplaneError } from '../../authcore/errors.js';
+import { TrustplaneError } from '../../authcore/errors.js';
 import type { AuditRequestInfo } from '../../audit/event-from-decision.js';
 import type { NormalizedRequest } from '../../verifier/normalized-request.js';
 import { assertSafeHeaderLines } from './critical-headers.js';
 import { nodeHeaderSource } from './header-source.js';
-import { readBody, type BodyReadMode } from './read-body.js';
+import { readBody, type BodyRead, type BodyReadMode } from './read-body.js';
 import { originFormTarget } from './request-target.js';
 
 /** What the enforcement point saw of the request, before it reads it. */
@@ -20,18 +20,95 @@ export interface NodeRequestView {
   readonly authority: string;
 }
 
+/** A budget of body bytes buffered at once, across requests (the adapter's `maxBufferedBodyBytes`). */
+export interface ByteBudget {
+  /** Take `bytes` from the budget; false when that would exceed it (nothing is taken then). */
+  tryReserve(bytes: number): boolean;
+  /** Give `bytes` back. */
+  release(bytes: number): void;
+}
+
 /** Options for {@link readNodeRequest}. */
 export interface ReadNodeRequestOptions {
   readonly maxBodyBytes: number;
   readonly mode: BodyReadMode;
+  /** Buffered-bytes budget shared by all requests; beyond it a body is refused `overloaded`. */
+  readonly budget?: ByteBudget;
 }
 
-/** A request read for verification. */
+/**
+ * A request body, read and digested at most once, when first asked for (the pipeline asks only
+ * after the credentials, route and policy checks passed). Its bytes count against the budget
+ * until {@link NodeBody.release}.
+ */
+export class NodeBody {
+  /** The request says it has a body (a non-zero `Content-Length`, or a `Transfer-Encoding`). */
+  readonly declared: boolean;
+  readonly #req: IncomingMessage;
+  readonly #options: ReadNodeRequestOptions;
+  #pending: Promise<BodyRead> | undefined;
+  #result: BodyRead | undefined;
+  #reserved = 0;
+
+  constructor(req: IncomingMessage, options: ReadNodeRequestOptions) {
+    this.#req = req;
+    this.#options = options;
+    const length = req.headers['content-length'];
+    this.declared =
+      req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+  }
+
+  /** Read (once) and return the outcome. */
+  read(): Promise<BodyRead> {
+    this.#pending ??= this.#read();
+    return this.#pending;
+  }
+
+  /** The outcome, once read. */
+  get result(): BodyRead | undefined {
+    return this.#result;
+  }
+
+  /** The pipeline's reader: the digest, or the refusal thrown. */
+  readonly digest = async (): Promise<{ sha256: string; length: number }> => {
+    const r = await this.read();
+    if (!r.ok) throw r.error;
+    return { sha256: r.sha256, length: r.bytes.length };
+  };
+
+  /** Give the buffered bytes back to the budget (when the exchange is over). */
+  release(): void {
+    if (this.#reserved > 0) this.#options.budget?.release(this.#reserved);
+    this.#reserved = 0;
+  }
+
+  async #read(): Promise<BodyRead> {
+    const { budget, maxBodyBytes, mode } = this.#options;
+    if (budget !== undefined && this.declared) {
+      // Reserve the declared length (or the limit, for a chunked body) before buffering a byte.
+      const length = Number(this.#req.headers['content-length'] ?? maxBodyBytes);
+      const want = Math.min(Number.isFinite(length) ? length : maxBodyBytes, maxBodyBytes);
+      if (!budget.tryReserve(want)) {
+        this.#result = {
+          ok: false,
+          error: new TrustplaneError('overloaded', 'the buffered request bodies are at their limit'),
+          drain: true,
+        };
+        return this.#result;
+      }
+      this.#reserved = want;
+    }
+    this.#result = await readBody(this.#req, maxBodyBytes, mode);
+    return this.#result;
+  }
+}
+
+/** A request read for verification (its body is read later, on demand). */
 export interface NodeRequestRead {
   readonly ok: true;
+  /** The request to decide: its `readBody` reads the body on demand. */
   readonly request: NormalizedRequest;
-  /** The exact body bytes (empty when there is none). */
-  readonly body: Buffer;
+  readonly body: NodeBody;
 }
 
 /** A request the reading layer refused: the kernel records and answers `error`. */
@@ -46,35 +123,33 @@ export interface NodeRequestRefusal {
 
 /**
  * The one Node reading layer every Node enforcement point uses: the request target must be in
- * origin-form, headers a decision depends on must not repeat, and the body is read and digested
- * in the same pass. Headers are read through {@link nodeHeaderSource} (every line, in order).
+ * origin-form and the header lines safe (no repeated critical header, no name an upstream would
+ * merge with another); the body is read and digested in one pass, later, only when the pipeline
+ * asks for it. Headers are read through {@link nodeHeaderSource} (every line, in order).
  * @param req the incoming request
  * @param view the method, raw target, scheme and authority to verify
- * @param options the body limit and read mode
- * @returns the normalized request and body bytes, or the refusal
+ * @param options the body limit, read mode and budget
+ * @returns the normalized request with its deferred body, or the refusal
  */
-export async function readNodeRequest(
+export function readNodeRequest(
   req: IncomingMessage,
   view: NodeRequestView,
   options: ReadNodeRequestOptions,
-): Promise<NodeRequestRead | NodeRequestRefusal> {
+): NodeRequestRead | NodeRequestRefusal {
   let path: string;
   let query: string;
   try {
     ({ path, query } = originFormTarget(view.target));
     assertSafeHeaderLines(req.rawHeaders);
   } catch (e) {
-    return { ok: false, error: e as TrustplaneError, drain: false };
+    return { ok: false, error: e as TrustplaneError, drain: true };
   }
-  const body = await readBody(req, options.maxBodyBytes, options.mode);
-  if (!body.ok) {
-    return {
-      ok: false,
-      error: body.error,
-      drain: body.drain,
-      ...(body.misconfigured ? { misconfigured: true as const } : {}),
-    };
+  // A declared length over the limit is refused from the head alone, before anything else.
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
+    return { ok: false, error: new TrustplaneError('body_too_large', 'request body too large'), drain: true };
   }
+  const body = new NodeBody(req, options);
   return {
     ok: true,
     request: {
@@ -84,10 +159,12 @@ export async function readNodeRequest(
       path,
       query,
       headers: nodeHeaderSource(req),
-      bodySha256: body.sha256,
-      bodyLength: body.bytes.length,
+      // Placeholders: readBody supplies the digest.
+      bodySha256: '',
+      bodyLength: 0,
+      readBody: body.digest,
     },
-    body: body.bytes,
+    body,
   };
 }
 
