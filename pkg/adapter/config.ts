@@ -84,6 +84,12 @@ export const adapterConfigSchema = z
     /** Memory store journal (survives restarts); `off` disables it (replays across restarts possible). */
     replayJournal: z.string().min(1).default('./trustplane-state/replay.journal'),
     replayJournalFsync: z.enum(['always', 'interval', 'never']).default('interval'),
+    /**
+     * Memory store: most live jtis one caller (issuer + subject) may hold, so one caller cannot fill
+     * the store (1,000,000 entries) and turn everyone away; beyond it that caller gets 429
+     * `replay_quota_exceeded`. Default 250,000 (about 750 requests/s per caller with 5-minute passports).
+     */
+    replayMaxEntriesPerSubject: positiveInt(1_000_000).default(250_000),
     redisUrl: z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')

@@ -24,10 +24,11 @@ export async function openReplayStore(
   }
   if (config.replayJournal === 'off') {
     deps.log.warn('replay journal is off: jtis consumed before a restart could be replayed after it', {});
-    return new MemoryReplayStore();
+    return new MemoryReplayStore({ maxEntriesPerScope: config.replayMaxEntriesPerSubject });
   }
   return JournalReplayStore.open(config.replayJournal, {
     fsync: config.replayJournalFsync,
+    maxEntriesPerScope: config.replayMaxEntriesPerSubject,
     ...(deps.clock ? { now: deps.clock } : {}),
   });
 }

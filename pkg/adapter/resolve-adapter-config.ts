@@ -31,6 +31,7 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_REPLAY_STORE: 'replayStore',
   TRUSTPLANE_REPLAY_JOURNAL: 'replayJournal',
   TRUSTPLANE_REPLAY_JOURNAL_FSYNC: 'replayJournalFsync',
+  TRUSTPLANE_REPLAY_MAX_ENTRIES_PER_SUBJECT: 'replayMaxEntriesPerSubject',
   TRUSTPLANE_REDIS_URL: 'redisUrl',
   TRUSTPLANE_REDIS_KEY_PREFIX: 'redisKeyPrefix',
   TRUSTPLANE_REDIS_COMMAND_TIMEOUT_MS: 'redisCommandTimeoutMs',

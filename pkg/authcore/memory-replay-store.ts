@@ -6,6 +6,12 @@ export interface MemoryReplayStoreOptions {
   /** Most live entries held (default 1,000,000). When full of unexpired entries, consume fails closed. */
   readonly maxEntries?: number;
   /**
+   * Most live entries one scope (one issuer + subject) may hold (default a quarter of
+   * `maxEntries`): one caller cannot fill the store and turn it away for everyone else. Beyond it
+   * consume fails with `replay_quota_exceeded` (429) for that caller only.
+   */
+  readonly maxEntriesPerScope?: number;
+  /**
    * How long past its expiry an entry is kept, seconds (default 120): a clock stepped forward by
    * less than this and then back forgets nothing. For larger steps see {@link MemoryReplayStore.horizon}.
    */
@@ -22,7 +28,11 @@ export const DEFAULT_SWEEP_GRACE_SECONDS = 120;
  */
 export class MemoryReplayStore implements ReplayStore {
   readonly #entries = new Map<string, number>();
+  /** The scope of each entry that has one, and the live entries per scope. */
+  readonly #scopeOf = new Map<string, string>();
+  readonly #perScope = new Map<string, number>();
   readonly #maxEntries: number;
+  readonly #maxPerScope: number;
   readonly #grace: number;
   #nextSweep = 0;
   /**
@@ -36,6 +46,11 @@ export class MemoryReplayStore implements ReplayStore {
     const max = options.maxEntries ?? 1_000_000;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxEntries must be a positive integer');
     this.#maxEntries = max;
+    const perScope = options.maxEntriesPerScope ?? Math.max(1, Math.floor(max / 4));
+    if (!Number.isSafeInteger(perScope) || perScope < 1) {
+      throw new RangeError('maxEntriesPerScope must be a positive integer');
+    }
+    this.#maxPerScope = perScope;
     const grace = options.sweepGraceSeconds ?? DEFAULT_SWEEP_GRACE_SECONDS;
     if (!Number.isFinite(grace) || grace < 0)
       throw new RangeError('sweepGraceSeconds must be a non-negative number');
@@ -47,12 +62,12 @@ export class MemoryReplayStore implements ReplayStore {
     return this.#entries.size;
   }
 
-  async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
-    return this.consumeSync(key, expiresAt, now);
+  async consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean> {
+    return this.consumeSync(key, expiresAt, now, scope);
   }
 
   /** Synchronous consume (the memory store has no I/O). */
-  consumeSync(key: string, expiresAt: number, now: number): boolean {
+  consumeSync(key: string, expiresAt: number, now: number, scope?: string): boolean {
     // Its entry may have been swept when the clock was ahead: first use cannot be proven (fail closed).
     if (expiresAt <= this.#horizon) return false;
     const existing = this.#entries.get(key);
@@ -65,6 +80,20 @@ export class MemoryReplayStore implements ReplayStore {
     } else if (now >= this.#nextSweep) {
       this.sweep(now);
     }
+    if (scope !== undefined && existing === undefined) {
+      const held = this.#perScope.get(scope) ?? 0;
+      if (held >= this.#maxPerScope) {
+        this.sweep(now);
+        if ((this.#perScope.get(scope) ?? 0) >= this.#maxPerScope) {
+          throw new TrustplaneError(
+            'replay_quota_exceeded',
+            'this caller holds its share of the replay store',
+          );
+        }
+      }
+      this.#perScope.set(scope, (this.#perScope.get(scope) ?? 0) + 1);
+      this.#scopeOf.set(key, scope);
+    }
     this.#entries.set(key, expiresAt);
     return true;
   }
@@ -75,7 +104,17 @@ export class MemoryReplayStore implements ReplayStore {
    */
   sweep(now: number): void {
     const cutoff = now - this.#grace;
-    for (const [k, exp] of this.#entries) if (exp <= cutoff) this.#entries.delete(k);
+    for (const [k, exp] of this.#entries) {
+      if (exp > cutoff) continue;
+      this.#entries.delete(k);
+      const scope = this.#scopeOf.get(k);
+      if (scope !== undefined) {
+        this.#scopeOf.delete(k);
+        const left = (this.#perScope.get(scope) ?? 1) - 1;
+        if (left > 0) this.#perScope.set(scope, left);
+        else this.#perScope.delete(scope);
+      }
+    }
     this.raiseHorizon(cutoff);
     this.#nextSweep = now + 30;
   }

@@ -251,6 +251,13 @@ const table = {
     summary: 'The passport jti was already used.',
     retryable: false,
   },
+  replay_quota_exceeded: {
+    status: 429,
+    layer: 'replay',
+    summary:
+      'This caller (issuer + subject) holds its share of the memory replay store (maxEntriesPerScope): its requests are refused until its passports expire; other callers are unaffected.',
+    retryable: true,
+  },
   // Dependencies (fail closed).
   replay_store_unavailable: {
     status: 503,

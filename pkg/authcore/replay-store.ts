@@ -6,9 +6,12 @@
 export interface ReplayStore {
   /**
    * Mark `key` used until `expiresAt` (epoch seconds).
+   * @param scope who the key belongs to (the verifier passes a digest of issuer and subject), for
+   *   stores that bound how much of their capacity one caller may hold
    * @returns true on first use, false when the key was already consumed
+   * @throws TrustplaneError `replay_quota_exceeded` when `scope` holds its share already
    */
-  consume(key: string, expiresAt: number, now: number): Promise<boolean>;
+  consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean>;
   /** Liveness probe for readiness checks. */
   ping?(): Promise<void>;
   /** Release resources. */

@@ -33,6 +33,11 @@ export type JournalFsyncMode = 'always' | 'interval' | 'never';
 export interface JournalReplayStoreOptions {
   /** Most live entries held (default 1,000,000); when full of unexpired entries, consume fails closed. */
   readonly maxEntries?: number;
+  /**
+   * Most live entries one scope (issuer + subject) may hold (default a quarter of `maxEntries`;
+   * entries reloaded from the journal are not attributed to a scope).
+   */
+  readonly maxEntriesPerScope?: number;
   /** Flush policy (default `interval`); see {@link JournalFsyncMode}. */
   readonly fsync?: JournalFsyncMode;
   /** Clock in epoch seconds, used when loading the journal to drop expired entries (default: system clock). */
@@ -127,7 +132,10 @@ export class JournalReplayStore implements ReplayStore {
     const fsync = options.fsync ?? 'interval';
     if (!FSYNC_MODES.has(fsync)) throw new RangeError("fsync must be 'always', 'interval' or 'never'");
     const maxEntries = options.maxEntries ?? 1_000_000;
-    const memory = new MemoryReplayStore({ maxEntries });
+    const memory = new MemoryReplayStore({
+      maxEntries,
+      ...(options.maxEntriesPerScope !== undefined ? { maxEntriesPerScope: options.maxEntriesPerScope } : {}),
+    });
     const now = (options.now ?? systemNow)();
     if (!Number.isFinite(now)) throw new RangeError('now() must return a finite number of seconds');
 
@@ -185,10 +193,10 @@ export class JournalReplayStore implements ReplayStore {
    * @example
    * const first = await store.consume(sha256Hex(`${iss}\n${jti}`), exp + 60, Math.floor(Date.now() / 1000))
    */
-  async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
+  async consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean> {
     assertReplayArguments(key, expiresAt, now);
     const fd = this.#usableFd();
-    if (!this.#memory.consumeSync(key, expiresAt, now)) return false;
+    if (!this.#memory.consumeSync(key, expiresAt, now, scope)) return false;
     this.#append(fd, key, expiresAt);
     this.#maybeCompact(now);
     return true;

@@ -316,7 +316,12 @@ async function pipeline(
     const skew = context.skewSeconds ?? DEFAULT_SKEW_SECONDS;
     let first: boolean;
     try {
-      first = await context.replayStore.consume(key, claims.exp + skew, now);
+      first = await context.replayStore.consume(
+        key,
+        claims.exp + skew,
+        now,
+        sha256HexSync(`${claims.iss}\n${claims.sub}`),
+      );
     } catch (e) {
       if (e instanceof TrustplaneError) throw e;
       throw new TrustplaneError('replay_store_unavailable', 'replay store unavailable');

@@ -124,6 +124,31 @@ describe('MemoryReplayStore', () => {
     expect([...strict.entries(NOW + 5)]).toEqual([]);
   });
 
+  describe('attack: one caller fills the store', () => {
+    it('a scope beyond maxEntriesPerScope is refused replay_quota_exceeded (429); other scopes are not', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 100, maxEntriesPerScope: 3 });
+      for (let i = 0; i < 3; i++) expect(await store.consume(`a${i}`, NOW + 60, NOW, 'caller-a')).toBe(true);
+      await expect(store.consume('a3', NOW + 60, NOW, 'caller-a')).rejects.toMatchObject({
+        reason: 'replay_quota_exceeded',
+        status: 429,
+      });
+      // A replay of a held key is still a replay, not a quota refusal.
+      expect(await store.consume('a0', NOW + 60, NOW, 'caller-a')).toBe(false);
+      expect(await store.consume('b0', NOW + 60, NOW, 'caller-b')).toBe(true);
+      // Once its entries expire (and the grace passes), the caller has room again.
+      expect(await store.consume('a4', NOW + 400, NOW + 200, 'caller-a')).toBe(true);
+    });
+
+    it('the default share is a quarter of maxEntries', async () => {
+      const store = new MemoryReplayStore({ maxEntries: 8 });
+      for (let i = 0; i < 2; i++) expect(await store.consume(`k${i}`, NOW + 60, NOW, 's')).toBe(true);
+      await expect(store.consume('k2', NOW + 60, NOW, 's')).rejects.toMatchObject({
+        reason: 'replay_quota_exceeded',
+      });
+      expect(() => new MemoryReplayStore({ maxEntriesPerScope: 0 })).toThrow(RangeError);
+    });
+  });
+
   describe('attack: a clock stepped forward, then back', () => {
     it('within the grace period nothing is forgotten: the consumed key stays refused, new ones work', async () => {
       const store = new MemoryReplayStore();

@@ -360,6 +360,20 @@ describe('attack: headers that change meaning upstream', () => {
   });
 });
 
+describe('attack: one caller fills the replay store', () => {
+  it('beyond its share the caller is refused replay_quota_exceeded (429), before any jti is taken', async () => {
+    const replayStore = new MemoryReplayStore({ maxEntriesPerScope: 1 });
+    const first = await signed(world);
+    expect((await verifyRequest(toRequest(first), context({ replayStore }))).allowed).toBe(true);
+    const second = await signed(world);
+    expectDeny(
+      await verifyRequest(toRequest(second), context({ replayStore })),
+      'replay_quota_exceeded',
+      429,
+    );
+  });
+});
+
 describe('attack: passport forgeries at the verifier', () => {
   it('attack: alg none', async () => {
     const s = await signed(world);

@@ -37,7 +37,11 @@ const FLAG_KEYS: readonly (readonly [
     'request body bytes buffered at once, all requests (default 268435456; 503 overloaded beyond)',
   ],
   ['--max-connections <n>', 'maxConnections', 'open connections accepted at once (default 10000)'],
-  ['--headers-timeout-ms <n>', 'headersTimeoutMs', 'time to receive the request headers (default 20000; 408)'],
+  [
+    '--headers-timeout-ms <n>',
+    'headersTimeoutMs',
+    'time to receive the request headers (default 20000; 408)',
+  ],
   ['--request-timeout-ms <n>', 'requestTimeoutMs', 'time to receive the whole request (default 60000; 408)'],
   [
     '--upstream-connect-timeout-ms <n>',
@@ -67,6 +71,11 @@ const FLAG_KEYS: readonly (readonly [
     'memory store journal (default ./trustplane-state/replay.journal)',
   ],
   ['--replay-journal-fsync <mode>', 'replayJournalFsync', 'always | interval (default) | never'],
+  [
+    '--replay-max-entries-per-subject <n>',
+    'replayMaxEntriesPerSubject',
+    'memory store: live jtis one caller may hold (default 250000; 429 beyond)',
+  ],
   ['--redis-url <url>', 'redisUrl', 'redis://host:port (prefer TRUSTPLANE_REDIS_URL for credentials)'],
   ['--redis-key-prefix <prefix>', 'redisKeyPrefix', 'key prefix (default trustplane:jti:)'],
   [
