@@ -8,7 +8,11 @@ const keyBinding = keyBindingSchema;
 const bounded = (max: number) => z.string().min(1).max(max);
 const numericDate = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
-/** `ctx`: caller context a broker vouches for (all values strings). */
+/**
+ * `ctx`: caller context (all values strings). The workload's own claim, carried signed so that
+ * verifiers can apply context policy to it: a broker copies it (issuance grants may restrict it),
+ * it does not vouch for it.
+ */
 export const passportContextSchema = z.strictObject({
   actor_type: bounded(256).optional(),
   purpose: bounded(256).optional(),
