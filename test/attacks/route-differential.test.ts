@@ -2,7 +2,7 @@ import express from 'express';
 import fc from 'fast-check';
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { TrustplaneError } from '../../pkg/authcore/index.js';
+import type { TrustplaneError } from '../../pkg/authcore/index.js';
 import { loadPolicyBundle } from '../../pkg/bundle/index.js';
 import { pathSafetyProblem } from '../../pkg/proof/index.js';
 
