@@ -2,6 +2,7 @@ import { deepFreeze } from './deep-freeze.js';
 import { FrozenMap } from './frozen-map.js';
 import { checkNotExpired, type LoadDocumentOptions } from './load-document-options.js';
 import { parsePolicyBundle } from './parse-policy-bundle.js';
+import { assertParsedUnaltered } from './parse-document.js';
 import type { PolicyApi, PolicyBundle } from './policy-bundle-schema.js';
 import { createRevocationCheck, type RevocationQuery } from './revocation-index.js';
 import { buildRouteTable, type RouteEntry, type RouteTable } from './route-table.js';
@@ -48,6 +49,7 @@ export interface LoadedPolicy {
  */
 export async function loadPolicyBundle(json: unknown, options: LoadDocumentOptions): Promise<LoadedPolicy> {
   const document = parsePolicyBundle(json);
+  assertParsedUnaltered(json, document, 'policy bundle');
   const verified = await verifyDocument(document, {
     keys: options.signers,
     allowUnsigned: options.allowUnsigned === true,

@@ -7,6 +7,7 @@ import { deepFreeze } from './deep-freeze.js';
 import { FrozenMap } from './frozen-map.js';
 import { checkNotExpired, type LoadDocumentOptions } from './load-document-options.js';
 import { parseTrustMaterial } from './parse-trust-material.js';
+import { assertParsedUnaltered } from './parse-document.js';
 import type { SpiffeBundle, TrustMaterial, TrustMaterialIssuer } from './trust-material-schema.js';
 import { verifyDocument } from './verify-document.js';
 
@@ -108,6 +109,7 @@ export async function loadTrustMaterial(
   options: LoadDocumentOptions,
 ): Promise<LoadedTrustMaterial> {
   const document = parseTrustMaterial(json);
+  assertParsedUnaltered(json, document, 'trust material');
   const verified = await verifyDocument(document, {
     keys: options.signers,
     allowUnsigned: options.allowUnsigned === true,

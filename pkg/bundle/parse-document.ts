@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { TrustplaneError } from '../authcore/errors.js';
 import { fromUtf8Strict } from '../internal/bytes.js';
+import { canonicalizeJson } from '../internal/jcs.js';
 
 /** Largest document text accepted by the `parse*Text` functions: 8 MiB of UTF-8. */
 export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
@@ -35,6 +36,22 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string
     truncate(`invalid ${label} at ${path}: ${issue?.message ?? 'invalid'}`, MAX_MESSAGE),
     { path: truncate(path, MAX_MESSAGE) },
   );
+}
+
+/**
+ * Refuse a signed document that its schema would rewrite (trim, normalize, add defaults): the
+ * signature is checked over the parsed document, which must then be the very document that was
+ * signed. Internal to pkg/bundle.
+ * @throws TrustplaneError `invalid_bundle`
+ */
+export function assertParsedUnaltered(input: unknown, parsed: unknown, label: string): void {
+  let same: boolean;
+  try {
+    same = canonicalizeJson(input) === canonicalizeJson(parsed);
+  } catch {
+    same = false;
+  }
+  if (!same) throw new TrustplaneError('invalid_bundle', `${label} is not in the form its schema keeps`);
 }
 
 /**

@@ -2,7 +2,14 @@ import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
 import { signatureSchema, signedBySchema } from './document-signature-schema.js';
 import { parsePathTemplate, templateShape } from './path-template.js';
-import { addDuplicateIssues, epochSeconds, sourceType, text, trustDomain } from './schema-fields.js';
+import {
+  addDuplicateIssues,
+  epochSeconds,
+  sourceType,
+  text,
+  trustDomain,
+  urlField,
+} from './schema-fields.js';
 
 /*
  * zod schemas of the trustplane-bundle-v1 policy bundle and its parts. The rules every document
@@ -112,10 +119,7 @@ export const policyRouteSchema = z
 export const policyApiSchema = z.strictObject({
   api_id: identifier,
   audience: text(2048),
-  base_url: z
-    .url({ protocol: /^https?$/ })
-    .max(2048)
-    .optional(),
+  base_url: urlField(['http', 'https']).optional(),
   /**
    * Ours. `true` when the API's upstream routes paths case-sensitively (Hono, Go `net/http`,
    * Flask). Default `false`: the upstream may fold letter case (Express's default), so a path that

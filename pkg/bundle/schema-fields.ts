@@ -8,6 +8,29 @@ import { z } from 'zod';
  */
 
 export const text = (max: number) => z.string().min(1).max(max);
+/**
+ * An absolute URL with one of `protocols`, validated but never rewritten: zod's `z.url()` trims the
+ * value and drops TAB/CR/LF, so a signature checked over the parsed document would cover other
+ * bytes than the signer's. Surrounding spaces and control characters are refused instead.
+ */
+export function urlField(protocols: readonly string[], max = 2048) {
+  return z
+    .string()
+    .max(max)
+    .refine(
+      (value) => {
+        // eslint-disable-next-line no-control-regex
+        if (value !== value.trim() || /[\u0000-\u001f\u007f]/.test(value)) return false;
+        try {
+          return protocols.includes(new URL(value).protocol.slice(0, -1));
+        } catch {
+          return false;
+        }
+      },
+      `must be an absolute ${protocols.join(' or ')} URL without spaces or control characters`,
+    );
+}
+
 export const epochSeconds = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /** SPIFFE trust-domain characters (lowercase), at most 255 bytes. */
 export const trustDomain = z

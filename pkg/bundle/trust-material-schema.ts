@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
 import { signatureSchema, signedBySchema } from './document-signature-schema.js';
-import { addDuplicateIssues, epochSeconds, sourceType, text, trustDomain } from './schema-fields.js';
+import {
+  addDuplicateIssues,
+  epochSeconds,
+  sourceType,
+  text,
+  trustDomain,
+  urlField,
+} from './schema-fields.js';
 
 /*
  * zod schemas of trustplane-trust-material-v1 and its parts. The rules every document schema
@@ -84,10 +91,7 @@ export const spiffeBundleKeySchema = z
     x5c: z.array(base64Der).min(1).max(8).optional(),
     x5t: b64u(64).optional(),
     'x5t#S256': b64u(64).optional(),
-    x5u: z
-      .url({ protocol: /^https$/ })
-      .max(2048)
-      .optional(),
+    x5u: urlField(['https']).optional(),
   })
   .superRefine((key, ctx) => {
     // SPIFFE Trust Domain and Bundle, section 4: x509-svid carries exactly one certificate

@@ -57,7 +57,7 @@ function recode(component: string): string {
  * @param rawQuery the query as sent, without the leading `?`
  * @returns the normalized query ('' for an empty query)
  * @throws TrustplaneError `malformed_request` for a `%` not followed by two hex digits, or a query
- *   longer than 8192 characters
+ *   longer than 8192 characters (as sent, or once normalized)
  * @example normalizeQuery('z=last&a=2&a=10') // 'a=10&a=2&z=last'
  */
 export function normalizeQuery(rawQuery: string): string {
@@ -72,7 +72,11 @@ export function normalizeQuery(rawQuery: string): string {
     pairs.push([recode(key), recode(value)]);
   }
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-  return pairs.map(([k, v]) => `${k}=${v}`).join('&');
+  const normalized = pairs.map(([k, v]) => `${k}=${v}`).join('&');
+  // Re-encoding can triple a query: the bound holds for the normalized form too, so that a
+  // normalized query is itself a valid query (normalization is idempotent) and fits broker-ipc-v1.
+  if (normalized.length > MAX_QUERY_LENGTH) throw new TrustplaneError('malformed_request', 'query too long');
+  return normalized;
 }
 
 /**

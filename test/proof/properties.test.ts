@@ -239,12 +239,14 @@ describe('normalizeQuery properties', () => {
       expect(normalizeQuery('a-=0&a=1')).toBe('a=1&a-=0');
     });
 
-    it('bounds the raw query, not the normalized form', () => {
+    it('bounds the raw query and the normalized form (so normalization is idempotent)', () => {
       expectMalformed(tryNormalize('a'.repeat(MAX_QUERY_LENGTH + 1)));
-      const raw = '+'.repeat(MAX_QUERY_LENGTH);
-      const normalized = normalizeQuery(raw);
-      // Every '+' becomes %2B: the normalized query may be up to 3x the raw bound.
-      expect(normalized.length).toBe(3 * MAX_QUERY_LENGTH + 1);
+      // Every '+' becomes %2B: a raw query within the bound can normalize past it, and is refused.
+      expectMalformed(tryNormalize('+'.repeat(MAX_QUERY_LENGTH / 2)));
+      const fits = '+'.repeat(Math.floor((MAX_QUERY_LENGTH - 1) / 3));
+      const normalized = normalizeQuery(fits);
+      expect(normalized.length).toBeLessThanOrEqual(MAX_QUERY_LENGTH);
+      expect(normalizeQuery(normalized)).toBe(normalized);
     });
   });
 });
