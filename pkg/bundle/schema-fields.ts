@@ -28,7 +28,8 @@ export function urlField(protocols: readonly string[], max = 2048) {
         }
       },
       `must be an absolute ${protocols.join(' or ')} URL without spaces or control characters`,
-    );
+    )
+    .meta({ format: 'uri' });
 }
 
 export const epochSeconds = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
