@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import {
   sendSigned,
-  startTestAdapter,
   startUpstream,
   withNotesRoute,
   type TestAdapter,
   type Upstream,
 } from '../helpers/adapter.js';
-import { NGINX, startNginx, type NginxServer } from '../helpers/nginx.js';
+import { startNginxForwardAuth } from '../helpers/frameworks.js';
+import { NGINX, type NginxServer } from '../helpers/nginx.js';
 import { requireServer } from '../helpers/redis.js';
 
 describe('nginx auth_request in front of a loopback upstream (examples/nginx/trustplane-server.conf)', () => {
@@ -23,11 +22,7 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
   beforeAll(async () => {
     world = await createWorld({ policyPatch: withNotesRoute });
     upstream = await startUpstream();
-    fa = await startTestAdapter(world, { mode: 'forward-auth', forwardAuthGateway: 'nginx' });
-    const conf = readFileSync(new URL('../../examples/nginx/trustplane-server.conf', import.meta.url), 'utf8')
-      .replaceAll('__FORWARD_AUTH__', `127.0.0.1:${fa.adapter.address.port}`)
-      .replaceAll('__UPSTREAM__', `127.0.0.1:${upstream.port}`);
-    nginx = await startNginx(conf);
+    ({ forwardAuth: fa, nginx } = await startNginxForwardAuth(world, upstream.port));
   });
   afterAll(async () => {
     await nginx?.stop();

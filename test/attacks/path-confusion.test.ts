@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Hono, type Context } from 'hono';
@@ -18,7 +17,8 @@ import {
   signed,
   type World,
 } from '../helpers/fixture.js';
-import { NGINX, startNginx, type NginxServer } from '../helpers/nginx.js';
+import { baseOf, closeServers, listen, serveFetch, startNginxForwardAuth } from '../helpers/frameworks.js';
+import { NGINX, type NginxServer } from '../helpers/nginx.js';
 import { requireServer } from '../helpers/redis.js';
 
 // The upstream must see exactly what was verified. A low-privilege caller may call GET
@@ -114,47 +114,6 @@ function honoRoutes(app: Hono<TrustplaneEnv>): void {
   app.get('/v1/secret', hit('secret.get'));
 }
 
-/** Serve a Hono app over node:http (the raw target goes into the Request URL unchanged). */
-async function serveHono(app: Hono<TrustplaneEnv>): Promise<http.Server> {
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const headers = new Headers();
-      for (let i = 0; i < req.rawHeaders.length; i += 2)
-        headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-      const body =
-        chunks.length > 0 && req.method !== 'GET' && req.method !== 'HEAD'
-          ? Buffer.concat(chunks)
-          : undefined;
-      void Promise.resolve(
-        app.fetch(
-          new Request(`http://${req.headers.host}${req.url}`, {
-            method: req.method ?? 'GET',
-            headers,
-            ...(body ? { body: new Uint8Array(body) } : {}),
-          }),
-        ),
-      ).then(async (r) => {
-        const out: Record<string, string> = {};
-        r.headers.forEach((value, name) => (out[name] = value));
-        res.writeHead(r.status, out);
-        res.end(Buffer.from(await r.arrayBuffer()));
-      });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
-
-async function listen(handler: http.RequestListener): Promise<http.Server> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
-
-const base = (s: http.Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-
 interface Point {
   readonly name: string;
   readonly base: () => string;
@@ -174,11 +133,11 @@ beforeAll(async () => {
   const expressUp = await listen(expressUpstream);
   const honoUpstream = new Hono<TrustplaneEnv>();
   honoRoutes(honoUpstream);
-  const honoUp = await serveHono(honoUpstream);
+  const honoUp = await serveFetch(honoUpstream.fetch);
   servers.push(expressUp, honoUp);
 
-  const proxyExpress = await startTestAdapter(world, { upstream: base(expressUp) });
-  const proxyHono = await startTestAdapter(world, { upstream: base(honoUp) });
+  const proxyExpress = await startTestAdapter(world, { upstream: baseOf(expressUp) });
+  const proxyHono = await startTestAdapter(world, { upstream: baseOf(honoUp) });
   adapters.push(proxyExpress, proxyHono);
 
   // The Node middleware in an Express app, the Hono middleware in a Hono app.
@@ -205,23 +164,20 @@ beforeAll(async () => {
     }),
   );
   honoRoutes(guardedHono);
-  const guardedHonoServer = await serveHono(guardedHono);
+  const guardedHonoServer = await serveFetch(guardedHono.fetch);
   servers.push(guardedServer, guardedHonoServer);
 
   points.push(
     { name: 'proxy → Express', base: () => proxyExpress.base },
     { name: 'proxy → Hono', base: () => proxyHono.base },
-    { name: 'Node middleware in Express', base: () => base(guardedServer) },
-    { name: 'Hono middleware in Hono', base: () => base(guardedHonoServer) },
+    { name: 'Node middleware in Express', base: () => baseOf(guardedServer) },
+    { name: 'Hono middleware in Hono', base: () => baseOf(guardedHonoServer) },
   );
 
   if (requireServer('nginx', NGINX)) {
-    const fa = await startTestAdapter(world, { mode: 'forward-auth', forwardAuthGateway: 'nginx' });
-    adapters.push(fa);
-    const conf = readFileSync(new URL('../../examples/nginx/trustplane-server.conf', import.meta.url), 'utf8')
-      .replaceAll('__FORWARD_AUTH__', `127.0.0.1:${fa.adapter.address.port}`)
-      .replaceAll('__UPSTREAM__', `127.0.0.1:${(expressUp.address() as AddressInfo).port}`);
-    nginx = await startNginx(conf);
+    const fa = await startNginxForwardAuth(world, (expressUp.address() as AddressInfo).port);
+    adapters.push(fa.forwardAuth);
+    nginx = fa.nginx;
     points.push({ name: 'nginx + forward-auth → Express', base: () => nginx!.base });
   }
 }, 60_000);
@@ -229,10 +185,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nginx?.stop();
   for (const a of adapters) await a.adapter.close();
-  for (const s of servers) {
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
-  }
+  await closeServers(servers);
 });
 
 interface Attack {

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Hono } from 'hono';
@@ -9,7 +8,8 @@ import { trustplane as honoTrustplane, type TrustplaneEnv } from '../../pkg/midd
 import { trustplane as nodeTrustplane } from '../../pkg/middleware/node/index.js';
 import { rawSend, startTestAdapter, type TestAdapter } from '../helpers/adapter.js';
 import { NOW, createWorld, signed, type World } from '../helpers/fixture.js';
-import { NGINX, startNginx, type NginxServer } from '../helpers/nginx.js';
+import { baseOf, closeServers, listen, serveFetch, startNginxForwardAuth } from '../helpers/frameworks.js';
+import { NGINX, type NginxServer } from '../helpers/nginx.js';
 import { requireServer } from '../helpers/redis.js';
 
 // And the Host. Query normalization (transcript-v1) is lossy on purpose: pair order, escapes and `+` are
@@ -35,20 +35,18 @@ function echo(app: express.Express): void {
   });
 }
 
-async function listen(handler: http.RequestListener): Promise<http.Server> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+async function serve(handler: http.RequestListener): Promise<http.Server> {
+  const server = await listen(handler);
   servers.push(server);
   return server;
 }
-const base = (s: http.Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
 
 beforeAll(async () => {
   world = await createWorld();
   const upstreamApp = express();
   echo(upstreamApp);
-  const upstream = await listen(upstreamApp);
-  const proxy = await startTestAdapter(world, { upstream: base(upstream) });
+  const upstream = await serve(upstreamApp);
+  const proxy = await startTestAdapter(world, { upstream: baseOf(upstream) });
   adapters.push(proxy);
   points.push({ name: 'proxy → Express', base: proxy.base, forwardAuth: false });
 
@@ -62,7 +60,7 @@ beforeAll(async () => {
     }),
   );
   echo(guarded);
-  points.push({ name: 'Node middleware in Express', base: base(await listen(guarded)), forwardAuth: false });
+  points.push({ name: 'Node middleware in Express', base: baseOf(await serve(guarded)), forwardAuth: false });
 
   const hono = new Hono<TrustplaneEnv>();
   hono.use(
@@ -81,28 +79,14 @@ beforeAll(async () => {
       subject: c.get('trustplane')?.subject ?? null,
     }),
   );
-  const honoServer = await listen((req, res) => {
-    const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2)
-      headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-    void Promise.resolve(
-      hono.fetch(
-        new Request(`http://${req.headers.host}${req.url}`, { method: req.method ?? 'GET', headers }),
-      ),
-    ).then(async (r) => {
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/plain' });
-      res.end(Buffer.from(await r.arrayBuffer()));
-    });
-  });
-  points.push({ name: 'Hono middleware in Hono', base: base(honoServer), forwardAuth: false });
+  const honoServer = await serveFetch(hono.fetch);
+  servers.push(honoServer);
+  points.push({ name: 'Hono middleware in Hono', base: baseOf(honoServer), forwardAuth: false });
 
   if (requireServer('nginx', NGINX)) {
-    const fa = await startTestAdapter(world, { mode: 'forward-auth', forwardAuthGateway: 'nginx' });
-    adapters.push(fa);
-    const conf = readFileSync(new URL('../../examples/nginx/trustplane-server.conf', import.meta.url), 'utf8')
-      .replaceAll('__FORWARD_AUTH__', `127.0.0.1:${fa.adapter.address.port}`)
-      .replaceAll('__UPSTREAM__', `127.0.0.1:${(upstream.address() as AddressInfo).port}`);
-    nginx = await startNginx(conf);
+    const fa = await startNginxForwardAuth(world, (upstream.address() as AddressInfo).port);
+    adapters.push(fa.forwardAuth);
+    nginx = fa.nginx;
     points.push({ name: 'nginx + forward-auth → Express', base: nginx.base, forwardAuth: true });
   }
 }, 60_000);
@@ -110,10 +94,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nginx?.stop();
   for (const a of adapters) await a.adapter.close();
-  for (const s of servers) {
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
-  }
+  await closeServers(servers);
 });
 
 /** Sign `signedTarget`, send `sentTarget` (an in-path edit the proof does not see). */
