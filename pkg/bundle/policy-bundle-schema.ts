@@ -9,6 +9,7 @@ import {
   text,
   trustDomain,
   urlField,
+  addValidityWindowIssue,
 } from './schema-fields.js';
 
 /*
@@ -240,11 +241,7 @@ export const policyBundleSchema = z
         });
       }
     });
-    if (bundle.issued_at !== undefined && bundle.expires_at !== undefined) {
-      if (bundle.expires_at <= bundle.issued_at) {
-        ctx.addIssue({ code: 'custom', message: 'expires_at must be after issued_at', path: ['expires_at'] });
-      }
-    }
+    addValidityWindowIssue(ctx, bundle);
   });
 
 /** A trustplane-bundle-v1 policy bundle. */

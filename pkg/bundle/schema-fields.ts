@@ -53,3 +53,13 @@ export function addDuplicateIssues<T>(
     seen.add(key);
   });
 }
+
+/** A signed document's validity window: when both ends are given, expires_at is after issued_at. */
+export function addValidityWindowIssue(
+  ctx: z.RefinementCtx,
+  doc: { readonly issued_at?: number | undefined; readonly expires_at?: number | undefined },
+): void {
+  if (doc.issued_at !== undefined && doc.expires_at !== undefined && doc.expires_at <= doc.issued_at) {
+    ctx.addIssue({ code: 'custom', message: 'expires_at must be after issued_at', path: ['expires_at'] });
+  }
+}

@@ -8,6 +8,7 @@ import {
   text,
   trustDomain,
   urlField,
+  addValidityWindowIssue,
 } from './schema-fields.js';
 
 /*
@@ -169,9 +170,7 @@ export const trustMaterialSchema = z
       (i) => ['receipt_keys', i, 'kid'],
       'duplicate receipt key kid',
     );
-    if (doc.issued_at !== undefined && doc.expires_at !== undefined && doc.expires_at <= doc.issued_at) {
-      ctx.addIssue({ code: 'custom', message: 'expires_at must be after issued_at', path: ['expires_at'] });
-    }
+    addValidityWindowIssue(ctx, doc);
   });
 
 /** A trustplane-trust-material-v1 document. */
