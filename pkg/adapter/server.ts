@@ -19,6 +19,7 @@ import { createEnforcementRuntime, reportAuditFailure } from './enforcement-runt
 import { handleForwardAuthRequest } from './forward-auth.js';
 import { handleProxyRequest } from './proxy.js';
 import { createAdminServer } from './admin-server.js';
+import { readiness, replayHealth, type Readiness } from './readiness.js';
 import { openLedgerSink } from './ledger.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { createAdapterMetrics, type AdapterMetrics } from '../runtime/metrics.js';
@@ -50,7 +51,7 @@ export interface Adapter {
   readonly metrics: AdapterMetrics;
   readonly bundles: BundleManager;
   /** True when bundles are loaded, the replay store answers and the adapter is not draining. */
-  ready(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+  ready(): Promise<Readiness>;
   /** Re-read the bundle files now (what SIGHUP does). */
   reload(): Promise<Record<BundleName, ReloadOutcome>>;
   /** Graceful shutdown: stop accepting, drain in-flight requests (bounded), release resources. */
@@ -71,20 +72,6 @@ function listen(server: Server, address: string): Promise<AddressInfo> {
       resolve(server.address() as AddressInfo);
     });
   });
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -211,16 +198,13 @@ export async function startAdapter(
         }),
     );
 
-    const ready = async () => {
-      const checks: Record<string, string> = { bundles: 'ok', replay_store: 'ok' };
-      if (draining) checks.shutdown = 'draining';
-      try {
-        if (replayStore.ping) await withTimeout(replayStore.ping(), 1_000);
-      } catch {
-        checks.replay_store = 'unavailable';
-      }
-      return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
-    };
+    const ready = () =>
+      readiness({
+        draining,
+        bundles: () => bm.health(clock()),
+        replayStore: () => replayHealth(replayStore),
+        audit: audit.health ? () => audit.health!() : undefined,
+      });
 
     let adminServer: Server | undefined;
     let adminAddress: AddressInfo | undefined;

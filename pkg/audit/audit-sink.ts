@@ -1,3 +1,4 @@
+import type { ComponentHealth } from '../authcore/component-health.js';
 import type { AuditEvent } from './event.js';
 
 /** Where audit events go. `write` must not throw for a healthy sink; failures reject. */
@@ -14,6 +15,11 @@ export interface AuditSink {
    * buffered): `audit: "required"` routes are then refused at once without recording an allow.
    */
   readonly durableAvailable?: boolean;
+  /**
+   * Readiness: false with a reason while the sink cannot keep what it is given as documented
+   * (backlog over its limit, spill not writable, destination unreachable).
+   */
+  health?(): ComponentHealth | Promise<ComponentHealth>;
   /** Flush buffered events. */
   flush?(): Promise<void>;
   close?(): Promise<void>;

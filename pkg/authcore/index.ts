@@ -12,6 +12,7 @@ export {
   type ComponentReasonLayer,
 } from './reason-codes.js';
 export { TrustplaneError, SIGNATURE_FAILURE_MESSAGE } from './errors.js';
+export { HEALTHY, unhealthy, type ComponentHealth } from './component-health.js';
 export {
   SIGNER_CLASSES,
   KEY_BINDINGS,

@@ -1,3 +1,5 @@
+import type { ComponentHealth } from './component-health.js';
+
 /**
  * A one-time-use store for passport jtis. `consume` must be atomic: of any number of concurrent
  * calls with the same key, exactly one resolves `true`. Errors must reject (the verifier then
@@ -14,6 +16,11 @@ export interface ReplayStore {
   consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean>;
   /** Liveness probe for readiness checks. */
   ping?(): Promise<void>;
+  /**
+   * Readiness: whether the store can still guarantee one-time use (reachable, not out of memory,
+   * has not lost consumed keys, can write its journal). Preferred over `ping` when present.
+   */
+  health?(): Promise<ComponentHealth>;
   /** Release resources. */
   close?(): Promise<void>;
 }

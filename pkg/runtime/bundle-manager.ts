@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
+import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import {
   loadPolicyBundle,
@@ -141,6 +142,24 @@ export class BundleManager {
   #record(name: BundleName, doc: { issuedAt?: number }, loadedAt: number) {
     this.#metrics?.bundleLoadedAt.set({ bundle: name }, loadedAt);
     if (doc.issuedAt !== undefined) this.#metrics?.bundleIssuedAt.set({ bundle: name }, doc.issuedAt);
+  }
+
+  /**
+   * Readiness of the bundles in force: `expired` once either document's `expires_at` has passed
+   * (every route then fails closed), `stale` once the policy is older than the bundle's own
+   * `default_max_staleness_seconds` (bounded routes then fail closed). Bundles without those
+   * fields are always ready: their freshness is judged per route.
+   */
+  health(now: number = this.#clock()): ComponentHealth {
+    const { trust, policy } = this.#current;
+    for (const doc of [trust, policy]) {
+      if (doc.expiresAt !== undefined && now >= doc.expiresAt) return unhealthy('expired');
+    }
+    const maxAge = policy.document.default_max_staleness_seconds;
+    if (maxAge !== undefined && policy.issuedAt !== undefined && now - policy.issuedAt > maxAge) {
+      return unhealthy('stale');
+    }
+    return HEALTHY;
   }
 
   /**
