@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import {
+  checkFreshness,
   loadPolicyBundle,
   loadTrustMaterial,
   type LoadedPolicy,
@@ -145,21 +146,25 @@ export class BundleManager {
   }
 
   /**
-   * Readiness of the bundles in force: `expired` once either document's `expires_at` has passed
-   * (every route then fails closed), `stale` once the policy is older than the bundle's own
-   * `default_max_staleness_seconds` (bounded routes then fail closed). Bundles without those
-   * fields are always ready: their freshness is judged per route.
+   * Readiness of the bundles in force: `expired` once either document's `expires_at` has passed,
+   * `stale` once no route of the policy passes its freshness class (every request would be denied
+   * `stale_bundle_fail_closed`). A bundle stale for some routes only (a `realtime` route) keeps the
+   * adapter ready: those routes fail closed, the others serve, and the bundle-age metric shows it.
    */
   health(now: number = this.#clock()): ComponentHealth {
     const { trust, policy } = this.#current;
     for (const doc of [trust, policy]) {
       if (doc.expiresAt !== undefined && now >= doc.expiresAt) return unhealthy('expired');
     }
-    const maxAge = policy.document.default_max_staleness_seconds;
-    if (maxAge !== undefined && policy.issuedAt !== undefined && now - policy.issuedAt > maxAge) {
-      return unhealthy('stale');
+    for (const { route } of policy.routesById.values()) {
+      try {
+        checkFreshness(policy, route, now);
+        return HEALTHY;
+      } catch {
+        // this route is stale; look for one that is not
+      }
     }
-    return HEALTHY;
+    return policy.routesById.size === 0 ? HEALTHY : unhealthy('stale');
   }
 
   /**
