@@ -37,6 +37,10 @@ export interface RoutePolicyResult {
 /**
  * The one route-policy evaluation: everything the policy bundle says about a passport on a route,
  * in this order.
+ * 0. The passport `trust_domain` is its issuer's (trust material), as `verifyPassport` requires: a
+ *    no-op after it, but the broker evaluates claims before it signs them, and must refuse a peer of
+ *    another (federated) trust domain with the verifier's code rather than mint a passport that no
+ *    verifier accepts.
  * 1. Revocations: the passport `jti`, its `sub`, or a key (`kind: "key"` matches the header `kid`
  *    or `cnf.kid`), each optionally scoped to an issuer.
  * 2. A body the enforcement point cannot see is refused unless the route allows it.
@@ -53,7 +57,7 @@ export interface RoutePolicyResult {
  * @param subject the passport (claims, header kid, issuer entry, effective key binding)
  * @param options the clock, the trust material, whether the body is unverifiable
  * @returns the admitting source and the freshness outcome
- * @throws TrustplaneError `revoked`, `unverifiable_body`, `source_issuer_mismatch`,
+ * @throws TrustplaneError `trust_domain_mismatch`, `revoked`, `unverifiable_body`, `source_issuer_mismatch`,
  *   `source_type_mismatch`, `source_trust_domain_mismatch`, `source_subject_mismatch`,
  *   `insufficient_key_binding`, `context_policy_mismatch`, `provenance_policy_mismatch`,
  *   `stale_bundle_fail_closed`
@@ -68,6 +72,9 @@ export function evaluateRoutePolicy(
   options: RoutePolicyOptions,
 ): RoutePolicyResult {
   const { claims } = subject;
+  if (claims.trust_domain !== subject.issuer.trustDomain) {
+    throw new TrustplaneError('trust_domain_mismatch', "passport trust domain is not its issuer's");
+  }
   if (
     policy.isRevoked({
       iss: claims.iss,
