@@ -73,7 +73,14 @@ interface Outcome {
   readonly event: Partial<AuditEvent>;
 }
 
-function deny(
+/**
+ * A broker-ipc-v1 deny answer (internal: the broker and its listeners build every deny with it).
+ * @param requestId the request's `request_id`, or `unknown`
+ * @param reason the registry code (`error.retryable` is the registry's)
+ * @param message operator-facing, never request contents (cut at 1,024 characters)
+ * @param details structured fields, as strings
+ */
+export function denyResponse(
   requestId: string,
   reason: ReasonCode,
   message: string,
@@ -200,12 +207,12 @@ export class Broker {
       const requestId = requestIdOf(raw);
       if (error instanceof TrustplaneError) {
         outcome = {
-          response: deny(requestId, error.reason, error.message, error.details),
+          response: denyResponse(requestId, error.reason, error.message, error.details),
           event: { reason: error.reason, detail: error.message.slice(0, 512) },
         };
       } else {
         outcome = {
-          response: deny(requestId, 'internal_error', 'the broker failed to mint'),
+          response: denyResponse(requestId, 'internal_error', 'the broker failed to mint'),
           event: { reason: 'internal_error', detail: 'unexpected broker failure' },
         };
       }
@@ -222,7 +229,7 @@ export class Broker {
     } catch {
       // Every issuance must be on record: a minted passport whose event was lost is withheld.
       const requestId = outcome.response.request_id;
-      const failed = deny(requestId, 'audit_unavailable', 'the audit event could not be written');
+      const failed = denyResponse(requestId, 'audit_unavailable', 'the audit event could not be written');
       return failed;
     }
     return outcome.response;
@@ -234,7 +241,7 @@ export class Broker {
    */
   async refuse(message: string): Promise<BrokerIpcResponse> {
     const outcome: Outcome = {
-      response: deny('unknown', 'malformed_request', message),
+      response: denyResponse('unknown', 'malformed_request', message),
       event: { reason: 'malformed_request', detail: message.slice(0, 512) },
     };
     return this.#record(outcome, undefined, 0);

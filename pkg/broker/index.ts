@@ -59,10 +59,16 @@ export { MAX_DEV_TTL_SECONDS } from './dev-certificate.js';
 export { writeSpiffeHelperFiles, type SpiffeHelperFiles } from './spiffe-helper-files.js';
 export {
   serveBrokerTls,
+  DEFAULT_TLS_MAX_CONNECTIONS,
+  DEFAULT_TLS_MAX_IN_FLIGHT,
+  MAX_TLS_LIMIT,
   type BrokerTlsOptions,
   type BrokerTlsServer,
+  type BrokerTlsStats,
+  type TlsCredentials,
   type TlsCredentialSource,
 } from './tls-server.js';
+export { type BrokerTlsLimit, type BrokerTlsOverload } from './listener-limits.js';
 export {
   openSpiffeFilesIdentity,
   openWorkloadApiIdentity,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Broker, IssueContext } from './broker.js';
 import { BROKER_IPC_TIMEOUT_MS, type BrokerIpcResponse } from '../proof/broker-ipc-v1.js';
 import { readLines } from './ndjson.js';
+import { overloadedResponse, requestIdOfLine, type InFlightBudget } from './listener-limits.js';
 
 /** Options for {@link serveBrokerIpc}. */
 export interface BrokerIpcServerOptions {
@@ -111,28 +112,55 @@ export async function serveBrokerIpc(
   };
 }
 
+/** What a listener adds to the handling of each connection (the TLS listener; the Unix socket has none). */
+export interface ConnectionOptions {
+  /**
+   * Called before each request is decided. False: the connection is being closed (its peer is no
+   * longer trusted) and the request gets no answer.
+   */
+  readonly admit?: () => boolean;
+  /**
+   * The in-flight budget the listener's connections share. A request that finds no free slot is
+   * answered `overloaded` (in its turn on the connection) without being decided or audited.
+   */
+  readonly inFlight?: InFlightBudget;
+}
+
 /** Answer the lines of one connection, strictly in order. */
 export function handleConnection(
   broker: Pick<Broker, 'issue' | 'refuse'>,
   socket: Socket,
   context: IssueContext,
+  options: ConnectionOptions = {},
 ): void {
   let chain: Promise<void> = Promise.resolve();
   const send = (response: BrokerIpcResponse) => {
     if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
   };
+  const budget = options.inFlight;
   readLines(
     socket,
     (line) => {
+      if (budget !== undefined && !budget.tryAcquire()) {
+        // Only the answer is kept, never the line: a shed request costs no buffer while it waits.
+        const answer = overloadedResponse(requestIdOfLine(line), 'in_flight');
+        chain = chain.then(() => send(answer));
+        return;
+      }
       chain = chain.then(async () => {
-        let request: unknown;
         try {
-          request = JSON.parse(line);
-        } catch {
-          send(await broker.refuse('the message is not JSON'));
-          return;
+          if (options.admit?.() === false) return;
+          let request: unknown;
+          try {
+            request = JSON.parse(line);
+          } catch {
+            send(await broker.refuse('the message is not JSON'));
+            return;
+          }
+          send(await broker.issue(request, context));
+        } finally {
+          budget?.release();
         }
-        send(await broker.issue(request, context));
       });
     },
     (problem) => {

@@ -13,7 +13,12 @@ import {
   openWorkloadApiIdentity,
   type SpiffeIdentitySource,
 } from './spiffe-identity.js';
-import { serveBrokerTls, type BrokerTlsServer } from './tls-server.js';
+import {
+  DEFAULT_TLS_MAX_CONNECTIONS,
+  DEFAULT_TLS_MAX_IN_FLIGHT,
+  serveBrokerTls,
+  type BrokerTlsServer,
+} from './tls-server.js';
 
 /** How the broker learns the workload identity it mints for. */
 export type BrokerIdentityConfig =
@@ -54,6 +59,10 @@ export interface BrokerConfig {
   readonly audit: string;
   /** Network mode: `host:port` for TLS with SPIFFE client-certificate authentication. */
   readonly tlsListen?: string;
+  /** Network mode: most connections served at once (default 512); the excess is answered `overloaded`. */
+  readonly tlsMaxConnections?: number;
+  /** Network mode: most requests in flight over all connections (default 128); the excess is answered `overloaded`. */
+  readonly tlsMaxInFlight?: number;
   readonly instance?: string;
   readonly logLevel?: LogLevel;
   /** Bundle poll interval, ms (0 = watch + SIGHUP only). */
@@ -171,11 +180,25 @@ export async function startBroker(
       tls = await serveBrokerTls(broker, {
         listen: config.tlsListen,
         credentials: identity as SpiffeIdentitySource,
-        onError: (message) => log.warn(message),
+        onError: (message, fields) => log.warn(message, fields),
+        // Counted log lines (the broker has no metrics listener): at most one per limit per second.
+        onOverload: (report) =>
+          log.warn('broker TLS listener overloaded', {
+            limit: report.limit,
+            max: report.max,
+            refused: report.refused,
+            refused_total: report.refusedTotal,
+          }),
+        ...(config.tlsMaxConnections !== undefined ? { maxConnections: config.tlsMaxConnections } : {}),
+        ...(config.tlsMaxInFlight !== undefined ? { maxInFlight: config.tlsMaxInFlight } : {}),
         ...(options.clock ? { clock: options.clock } : {}),
       });
       cleanups.push(() => tls!.close());
-      log.info('broker TLS listening', { address: `${tls.address.address}:${tls.address.port}` });
+      log.info('broker TLS listening', {
+        address: `${tls.address.address}:${tls.address.port}`,
+        max_connections: config.tlsMaxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS,
+        max_in_flight: config.tlsMaxInFlight ?? DEFAULT_TLS_MAX_IN_FLIGHT,
+      });
     }
 
     return {

@@ -10,6 +10,7 @@ import {
   assertKeyMatchesLeaf,
   bundlesFromTrustMaterial,
   mergePinnedBundles,
+  mergeTrustBundles,
   parseSpiffeId,
   verifyX509Svid,
   type SpiffeTrustBundles,
@@ -18,7 +19,7 @@ import {
 import type { WorkloadApiError } from './spiffe/workload-api-error.js';
 import { WorkloadApiX509Source } from './spiffe/workload-api-source.js';
 import type { X509SvidUpdate } from './spiffe/workload-api-update.js';
-import type { TlsCredentialSource } from './tls-server.js';
+import type { TlsCredentialSource, TlsCredentials } from './tls-server.js';
 
 /** A SPIFFE identity source: the broker's workload identity and its TLS credentials. */
 export type SpiffeIdentitySource = IdentitySource & TlsCredentialSource;
@@ -26,7 +27,10 @@ export type SpiffeIdentitySource = IdentitySource & TlsCredentialSource;
 interface Verified {
   readonly svid: VerifiedSvid;
   readonly privateKey: KeyObject;
+  /** The roots the SVID was verified against (the pins of that moment, then the unpinned roots). */
   readonly bundles: SpiffeTrustBundles;
+  /** The roots of the SVID directory or the Workload API as received, before the pins applied. */
+  readonly unpinnedBundles: SpiffeTrustBundles;
 }
 
 interface Options {
@@ -34,7 +38,9 @@ interface Options {
   /**
    * SPIFFE bundles of the signed trust material. They pin: for a trust domain listed here, these
    * roots are the only ones used, and roots from the SVID directory or the Workload API for it are
-   * ignored (logged). Read at every SVID load, so a reloaded trust material applies from the next one.
+   * ignored (logged). Read at every SVID load (the broker's own SVID), and at every call of
+   * `tlsCredentials()` (the roots peers are authenticated with), so a reloaded trust material
+   * applies to peers at once.
    */
   readonly trustBundles: () => ReadonlyMap<string, SpiffeBundle>;
   readonly clock?: (() => number) | undefined;
@@ -66,10 +72,15 @@ function pinnedRoots(get: () => ReadonlyMap<string, SpiffeBundle>): () => Spiffe
   };
 }
 
-/** Identity, TLS credentials and rotation listeners over a "last verified SVID" getter. */
+/**
+ * Identity, TLS credentials and rotation listeners over a "last verified SVID" getter. The TLS
+ * credentials are rebuilt only when the SVID or the pinned roots change, so a caller can tell a
+ * change by the object's identity.
+ */
 function spiffeSource(
   kind: string,
   get: () => Verified,
+  pinned: () => SpiffeTrustBundles,
   close: () => void,
 ): {
   source: SpiffeIdentitySource;
@@ -77,6 +88,7 @@ function spiffeSource(
 } {
   const listeners: (() => void)[] = [];
   let cached: { svid: VerifiedSvid; identity: WorkloadIdentity } | undefined;
+  let credentials: { verified: Verified; pins: SpiffeTrustBundles; value: TlsCredentials } | undefined;
   const source: SpiffeIdentitySource = {
     keyBinding: 'attested_workload',
     kind,
@@ -95,13 +107,19 @@ function spiffeSource(
     },
     tlsCredentials() {
       const v = get();
+      const pins = pinned();
+      if (credentials?.verified === v && credentials.pins === pins) return credentials.value;
       // The verified path ends with the bundle root; a TLS peer gets leaf + intermediates.
       const presented = v.svid.chain.length > 1 ? v.svid.chain.slice(0, -1) : v.svid.chain;
-      return {
+      const value: TlsCredentials = Object.freeze({
         certChainPem: presented.map((c) => c.toString()).join(''),
         keyPem: v.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-        bundles: v.bundles,
-      };
+        // The pins in force now, not those of the SVID's last load: a trust domain removed from
+        // the trust material stops vouching for peers as soon as the reload is in force.
+        bundles: mergePinnedBundles(pins, v.unpinnedBundles).bundles,
+      });
+      credentials = { verified: v, pins, value };
+      return value;
     },
     onRotate(listener) {
       listeners.push(listener);
@@ -124,11 +142,12 @@ export async function openSpiffeFilesIdentity(
 ): Promise<SpiffeIdentitySource> {
   const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
   let rotated: () => void = () => undefined;
+  const pinned = pinnedRoots(options.trustBundles);
   const files = await SvidFileSource.open({
     certFile: config.certFile,
     keyFile: config.keyFile,
     bundleFile: config.bundleFile,
-    pinnedBundles: pinnedRoots(options.trustBundles),
+    pinnedBundles: pinned,
     onIgnoredBundleFile: (trustDomain) =>
       options.log.warn(
         'SVID directory bundle ignored: the trust material pins the roots of this trust domain',
@@ -151,6 +170,7 @@ export async function openSpiffeFilesIdentity(
   const built = spiffeSource(
     'spiffe-files',
     () => files.current(),
+    pinned,
     () => files.close(),
   );
   rotated = built.rotated;
@@ -202,7 +222,13 @@ export function verifyWorkloadUpdate(
   }
   const privateKey = createPrivateKey({ key: Buffer.from(svid.keyPkcs8Der), format: 'der', type: 'pkcs8' });
   assertKeyMatchesLeaf(verified.leaf, privateKey);
-  return { svid: verified, privateKey, bundles, ignoredTrustDomains };
+  return {
+    svid: verified,
+    privateKey,
+    bundles,
+    unpinnedBundles: mergeTrustBundles(own, federated),
+    ignoredTrustDomains,
+  };
 }
 
 /**
@@ -278,6 +304,7 @@ export async function openWorkloadApiIdentity(
         throw new SvidError('svid_expired', 'the workload SVID has expired');
       return v;
     },
+    pinned,
     () => api.close(),
   );
   rotated = built.rotated;

@@ -5,6 +5,7 @@ import { isKeyBinding, type KeyBinding } from '../../../pkg/authcore/index.js';
 import {
   BrokerIpcClient,
   BrokerIpcError,
+  MAX_TLS_LIMIT,
   brokerTlsConnector,
   issuancePolicySchema,
   openSpiffeFilesIdentity,
@@ -46,6 +47,8 @@ interface ServeFlags {
   issuance?: string;
   audit: string;
   tlsListen?: string;
+  tlsMaxConnections?: string;
+  tlsMaxInFlight?: string;
   instance?: string;
   logLevel: string;
   reloadIntervalMs: string;
@@ -108,6 +111,23 @@ export function brokerConfigFromFlags(opts: ServeFlags, env: NodeJS.ProcessEnv =
   }
   if (!/^\d{1,9}$/.test(opts.reloadIntervalMs))
     problems.push('--reload-interval-ms must be a non-negative integer');
+  const tlsLimit = (value: string | undefined, flag: string): number | undefined => {
+    if (value === undefined || value === '') return undefined;
+    const n = /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
+    if (!(n >= 1 && n <= MAX_TLS_LIMIT)) {
+      problems.push(`${flag} must be an integer from 1 to ${MAX_TLS_LIMIT}`);
+      return undefined;
+    }
+    return n;
+  };
+  const tlsMaxConnections = tlsLimit(
+    opts.tlsMaxConnections ?? env.TRUSTPLANE_BROKER_TLS_MAX_CONNECTIONS,
+    '--tls-max-connections',
+  );
+  const tlsMaxInFlight = tlsLimit(
+    opts.tlsMaxInFlight ?? env.TRUSTPLANE_BROKER_TLS_MAX_IN_FLIGHT,
+    '--tls-max-in-flight',
+  );
   let issuance: IssuancePolicy | undefined;
   if (opts.issuance !== undefined) {
     const parsed = issuancePolicySchema.safeParse(readJsonFile(opts.issuance));
@@ -135,6 +155,8 @@ export function brokerConfigFromFlags(opts: ServeFlags, env: NodeJS.ProcessEnv =
     ...(issuance ? { issuance } : {}),
     audit: opts.audit,
     ...(opts.tlsListen !== undefined ? { tlsListen: opts.tlsListen } : {}),
+    ...(tlsMaxConnections !== undefined ? { tlsMaxConnections } : {}),
+    ...(tlsMaxInFlight !== undefined ? { tlsMaxInFlight } : {}),
     ...(opts.instance !== undefined ? { instance: opts.instance } : {}),
     logLevel: opts.logLevel as LogLevel,
     reloadIntervalMs: Number(opts.reloadIntervalMs),
@@ -271,6 +293,14 @@ Example:
       'stdout',
     )
     .option('--tls-listen <host:port>', 'also serve over TLS; callers authenticate with their X.509-SVID')
+    .option(
+      '--tls-max-connections <n>',
+      'network mode: most connections served at once (default 512; TRUSTPLANE_BROKER_TLS_MAX_CONNECTIONS)',
+    )
+    .option(
+      '--tls-max-in-flight <n>',
+      'network mode: most requests in flight (default 128; TRUSTPLANE_BROKER_TLS_MAX_IN_FLIGHT)',
+    )
     .option('--instance <name>', 'instance name in audit events')
     .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
     .option('--reload-interval-ms <n>', 'bundle poll interval (0 = watch + SIGHUP only)', '5000')

@@ -50,6 +50,12 @@ export interface SvidSnapshot {
    * bundle file for the leaf's trust domain when it is not pinned.
    */
   readonly bundles: SpiffeTrustBundles;
+  /**
+   * The bundle file's roots as read, before the pins applied. With the pins in force later,
+   * `mergePinnedBundles(pins, unpinnedBundles)` gives the roots to authenticate peers with then (a
+   * reloaded trust material applies to peers at once, not from the next rotation).
+   */
+  readonly unpinnedBundles: SpiffeTrustBundles;
 }
 
 /** Options of {@link SvidFileSource.open}. */
@@ -418,5 +424,5 @@ function verifyFiles(files: ReadFiles, options: SvidFileSourceOptions): SvidSnap
   }
   const svid = verifyX509Svid(chain, bundles, options.clock());
   assertKeyMatchesLeaf(svid.leaf, privateKey);
-  return Object.freeze({ svid, privateKey, bundles });
+  return Object.freeze({ svid, privateKey, bundles, unpinnedBundles: fromFile });
 }
