@@ -1,9 +1,27 @@
 import { createServer, type Server } from 'node:http';
 
-/** The admin listener: `/healthz`, `/readyz`, `/metrics`. */
+/** What `/healthz` answers: whether the process should be left running (see {@link createAdminServer}). */
+export interface Liveness {
+  readonly ok: boolean;
+  /** Why not, as a stable snake_case word (`workers_down`); absent when `ok`. */
+  readonly reason?: string;
+  /** Figures behind the reason (never secrets). */
+  readonly details?: Readonly<Record<string, string | number>>;
+}
+
+/**
+ * The admin listener: `/healthz`, `/readyz`, `/metrics`.
+ *
+ * `/healthz` is liveness: 200 `{"status":"ok"}` while the process can recover by itself; 503
+ * `{"status":"unhealthy","reason":…}` when it cannot and should be restarted (a cluster primary
+ * whose worker slot has stayed down past `workerDownHealthLimitMs`). `/readyz` is readiness: 200
+ * only when requests can be served now, 503 with the reason of each check otherwise.
+ */
 export function createAdminServer(deps: {
   readonly metrics: { readonly registry: { metrics(): Promise<string>; readonly contentType: string } };
   readonly ready: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+  /** Liveness (default: always live while the process answers). */
+  readonly live?: () => Liveness;
 }): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -12,7 +30,16 @@ export function createAdminServer(deps: {
       res.end(JSON.stringify(body));
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
-    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/healthz') {
+      let live: Liveness;
+      try {
+        live = deps.live?.() ?? { ok: true };
+      } catch {
+        live = { ok: false, reason: 'internal_error' };
+      }
+      if (live.ok) return json(200, { status: 'ok' });
+      return json(503, { status: 'unhealthy', reason: live.reason ?? 'unavailable', ...live.details });
+    }
     if (path === '/readyz') {
       deps
         .ready()

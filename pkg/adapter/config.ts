@@ -59,9 +59,22 @@ export const adapterConfigSchema = z
     requestTimeoutMs: positiveInt(3_600_000).default(60_000),
     /** Open connections accepted at once; beyond it a new connection is closed at once. */
     maxConnections: positiveInt(1_000_000).default(10_000),
+    /**
+     * Requests handled at once by one process (being read, decided, waiting for or talking to the
+     * upstream). Beyond it a request is refused 503 `overloaded` with `Retry-After` before it is
+     * read or decided, so no jti is consumed (metric kind `in_flight`). Each cluster worker has its own.
+     */
+    maxInFlight: positiveInt(1_000_000).default(2_048),
     upstreamConnectTimeoutMs: positiveInt(600_000).default(5_000),
     upstreamResponseTimeoutMs: positiveInt(3_600_000).default(30_000),
     upstreamMaxSockets: positiveInt(65_536).default(256),
+    /**
+     * Proxy mode: how long a request may wait for one of the `upstreamMaxSockets` upstream
+     * connections. It takes one after its passport, route and policy passed and before the kernel
+     * consumes its jti; past this wait it is refused 503 `overloaded` (metric kind `upstream_queue`)
+     * with its jti unconsumed.
+     */
+    upstreamQueueTimeoutMs: positiveInt(600_000).default(2_000),
     /** Forward the caller's `Authorization` header upstream (default: stripped). */
     forwardAuthorization: z.boolean().default(false),
     /** Send the caller's Host upstream (default) or the upstream's own host. */
@@ -101,6 +114,11 @@ export const adapterConfigSchema = z
       .union([z.literal('auto'), positiveInt(256)])
       .default(1)
       .transform((v) => (v === 'auto' ? availableParallelism() : v)),
+    /**
+     * Cluster primary: `/healthz` answers 503 `workers_down` once a worker slot has had no listening
+     * worker for this long (a worker that cannot start is restarted with backoff meanwhile).
+     */
+    workerDownHealthLimitMs: positiveInt(86_400_000).default(60_000),
     skewSeconds: z.coerce.number().int().min(0).max(600).default(30),
     maxLifetimeSeconds: positiveInt(86_400).default(600),
     /**

@@ -15,6 +15,7 @@ import {
   type ReceiptSigner,
 } from '../verifier/index.js';
 import type { AdapterConfig } from './config.js';
+import { UpstreamSlots } from './upstream-slots.js';
 
 /** What the request handlers need (one per adapter instance). */
 export interface EnforcementRuntime {
@@ -25,6 +26,11 @@ export interface EnforcementRuntime {
   readonly metrics: AdapterMetrics;
   readonly upstream?: URL;
   readonly agent?: HttpAgent | HttpsAgent;
+  /**
+   * Proxy mode: the upstream connections (`upstreamMaxSockets`), taken before the jti is consumed
+   * and waited for at most `upstreamQueueTimeoutMs` (see proxy.ts).
+   */
+  readonly upstreamSlots?: UpstreamSlots;
   /** The buffered-bytes budget (`maxBufferedBodyBytes`) every request's body counts against. */
   readonly budget: ByteBudget;
 }
@@ -130,6 +136,9 @@ export function createEnforcementRuntime(
     budget: byteBudget(config.maxBufferedBodyBytes, metrics),
     ...(deps.upstream !== undefined ? { upstream: deps.upstream } : {}),
     ...(deps.agent !== undefined ? { agent: deps.agent } : {}),
+    ...(deps.upstream !== undefined
+      ? { upstreamSlots: new UpstreamSlots(config.upstreamMaxSockets, config.upstreamQueueTimeoutMs) }
+      : {}),
   };
 }
 

@@ -10,10 +10,12 @@ import {
 } from '../internal/node-http/index.js';
 import { normalizeQuery } from '../proof/normalize-query.js';
 import { WIRE_HEADERS } from '../proof/wire.js';
+import { TrustplaneError } from '../authcore/errors.js';
 import {
   denyAnswer,
   identityHeaders,
   type AllowEnforcement,
+  type NormalizedRequest,
   type PassEnforcement,
 } from '../verifier/index.js';
 import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
@@ -40,6 +42,7 @@ export async function handleProxyRequest(
 ): Promise<void> {
   const requestId = requestIdOf(req);
   const scheme = requestScheme(req, rt.config.trustForwardedHeaders);
+  const slot = upstreamSlot(rt, res);
   const granted = await enforceNodeRequest(rt.kernel, req, res, {
     view: {
       method: req.method ?? 'GET',
@@ -52,8 +55,72 @@ export async function handleProxyRequest(
     requestId,
     echoRequestId: true,
     clientAddress: req.socket.remoteAddress,
+    ...(slot !== undefined ? { prepare: (request: NormalizedRequest) => slot.before(request) } : {}),
   });
-  if (granted !== undefined) forward(rt, req, res, granted.enforcement, granted.body, scheme, requestId);
+  if (granted === undefined) return;
+  // A dry-run pass can go on after its slot was refused (overloaded is not a request-layer deny):
+  // it is refused here instead, since it has no upstream connection.
+  if (slot !== undefined && !(await slot.take())) {
+    writeDeny(res, denyAnswer({ reason: 'overloaded' }), { requestId });
+    return;
+  }
+  forward(rt, req, res, granted.enforcement, granted.body, scheme, requestId);
+}
+
+/** Seconds a caller refused `overloaded` is asked to wait (`Retry-After`). */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * One request's upstream connection slot. It is taken when the kernel asks for the body (the
+ * passport, route and policy have passed; the proof check and the jti consume come next), so a
+ * request that cannot get an upstream connection within `upstreamQueueTimeoutMs` is refused
+ * `overloaded` with its jti unconsumed instead of burning it and then waiting in the http.Agent's
+ * own unbounded queue. It is held through the upstream exchange and given back when the response
+ * closes. Requests refused earlier (no or a bad passport, policy) never take one.
+ */
+function upstreamSlot(
+  rt: EnforcementRuntime,
+  res: ServerResponse,
+): { before(request: NormalizedRequest): NormalizedRequest; take(): Promise<boolean> } | undefined {
+  if (rt.upstreamSlots === undefined) return undefined;
+  const lease = rt.upstreamSlots.lease();
+  let closed = false;
+  res.once('close', () => {
+    closed = true;
+    lease.release();
+  });
+  let taking: Promise<boolean> | undefined;
+  const take = () =>
+    (taking ??= lease.take().then((ok) => {
+      if (!ok && !closed) {
+        rt.metrics.overloadRefusals.inc({ kind: 'upstream_queue' });
+        if (!res.headersSent) res.setHeader('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS));
+      }
+      return ok;
+    }));
+  return {
+    take,
+    before(request) {
+      const readBody = request.readBody;
+      if (readBody === undefined) return request;
+      return {
+        ...request,
+        // The NormalizedRequest contract: a failure of readBody is a refusal the kernel records
+        // and answers (here 503 overloaded); the pipeline reads the body just before the proof
+        // check and the jti consume, and never for a request refused earlier.
+        readBody: async () => {
+          const body = await readBody();
+          if (!(await take())) {
+            throw new TrustplaneError(
+              'overloaded',
+              'no upstream connection free within upstreamQueueTimeoutMs',
+            );
+          }
+          return body;
+        },
+      };
+    },
+  };
 }
 
 /**

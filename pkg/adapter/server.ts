@@ -15,9 +15,11 @@ import { BundleManager, type BundleName, type ReloadOutcome } from '../runtime/b
 import { parseConfiguredKeys } from '../runtime/configured-keys.js';
 import type { AdapterConfig } from './config.js';
 import type { ReceiptSigner } from '../verifier/index.js';
-import { createEnforcementRuntime, reportAuditFailure } from './enforcement-runtime.js';
+import { createEnforcementRuntime, reportAuditFailure, requestIdOf } from './enforcement-runtime.js';
 import { handleForwardAuthRequest } from './forward-auth.js';
-import { handleProxyRequest } from './proxy.js';
+import { handleProxyRequest, OVERLOADED_RETRY_AFTER_SECONDS } from './proxy.js';
+import { writeDeny } from '../internal/node-http/index.js';
+import { denyAnswer } from '../verifier/index.js';
 import { createAdminServer } from './admin-server.js';
 import { readiness, replayHealth, type Readiness } from './readiness.js';
 import { openLedgerSink } from './ledger.js';
@@ -72,6 +74,19 @@ function listen(server: Server, address: string): Promise<AddressInfo> {
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+/** Answer 503 `overloaded` with `Retry-After` (an unread body: `Connection: close`, discarded). */
+function refuseOverloaded(req: IncomingMessage, res: ServerResponse, metrics: AdapterMetrics): void {
+  metrics.overloadRefusals.inc({ kind: 'in_flight' });
+  const length = req.headers['content-length'];
+  const body = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  res.setHeader('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS));
+  writeDeny(res, denyAnswer({ reason: 'overloaded' }), {
+    close: body,
+    requestId: requestIdOf(req),
+  });
+  if (body) req.resume();
 }
 
 /**
@@ -164,6 +179,12 @@ export async function startAdapter(
     const server = createServer(
       { connectionsCheckingInterval: 1_000 },
       (req: IncomingMessage, res: ServerResponse) => {
+        // Load shedding at the door: beyond maxInFlight a request is answered at once, before it is
+        // read or decided (no jti is consumed, nothing is recorded: like a refused connection).
+        if (inFlight >= config.maxInFlight) {
+          refuseOverloaded(req, res, metrics);
+          return;
+        }
         inFlight += 1;
         metrics.inFlight.inc();
         res.once('close', () => {

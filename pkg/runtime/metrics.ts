@@ -125,7 +125,7 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     }),
     overloadRefusals: new Counter({
       name: 'trustplane_overload_refusals_total',
-      help: 'Requests and connections refused for capacity: kind body_budget (503 overloaded) or connections (maxConnections reached: the connection is closed).',
+      help: 'Requests and connections refused for capacity: kind body_budget (503 overloaded), in_flight (maxInFlight reached: 503 overloaded before the request is read), upstream_queue (no upstream connection within upstreamQueueTimeoutMs: 503 overloaded before the jti is consumed) or connections (maxConnections reached: the connection is closed).',
       labelNames: ['kind'],
       registers,
     }),

@@ -38,6 +38,11 @@ const FLAG_KEYS: readonly (readonly [
   ],
   ['--max-connections <n>', 'maxConnections', 'open connections accepted at once (default 10000)'],
   [
+    '--max-in-flight <n>',
+    'maxInFlight',
+    'requests handled at once per process (default 2048; 503 overloaded beyond, no jti consumed)',
+  ],
+  [
     '--headers-timeout-ms <n>',
     'headersTimeoutMs',
     'time to receive the request headers (default 20000; 408)',
@@ -57,6 +62,11 @@ const FLAG_KEYS: readonly (readonly [
     '--upstream-max-sockets <n>',
     'upstreamMaxSockets',
     'pooled keep-alive connections to the upstream (default 256)',
+  ],
+  [
+    '--upstream-queue-timeout-ms <n>',
+    'upstreamQueueTimeoutMs',
+    'wait for an upstream connection (default 2000; 503 overloaded beyond, no jti consumed)',
   ],
   [
     '--forward-auth-gateway <gateway>',
@@ -84,6 +94,11 @@ const FLAG_KEYS: readonly (readonly [
     'Redis command timeout (default 500; 503 beyond)',
   ],
   ['--workers <n|auto>', 'workers', 'worker processes (default 1; >1 needs --replay-store redis)'],
+  [
+    '--worker-down-health-limit-ms <n>',
+    'workerDownHealthLimitMs',
+    'cluster: /healthz turns 503 workers_down when a worker stays down this long (default 60000)',
+  ],
   ['--skew-seconds <n>', 'skewSeconds', 'clock skew tolerance (default 30)'],
   ['--max-lifetime-seconds <n>', 'maxLifetimeSeconds', 'longest passport lifetime accepted (default 600)'],
   [
