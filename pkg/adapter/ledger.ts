@@ -18,7 +18,10 @@ function workerSuffix(): string {
 /**
  * Open the adapter's ledger (`config.audit`: stdout, a file or PostgreSQL; see `openLedger`). In a
  * cluster worker the chain id, file and spill file get a `-worker-<slot>` suffix: every chain has
- * one writer.
+ * one writer. A PostgreSQL ledger always has a spill file (`auditSpill`, by default
+ * `./trustplane-state/audit-spill.jsonl`, next to the replay journal): the adapter never runs the
+ * configuration whose crash loses a whole outage (docs/ledger.md, loss windows). Spilled records
+ * set aside at open (a fork loser's) count in `trustplane_audit_conflicts_total`.
  */
 export async function openLedgerSink(
   config: AdapterConfig,
@@ -32,5 +35,6 @@ export async function openLedgerSink(
     spillPath: `${config.auditSpill}${suffix}`,
     onError: deps.onError,
     bufferDepth: (n) => deps.metrics.auditBufferDepth.set(n),
+    conflicts: (n) => deps.metrics.auditConflicts.inc(n),
   });
 }

@@ -1,6 +1,7 @@
 import { canonicalizeJson } from '../internal/jcs.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import type { AuditEvent } from './event.js';
+import { GapTally, chainGapOf, type ChainGaps, type LedgerGapEvent } from './ledger-gap.js';
 
 /** Domain-separation prefix of a ledger record hash. */
 export const LEDGER_RECORD_PREFIX = 'trustplane-ledger-record-v1\n';
@@ -15,12 +16,21 @@ export const GENESIS_HASH = '0'.repeat(64);
  * - `record_hash`: lowercase hex SHA-256 of `LEDGER_RECORD_PREFIX` + RFC 8785 (JCS) canonical JSON
  *   of the record without `record_hash`.
  */
-export type LedgerRecord = AuditEvent & {
+export type LedgerRecord = AuditEvent & LedgerChainFields;
+
+/** The chain fields every ledger record carries (a type, not an interface: records index as plain objects). */
+export type LedgerChainFields = {
   readonly chain_id: string;
   readonly seq: number;
   readonly prev_hash: string;
   readonly record_hash: string;
 };
+
+/** A chained gap record (see `ledger-gap.ts`): where records of the chain are missing. */
+export type LedgerGapRecord = LedgerGapEvent & LedgerChainFields;
+
+/** Anything a ledger holds: a chained audit event or a chained gap record. */
+export type LedgerEntry = LedgerRecord | LedgerGapRecord;
 
 /** Where a chain stands: the last record's seq and hash (seq 0 and genesis for an empty chain). */
 export interface ChainHead {
@@ -57,14 +67,18 @@ export class HashChain {
   }
 
   /** The next record for `event` (chain fields in the event are replaced). */
-  append(event: AuditEvent): LedgerRecord {
+  append(event: AuditEvent): LedgerRecord;
+  /** The next record for a gap event. */
+  append(event: LedgerGapEvent): LedgerGapRecord;
+  append(event: AuditEvent | LedgerGapEvent): LedgerEntry;
+  append(event: AuditEvent | LedgerGapEvent): LedgerEntry {
     const {
       chain_id: _c,
       seq: _s,
       prev_hash: _p,
       record_hash: _r,
       ...plain
-    } = event as AuditEvent & Partial<LedgerRecord>;
+    } = event as (AuditEvent | LedgerGapEvent) & Partial<LedgerChainFields>;
     const body = {
       ...plain,
       chain_id: this.#head.chainId,
@@ -73,7 +87,7 @@ export class HashChain {
     };
     const record_hash = ledgerRecordHash(body);
     this.#head = { chainId: this.#head.chainId, seq: body.seq, hash: record_hash };
-    return { ...body, record_hash } as LedgerRecord;
+    return { ...body, record_hash } as LedgerEntry;
   }
 }
 
@@ -96,13 +110,20 @@ export interface ChainVerification {
   /** The verified head (up to the first break). */
   readonly head: ChainHead | undefined;
   readonly firstBreak?: ChainBreak;
+  /**
+   * The gap records among the verified records: the chain is intact, but it says that records
+   * are missing (dropped before chaining, lost, or set aside after a fork). Absent when none.
+   */
+  readonly gaps?: ChainGaps;
 }
 
 /**
  * Walk one chain in order and report the first broken link: an edited record (its hash no longer
  * matches), a deleted record (a seq gap and a prev_hash that does not link), records swapped
  * (seq out of order), or a record from another chain. A chain may start after genesis when
- * `from` is given (a verified checkpoint).
+ * `from` is given (a verified checkpoint). Gap records (`trustplane-ledger-gap-v1`) are links like
+ * any other; they are counted in `gaps`, so an intact chain that admits missing records is told
+ * apart from a complete one.
  * @example
  * const result = verifyChain(records)
  * if (!result.ok) console.error(`broken at record ${result.firstBreak.position}: ${result.firstBreak.message}`)
@@ -110,14 +131,20 @@ export interface ChainVerification {
 export function verifyChain(records: Iterable<unknown>, from?: ChainHead): ChainVerification {
   let head: ChainHead | undefined = from;
   let position = 0;
+  const gaps = new GapTally();
+  const withGaps = (result: ChainVerification): ChainVerification => {
+    const found = gaps.result();
+    return found === undefined ? result : { ...result, gaps: found };
+  };
   for (const raw of records) {
     position++;
-    const fail = (problem: ChainBreak['problem'], message: string, seq?: number): ChainVerification => ({
-      ok: false,
-      count: position,
-      head,
-      firstBreak: { position, seq, problem, message },
-    });
+    const fail = (problem: ChainBreak['problem'], message: string, seq?: number): ChainVerification =>
+      withGaps({
+        ok: false,
+        count: position,
+        head,
+        firstBreak: { position, seq, problem, message },
+      });
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       return fail('malformed_record', 'not a JSON object');
     }
@@ -159,6 +186,8 @@ export function verifyChain(records: Iterable<unknown>, from?: ChainHead): Chain
       return fail('prev_hash_mismatch', `record seq ${seq} does not link to the previous record`, seq);
     }
     head = { chainId: head.chainId, seq, hash };
+    const gap = chainGapOf(r);
+    if (gap !== undefined) gaps.add(gap);
   }
-  return { ok: true, count: position, head };
+  return withGaps({ ok: true, count: position, head });
 }

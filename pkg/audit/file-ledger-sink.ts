@@ -1,5 +1,6 @@
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 import { GENESIS_HASH, HashChain, type ChainHead } from './chain.js';
@@ -7,6 +8,7 @@ import type { AuditEvent } from './event.js';
 import type { AuditSink } from './audit-sink.js';
 import { readTail, tailHead } from './file-ledger-tail.js';
 import { LedgerError } from './ledger-error.js';
+import { ledgerGapEvent } from './ledger-gap.js';
 import { asError, errorCode, syncDirectory, writeAll } from './ledger-file-io.js';
 import { MAX_LEDGER_LINE_BYTES } from './read-ledger-file.js';
 
@@ -34,10 +36,18 @@ export interface FileLedgerSinkOptions {
   readonly onError?: (error: Error) => void;
 }
 
-const SYNC_INTERVAL_MS = 1000;
+/** `fsync: interval`: the longest a written record waits for its `fdatasync`. */
+export const FILE_LEDGER_SYNC_INTERVAL_MS = 1000;
 const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']);
-/** Records written with one `write(2)` at most. */
-const MAX_BATCH = 1024;
+/** Records written with one `write(2)` at most: what a process crash can lose, at most. */
+export const FILE_LEDGER_MAX_BATCH = 1024;
+
+/** Decisions that did not make it into the file, not yet recorded in a gap record. */
+interface PendingGap {
+  lost: number;
+  readonly firstTime: string;
+  lastTime: string;
+}
 
 /** A queued write; no `event` is a flush barrier. Unawaited entries report failures to `onError`. */
 interface Pending {
@@ -62,6 +72,10 @@ interface Pending {
  * rejects with `audit_unavailable` otherwise. A failed write is cut back out of the file and the
  * chain rolled back, so the file stays one unbroken chain; after a failed flush (the kernel may
  * have dropped the written pages) or a failed cut, the sink refuses everything until reopened.
+ * Events handed to `write` that never made it into the file (a failed write: disk full, an event
+ * that cannot be chained) are not forgotten: the next successful write chains a gap record
+ * (`trustplane-ledger-gap-v1`, reason `ledger_event_dropped`, `lost` = their count) before its
+ * own records, so `trustplane audit verify` reports them.
  *
  * One process per file: `open` takes `<path>.lock` (pid and start time; a lock left by a dead
  * process is taken over).
@@ -93,6 +107,9 @@ export class FileLedgerSink implements AuditSink {
   #closing: Promise<void> | undefined;
   #dirty = false;
   #syncTimer: NodeJS.Timeout | undefined;
+  #pendingGap: PendingGap | undefined;
+  /** The last write(2) failed (cut back out): set until one succeeds. */
+  #lastWriteFailed = false;
 
   private constructor(
     path: string,
@@ -193,6 +210,20 @@ export class FileLedgerSink implements AuditSink {
     return !this.#closed && this.#failure === undefined;
   }
 
+  /** Events that did not make it into the file and wait for their gap record. */
+  get pendingLost(): number {
+    return this.#pendingGap?.lost ?? 0;
+  }
+
+  /**
+   * Readiness: `write_failed` after a failed flush or cut (refusing everything until reopened) and
+   * while the last write failed (disk full, I/O error: events are being lost, counted for the next
+   * gap record).
+   */
+  health(): ComponentHealth {
+    return this.#failure !== undefined || this.#lastWriteFailed ? unhealthy('write_failed') : HEALTHY;
+  }
+
   /**
    * Chain and append `event` (buffered: written in the background, flushed by the `fsync` policy).
    * Never throws; a failure goes to `onError`.
@@ -279,7 +310,7 @@ export class FileLedgerSink implements AuditSink {
     // Start after the caller's tick, so that writes made together share one write and one flush.
     await null;
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, MAX_BATCH);
+      const batch = this.#queue.splice(0, FILE_LEDGER_MAX_BATCH);
       try {
         await this.#writeBatch(batch);
       } catch (e) {
@@ -294,6 +325,29 @@ export class FileLedgerSink implements AuditSink {
     const lines: Buffer[] = [];
     const accepted: Pending[] = [];
     let sync = false;
+    // Events lost earlier are recorded first, where they were lost: before anything written later
+    // (at close even without an event to write: it is the last chance). Taken off the pending
+    // count now, so that events failing in this batch start a new count.
+    const gap = this.#closed || batch.some((p) => p.event !== undefined) ? this.#pendingGap : undefined;
+    if (gap !== undefined) {
+      this.#pendingGap = undefined;
+      lines.push(
+        Buffer.from(
+          `${JSON.stringify(
+            this.#chain.append(
+              ledgerGapEvent({
+                reason: 'ledger_event_dropped',
+                lost: gap.lost,
+                firstTime: gap.firstTime,
+                lastTime: gap.lastTime,
+                detail: `${gap.lost} audit events were not written to the ledger file (a failed write, or not chainable)`,
+              }),
+            ),
+          )}\n`,
+          'utf8',
+        ),
+      );
+    }
     for (const pending of batch) {
       sync ||= pending.durable;
       if (pending.event === undefined) {
@@ -330,10 +384,13 @@ export class FileLedgerSink implements AuditSink {
           );
         }
         if (!undone) this.#fail(e, 'audit ledger write failed and could not be undone');
+        this.#lastWriteFailed = true;
+        if (gap !== undefined) this.#countLost(gap.lost, gap.firstTime);
         return this.#settle(accepted, unavailable('audit ledger write failed', this.path, e));
       }
       this.#bytes += data.length;
       this.#written = this.#chain.head;
+      this.#lastWriteFailed = false;
     }
     if (sync) {
       try {
@@ -359,6 +416,7 @@ export class FileLedgerSink implements AuditSink {
       else if (pending.event !== undefined) unawaited++;
     }
     if (unawaited > 0) {
+      this.#countLost(unawaited);
       const lost = unawaited === 1 ? '1 event' : `${unawaited} events`;
       // The sink could not write or flush (audit_unavailable), or the event itself cannot be chained.
       const reason = error instanceof TrustplaneError ? 'ledger_unavailable' : 'ledger_event_dropped';
@@ -371,6 +429,20 @@ export class FileLedgerSink implements AuditSink {
           { cause: error },
         ),
       );
+    }
+  }
+
+  /** Count events that did not make it into the file, for the next gap record. */
+  #countLost(lost: number, since?: string): void {
+    const time = new Date().toISOString();
+    const pending = this.#pendingGap;
+    if (pending === undefined) {
+      this.#pendingGap = { lost, firstTime: since ?? time, lastTime: time };
+    } else {
+      pending.lost += lost;
+      pending.lastTime = time;
+      if (since !== undefined && since < pending.firstTime)
+        this.#pendingGap = { ...pending, firstTime: since };
     }
   }
 
@@ -398,7 +470,7 @@ export class FileLedgerSink implements AuditSink {
         resolve: () => undefined,
         reject: (e) => this.#report(e),
       });
-    }, SYNC_INTERVAL_MS);
+    }, FILE_LEDGER_SYNC_INTERVAL_MS);
     this.#syncTimer.unref();
   }
 }

@@ -22,10 +22,25 @@ export {
   GENESIS_HASH,
   LEDGER_RECORD_PREFIX,
   type LedgerRecord,
+  type LedgerGapRecord,
+  type LedgerEntry,
+  type LedgerChainFields,
   type ChainHead,
   type ChainBreak,
   type ChainVerification,
 } from './chain.js';
+export {
+  LEDGER_GAP_SCHEMA,
+  LEDGER_GAP_EVENT_TYPE,
+  MAX_LISTED_GAPS,
+  ledgerGapEvent,
+  chainGapOf,
+  type LedgerGapEvent,
+  type LedgerGapInput,
+  type LedgerGapReason,
+  type ChainGap,
+  type ChainGaps,
+} from './ledger-gap.js';
 export { signReceipt } from './sign-receipt.js';
 export {
   verifyReceipt,
@@ -49,7 +64,13 @@ export { readLedgerFile, MAX_LEDGER_LINE_BYTES, type ReadLedgerFileOptions } fro
 export { verifyLedgerStream } from './verify-ledger-stream.js';
 export { queryRecords, type LedgerQuery, type QueriedRecord } from './query-records.js';
 export { formatTable } from './format-table.js';
-export { PostgresLedgerSink, type PostgresLedgerSinkOptions } from './postgres-ledger-sink.js';
+export {
+  PostgresLedgerSink,
+  DEFAULT_MAX_BUFFERED_EVENTS,
+  DEFAULT_SPILL_AFTER_MS,
+  type PostgresLedgerSinkOptions,
+  type PostgresLedgerMetrics,
+} from './postgres-ledger-sink.js';
 export { verifyPostgresLedger, type PostgresLedgerVerification } from './postgres-ledger-verify.js';
 export { queryPostgresLedger } from './postgres-ledger-query.js';
 export { AuditUnavailableError } from './audit-unavailable-error.js';

@@ -20,13 +20,15 @@ export interface LedgerSpec {
   readonly onError: (error: Error) => void;
   /** PostgreSQL: told the buffer depth as it changes. */
   readonly bufferDepth?: (depth: number) => void;
+  /** PostgreSQL: told how many spilled records conflicting with the chain were set aside at open. */
+  readonly conflicts?: (count: number) => void;
 }
 
 /**
  * Open the hash-chained ledger sink an audit destination names: `stdout` (chained JSON lines; a
  * stream cannot be read back, so each start is a new chain named `<chainId>-<start ms>`), a file
- * (chained, resumed across restarts, `writeDurable` = fdatasync), or PostgreSQL (batched, buffered
- * in memory and on disk while it is down, `writeDurable` = commit).
+ * (chained, resumed across restarts, `writeDurable` = fdatasync), or PostgreSQL (batched; records
+ * go to the spill file from the moment PostgreSQL fails or is slow, `writeDurable` = commit).
  * @example
  * const sink = await openLedger({ audit: 'postgresql://ledger@db/audit', chainId: 'edge-1', onError })
  */
@@ -41,7 +43,10 @@ export async function openLedger(spec: LedgerSpec): Promise<AuditSink> {
       chainId: spec.chainId,
       ...(spec.spillPath !== undefined ? { spillPath: spec.spillPath } : {}),
       onError: spec.onError,
-      ...(spec.bufferDepth ? { metrics: { bufferDepth: spec.bufferDepth } } : {}),
+      metrics: {
+        ...(spec.bufferDepth ? { bufferDepth: spec.bufferDepth } : {}),
+        ...(spec.conflicts ? { conflicts: spec.conflicts } : {}),
+      },
     });
   }
   return FileLedgerSink.open(spec.audit, { chainId: spec.chainId, onError: spec.onError });

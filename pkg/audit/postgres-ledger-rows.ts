@@ -1,4 +1,4 @@
-import type { LedgerRecord } from './chain.js';
+import type { LedgerEntry } from './chain.js';
 
 /** Text columns copied from the record member of the same name. */
 const TEXT_COLUMNS = [
@@ -57,7 +57,7 @@ function textColumn(value: unknown): string | null {
 }
 
 /** The row values of a record, in {@link COLUMNS} order (`record` as JSON text). */
-export function rowValues(record: LedgerRecord): unknown[] {
+export function rowValues(record: LedgerEntry): unknown[] {
   const r = record as unknown as Readonly<Record<string, unknown>>;
   return [
     record.chain_id,

@@ -1,21 +1,38 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
+import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { AuditUnavailableError } from './audit-unavailable-error.js';
-import { GENESIS_HASH, HashChain, ledgerRecordHash, type ChainHead, type LedgerRecord } from './chain.js';
+import { GENESIS_HASH, HashChain, ledgerRecordHash, type ChainHead, type LedgerEntry } from './chain.js';
 import { redactConnectionString } from './connection-string.js';
 import type { AuditEvent } from './event.js';
 import type { AuditSink } from './audit-sink.js';
 import { LedgerError } from './ledger-error.js';
+import { ledgerGapEvent, type LedgerGapInput } from './ledger-gap.js';
 import { LEDGER_TABLE, migrateLedger } from './ledger-migrations.js';
 import { poolConfig, positiveInt } from './postgres-ledger-connection.js';
 import { ledgerError } from './postgres-ledger-error.js';
+import { reconcileSpill } from './postgres-ledger-reconcile.js';
 import { COLUMNS, COLUMN_LIST, MAX_LEDGER_BATCH, rowValues, storable } from './postgres-ledger-rows.js';
 import { SpillBuffer } from './spill-buffer.js';
 
-/** Where the sink reports its buffer depth (e.g. a prom-client Gauge's `set`). */
+/** Records kept in memory while uncommitted, by default (`maxBufferedEvents`). */
+export const DEFAULT_MAX_BUFFERED_EVENTS = 10_000;
+/**
+ * How long a record may wait for its COMMIT in memory only, by default (`spillAfterMs`): older
+ * uncommitted records go to the spill file. With a spill file, a crash loses at most this window
+ * (plus the spill group being written).
+ */
+export const DEFAULT_SPILL_AFTER_MS = 250;
+
+/** Where the sink reports what it does (e.g. prom-client metrics). */
 export interface PostgresLedgerMetrics {
   /** Records chained but not yet committed (memory and spill file), after every change. */
   readonly bufferDepth?: (depth: number) => void;
+  /**
+   * Spilled records that conflict with the committed chain (a fork loser's, found at open), moved
+   * to a `<spill>.conflict-<ms>.jsonl` file: called with their count.
+   */
+  readonly conflicts?: (count: number) => void;
 }
 
 /** Options for {@link PostgresLedgerSink.open}. */
@@ -28,13 +45,25 @@ export interface PostgresLedgerSinkOptions {
   readonly batchSize?: number;
   /** How long a partial batch waits for more records (default 50 ms). */
   readonly flushIntervalMs?: number;
-  /** Records kept in memory while uncommitted (default 10 000); beyond, they go to `spillPath`. */
+  /**
+   * The backlog limit (default 10 000): records kept in memory while uncommitted, and records
+   * waiting for a spill write that fails (twice that many behind a slow spill file). Beyond it,
+   * events are dropped before chaining and counted in a gap record; the sink's health says
+   * `backlog_over_limit`.
+   */
   readonly maxBufferedEvents?: number;
   /**
-   * Disk spill file for records beyond `maxBufferedEvents` (fsync'd JSON lines, replayed after a
-   * restart). Without it, events beyond the memory bound are dropped (and reported) unchained.
+   * The spill file (fsync'd JSON lines, appended in small groups, replayed after a restart). Every
+   * uncommitted record goes there from the moment PostgreSQL fails a write, a record waits longer
+   * than `spillAfterMs`, or memory is full. Without it, uncommitted records live in memory only: a
+   * crash loses them all, undetectably (see docs/ledger.md, loss windows).
    */
   readonly spillPath?: string;
+  /**
+   * With a spill file: the longest a record stays uncommitted in memory only (default
+   * {@link DEFAULT_SPILL_AFTER_MS} ms); then the sink starts spilling.
+   */
+  readonly spillAfterMs?: number;
   /** How long `writeDurable` waits for its commit (default 2000 ms). */
   readonly durableTimeoutMs?: number;
   /** How long `flush` (and `close`) wait for everything buffered to be committed (default 10 000 ms). */
@@ -50,7 +79,8 @@ export interface PostgresLedgerSinkOptions {
   /**
    * Failures, as {@link LedgerError}s: PostgreSQL unreachable or refusing (`ledger_unavailable`,
    * `ledger_error`), a spill write error (`ledger_unavailable`), a dropped event
-   * (`ledger_event_dropped`), lost records (`ledger_records_lost`), a fork (`ledger_chain_fork`), a
+   * (`ledger_event_dropped`), lost records (`ledger_records_lost`), a fork (`ledger_chain_fork`,
+   * also for spilled records set aside at open, with `details.set_aside` and `details.count`), a
    * corrupt last row (`audit_chain_broken`). Never throws back.
    */
   readonly onError?: (error: Error) => void;
@@ -77,14 +107,28 @@ type WaitMode = 'idle' | 'coalesce' | 'backoff';
 
 const FIRST_RETRY_MS = 50;
 
+/** Decisions dropped before chaining, not yet recorded in a gap record. */
+interface PendingGap {
+  lost: number;
+  readonly firstTime: string;
+  lastTime: string;
+}
+
 /**
  * The PostgreSQL audit ledger sink. Each event is chained the moment it is written (its `seq` and
  * hashes are fixed then, in write order), buffered, and committed by a background loop in batches:
  * one multi-row `INSERT … ON CONFLICT (chain_id, seq) DO NOTHING` per transaction, in seq order, so
  * a batch retried after an ambiguous failure (the connection dropped during COMMIT) is never
- * duplicated. `write` never waits. While PostgreSQL is unreachable the records wait in memory (up
- * to `maxBufferedEvents`), then in the fsync'd spill file, and the loop retries with bounded
- * backoff; when PostgreSQL is back everything is written in order, none lost, none duplicated.
+ * duplicated. `write` never waits.
+ *
+ * With a spill file, uncommitted records are written to disk from the moment the sink knows
+ * PostgreSQL is unavailable (a failed write) or slow (a record uncommitted for `spillAfterMs`),
+ * in small fsync'd groups, and the loop retries with bounded backoff; when PostgreSQL is back
+ * everything is written in order, none lost, none duplicated, also across a crash. What the sink
+ * cannot keep is never forgotten silently: decisions dropped before chaining (backlog over its
+ * limit) are counted in a chained gap record, and spilled records that conflict with the committed
+ * chain at open (a fork loser's) are moved to `<spill>.conflict-<ms>.jsonl` and described by a gap
+ * record; `trustplane audit verify` reports both.
  *
  * One writer per chain: two sinks with the same `chainId` would fork it (detected and reported,
  * and the sink stops committing until an operator intervenes).
@@ -103,6 +147,7 @@ export class PostgresLedgerSink implements AuditSink {
   readonly #batchSize: number;
   readonly #flushIntervalMs: number;
   readonly #maxBuffered: number;
+  readonly #spillAfterMs: number;
   readonly #durableTimeoutMs: number;
   readonly #flushTimeoutMs: number;
   readonly #maxRetryDelayMs: number;
@@ -110,16 +155,24 @@ export class PostgresLedgerSink implements AuditSink {
   readonly #reportDepth: ((depth: number) => void) | undefined;
 
   /** Uncommitted records in order; the front may be in flight. */
-  #memory: LedgerRecord[] = [];
-  /** True from the first overflow until the spill file is drained: new records go there. */
+  #memory: LedgerEntry[] = [];
+  /** When each memory record was chained (`performance.now()`), for `spillAfterMs`. */
+  #memoryAt: number[] = [];
+  /**
+   * True from the first failed write, slow commit or overflow until the spill file is drained: new
+   * records go there (and memory only holds records already copied to it).
+   */
   #spilling: boolean;
   /** The spill batch in flight (kept across retries; the front of the file does not change). */
-  #spillBatch: LedgerRecord[] | undefined;
+  #spillBatch: LedgerEntry[] | undefined;
+  #spillTimer: NodeJS.Timeout | undefined;
   #committedSeq: number;
   #durable: DurableWaiter[] = [];
   #flushes: FlushWaiter[] = [];
   #dropped = 0;
+  #pendingGap: PendingGap | undefined;
   #failing = false;
+  #forked = false;
   #gapReported = 0;
 
   #waitMode: WaitMode | undefined;
@@ -147,7 +200,8 @@ export class PostgresLedgerSink implements AuditSink {
     this.#spilling = spill !== undefined && spill.size > 0;
     this.#batchSize = options.batchSize ?? 200;
     this.#flushIntervalMs = options.flushIntervalMs ?? 50;
-    this.#maxBuffered = options.maxBufferedEvents ?? 10_000;
+    this.#maxBuffered = options.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS;
+    this.#spillAfterMs = options.spillAfterMs ?? DEFAULT_SPILL_AFTER_MS;
     this.#durableTimeoutMs = options.durableTimeoutMs ?? 2000;
     this.#flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
@@ -160,7 +214,11 @@ export class PostgresLedgerSink implements AuditSink {
   /**
    * Connect, migrate the schema (unless `migrate: false`), and resume the chain: its head is the
    * last row of `chainId` in PostgreSQL, or the last record of the spill file when that is newer
-   * (records spilled before a restart are replayed first, in order).
+   * (records spilled before a restart are replayed first, in order). Spilled records that do not
+   * continue the committed chain (a fork loser's, or records after a hole) are moved to
+   * `<spill>.conflict-<ms>.jsonl`, reported (`ledger_chain_fork` or `ledger_records_lost` with
+   * `details.set_aside`, and `metrics.conflicts`), and a gap record describing them is chained
+   * first.
    * @param options connection, chain id, batching, buffering and timeouts
    * @returns the open sink
    * @throws TypeError/RangeError for bad options; {@link LedgerError} `ledger_unavailable` when
@@ -179,7 +237,8 @@ export class PostgresLedgerSink implements AuditSink {
     }
     positiveInt('batchSize', options.batchSize, 200, MAX_LEDGER_BATCH);
     positiveInt('flushIntervalMs', options.flushIntervalMs, 50, 60_000);
-    positiveInt('maxBufferedEvents', options.maxBufferedEvents, 10_000, 10_000_000);
+    positiveInt('maxBufferedEvents', options.maxBufferedEvents, DEFAULT_MAX_BUFFERED_EVENTS, 10_000_000);
+    positiveInt('spillAfterMs', options.spillAfterMs, DEFAULT_SPILL_AFTER_MS, 600_000);
     positiveInt('durableTimeoutMs', options.durableTimeoutMs, 2000, 600_000);
     positiveInt('flushTimeoutMs', options.flushTimeoutMs, 10_000, 3_600_000);
     positiveInt('maxRetryDelayMs', options.maxRetryDelayMs, 1000, 600_000);
@@ -217,12 +276,25 @@ export class PostgresLedgerSink implements AuditSink {
           throw ledgerError('cannot open the PostgreSQL audit ledger', e, options.url, 'ledger_error');
         });
       }
-      const spilled = spill?.last;
-      const head =
-        spilled !== undefined && spilled.seq > stored.seq
-          ? { chainId: options.chainId, seq: spilled.seq, hash: spilled.record_hash }
-          : stored;
-      return new PostgresLedgerSink(options, pool, head, stored.seq, spill);
+      let head = stored;
+      let gap: LedgerGapInput | undefined;
+      if (spill !== undefined) {
+        const reconciled = await reconcileSpill(pool, options.chainId, stored, spill);
+        head = reconciled.head;
+        gap = reconciled.gap;
+        if (reconciled.setAside !== undefined && gap !== undefined) {
+          options.metrics?.conflicts?.(reconciled.setAside.count);
+          options.onError?.(
+            new LedgerError(gap.reason, `audit chain ${options.chainId}: ${gap.detail}`, {
+              count: reconciled.setAside.count,
+              set_aside: reconciled.setAside.path,
+            }),
+          );
+        }
+      }
+      const sink = new PostgresLedgerSink(options, pool, head, stored.seq, spill);
+      if (gap !== undefined) sink.#appendGap(gap);
+      return sink;
     } catch (e) {
       await spill?.close().catch(() => undefined);
       await pool.end().catch(() => undefined);
@@ -235,9 +307,17 @@ export class PostgresLedgerSink implements AuditSink {
     return this.#chain.head.seq - this.#committedSeq;
   }
 
-  /** Events refused since open (buffer full, after close, not JSON): they were never chained. */
+  /**
+   * Events refused since open (backlog over its limit, after close, not JSON): they were never
+   * chained. Except after close, each is counted in a gap record chained when there is room.
+   */
   get droppedEvents(): number {
     return this.#dropped;
+  }
+
+  /** True while new records go to the spill file (PostgreSQL failing or slow, or memory full). */
+  get spilling(): boolean {
+    return this.#spilling;
   }
 
   /** The chain head: the last record written (committed or not). */
@@ -248,6 +328,21 @@ export class PostgresLedgerSink implements AuditSink {
   /** False while PostgreSQL writes fail (from the first failed attempt to the next commit). */
   get healthy(): boolean {
     return !this.#failing;
+  }
+
+  /**
+   * Readiness. PostgreSQL unreachable is not by itself a reason: with a spill file every record is
+   * on disk and written later. Not ready (in this order): `chain_fork` (another writer holds the
+   * chain id: nothing is committed until an operator acts), `backlog_over_limit` (events are being
+   * dropped before chaining), `spill_failed` (spill writes fail: records wait in memory only),
+   * `unavailable` (PostgreSQL failing and no spill file: records wait in memory only).
+   */
+  health(): ComponentHealth {
+    if (this.#forked) return unhealthy('chain_fork');
+    if (this.#full()) return unhealthy('backlog_over_limit');
+    if (this.#spill?.writeFailing === true) return unhealthy('spill_failed');
+    if (this.#failing && this.#spill === undefined) return unhealthy('unavailable');
+    return HEALTHY;
   }
 
   /**
@@ -264,8 +359,8 @@ export class PostgresLedgerSink implements AuditSink {
   }
 
   /**
-   * Chain the event and queue it; returns at once. Failures (buffer full without a spill file,
-   * after close) are reported through `onError`, never thrown.
+   * Chain the event and queue it; returns at once. Failures (backlog over its limit, after close)
+   * are reported through `onError`, never thrown.
    */
   write(event: AuditEvent): void {
     this.#accept(event);
@@ -342,6 +437,8 @@ export class PostgresLedgerSink implements AuditSink {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    // Drops not yet recorded are chained now, over the limit if need be: one record.
+    this.#recordGap(true);
     try {
       await this.flush();
     } catch (e) {
@@ -350,6 +447,8 @@ export class PostgresLedgerSink implements AuditSink {
     this.#stopping = true;
     this.#kick(true);
     await this.#loop;
+    if (this.#spillTimer !== undefined) clearTimeout(this.#spillTimer);
+    this.#spillTimer = undefined;
     const left = this.bufferDepth;
     if (left > 0) {
       const spill = this.#spill;
@@ -382,59 +481,135 @@ export class PostgresLedgerSink implements AuditSink {
     await this.#pool.end().catch(() => undefined);
   }
 
-  #accept(event: AuditEvent): LedgerRecord | undefined {
+  #accept(event: AuditEvent): LedgerEntry | undefined {
     if (this.#closing) {
+      // Nothing can be chained after close: reported only.
       this.#drop(
         new LedgerError(
           'ledger_event_dropped',
           'audit event written after the ledger sink was closed; dropped',
         ),
+        false,
       );
       return undefined;
     }
-    const toMemory = !this.#spilling && this.#memory.length < this.#maxBuffered;
-    const spill = this.#spill;
-    // Records wait in memory for their (batched) append; they pile up only when the disk fails.
-    if (
-      !toMemory &&
-      (spill === undefined || (spill.writeFailing && spill.stagedCount >= this.#maxBuffered))
-    ) {
+    this.#recordGap(false);
+    if (this.#full()) {
       this.#drop(
         new LedgerError(
           'ledger_event_dropped',
-          `audit buffer full (${this.bufferDepth} records not committed); event dropped before chaining`,
+          `audit backlog over its limit (${this.bufferDepth} records not committed` +
+            `${this.#spill === undefined ? ', no spill file' : ', spill writes failing or behind'}); ` +
+            'event dropped before chaining (counted in the next gap record)',
         ),
+        true,
       );
       return undefined;
     }
-    let record: LedgerRecord;
+    let record: LedgerEntry;
     try {
       record = this.#chain.append(storable(event) as AuditEvent);
     } catch (e) {
       this.#drop(
         new LedgerError('ledger_event_dropped', `audit event is not JSON (${(e as Error).message}); dropped`),
+        true,
       );
       return undefined;
     }
-    if (toMemory) {
-      this.#memory.push(record);
-    } else if (spill !== undefined) {
-      if (!this.#spilling) {
-        // Memory joins the spill too: from now on the file holds every uncommitted record, so a
-        // crash loses none of them (the flusher skips those committed meanwhile, by seq).
-        for (const r of this.#memory) spill.push(r);
-        this.#spilling = true;
-      }
-      spill.push(record);
-    }
-    this.#report();
-    this.#kick(false);
+    this.#enqueue(record);
     return record;
   }
 
-  #drop(error: LedgerError): void {
+  /**
+   * No room for another record: without a spill file, memory holds `maxBufferedEvents`; with one,
+   * that many records wait for a spill write that fails, or twice that many for a spill file that
+   * is only behind (the memory backlog copied at once when spilling starts must fit).
+   */
+  #full(): boolean {
+    const spill = this.#spill;
+    if (spill === undefined) return this.#memory.length >= this.#maxBuffered;
+    if (!this.#spilling) return false;
+    return spill.stagedCount >= (spill.writeFailing ? this.#maxBuffered : 2 * this.#maxBuffered);
+  }
+
+  /** Queue a chained record: into the spill file while spilling, else into memory. */
+  #enqueue(record: LedgerEntry): void {
+    const spill = this.#spill;
+    if (this.#spilling && spill !== undefined) {
+      spill.push(record);
+    } else {
+      this.#memory.push(record);
+      this.#memoryAt.push(performance.now());
+      if (spill !== undefined && this.#memory.length >= this.#maxBuffered) this.#startSpilling();
+      else this.#armSpillTimer();
+    }
+    this.#report();
+    this.#kick(false);
+  }
+
+  /**
+   * From now on every uncommitted record is in the spill file: memory is copied to it (the flusher
+   * later skips, by seq, the copies committed from memory meanwhile) and new records go there.
+   */
+  #startSpilling(): void {
+    const spill = this.#spill;
+    if (spill === undefined || this.#spilling || this.#stopping) return;
+    for (const r of this.#memory) spill.push(r);
+    this.#spilling = true;
+    if (this.#spillTimer !== undefined) clearTimeout(this.#spillTimer);
+    this.#spillTimer = undefined;
+  }
+
+  /** Spill once the oldest record in memory has waited `spillAfterMs` for its COMMIT. */
+  #armSpillTimer(): void {
+    if (this.#spillTimer !== undefined || this.#spill === undefined || this.#spilling) return;
+    const oldest = this.#memoryAt[0];
+    if (oldest === undefined) return;
+    const wait = Math.max(0, this.#spillAfterMs - (performance.now() - oldest));
+    this.#spillTimer = setTimeout(() => {
+      this.#spillTimer = undefined;
+      const front = this.#memoryAt[0];
+      if (front === undefined || this.#spilling) return;
+      if (performance.now() - front >= this.#spillAfterMs) this.#startSpilling();
+      else this.#armSpillTimer();
+    }, wait);
+    this.#spillTimer.unref();
+  }
+
+  #drop(error: LedgerError, recordable: boolean): void {
     this.#dropped++;
+    if (recordable) {
+      const time = new Date().toISOString();
+      if (this.#pendingGap === undefined) this.#pendingGap = { lost: 1, firstTime: time, lastTime: time };
+      else {
+        this.#pendingGap.lost++;
+        this.#pendingGap.lastTime = time;
+      }
+    }
     this.#onError?.(error);
+  }
+
+  /**
+   * Chain the gap record of the events dropped so far, where they were dropped (before anything
+   * chained later), once there is room again (or `force`: at close).
+   */
+  #recordGap(force: boolean): void {
+    const pending = this.#pendingGap;
+    if (pending === undefined || (!force && this.#full())) return;
+    this.#pendingGap = undefined;
+    this.#appendGap({
+      reason: 'ledger_event_dropped',
+      lost: pending.lost,
+      firstTime: pending.firstTime,
+      lastTime: pending.lastTime,
+      detail:
+        `${pending.lost} audit events were dropped before chaining: the backlog was over its limit ` +
+        `(${this.#maxBuffered} records${this.#spill === undefined ? ', no spill file' : ' waiting for the spill file'})`,
+    });
+  }
+
+  #appendGap(gap: LedgerGapInput): void {
+    this.#enqueue(this.#chain.append(ledgerGapEvent(gap)));
   }
 
   #report(): void {
@@ -478,6 +653,7 @@ export class PostgresLedgerSink implements AuditSink {
     let failures = 0;
     for (;;) {
       if (this.#stopping) return;
+      this.#recordGap(false);
       if (this.#memory.length === 0 && (this.#spill?.size ?? 0) === 0) {
         await this.#wait('idle', undefined);
         continue;
@@ -497,14 +673,20 @@ export class PostgresLedgerSink implements AuditSink {
       try {
         await this.#commitNext();
         this.#failing = false;
+        this.#forked = false;
         failures = 0;
       } catch (e) {
         failures++;
         this.#failing = true;
         const error = ledgerError('audit ledger write failed', e, this.#url);
+        // PostgreSQL is known to be unavailable: from now on every uncommitted record is on disk.
+        this.#startSpilling();
+        this.#forked = error.reason === 'ledger_chain_fork';
         this.#onError?.(error);
         const unavailable = new AuditUnavailableError('the audit ledger is unavailable', true);
         for (const w of this.#durable.splice(0)) settle(w, unavailable);
+        // A fork does not heal by waiting: flushes fail at once instead of at their timeout.
+        if (this.#forked) for (const w of this.#flushes.splice(0)) settle(w, error);
         if (this.#stopping) return;
         const delay = Math.min(this.#maxRetryDelayMs, FIRST_RETRY_MS * 2 ** Math.min(failures - 1, 16));
         await this.#wait('backoff', delay);
@@ -523,6 +705,7 @@ export class PostgresLedgerSink implements AuditSink {
       const batch = this.#memory.slice(0, this.#batchSize);
       await this.#insert(batch);
       this.#memory.splice(0, batch.length);
+      this.#memoryAt.splice(0, batch.length);
       this.#committed(batch);
       return;
     }
@@ -539,7 +722,7 @@ export class PostgresLedgerSink implements AuditSink {
     this.#committed(fresh);
   }
 
-  #committed(batch: readonly LedgerRecord[]): void {
+  #committed(batch: readonly LedgerEntry[]): void {
     const last = batch[batch.length - 1];
     if (last !== undefined && last.seq > this.#committedSeq) this.#committedSeq = last.seq;
     const seq = this.#committedSeq;
@@ -574,7 +757,7 @@ export class PostgresLedgerSink implements AuditSink {
   }
 
   /** One transaction: the multi-row INSERT, a fork check when rows already existed, COMMIT. */
-  async #insert(batch: readonly LedgerRecord[]): Promise<void> {
+  async #insert(batch: readonly LedgerEntry[]): Promise<void> {
     const first = batch[0];
     if (first === undefined) return;
     if (first.seq !== this.#committedSeq + 1 && this.#gapReported !== first.seq) {
@@ -607,7 +790,7 @@ export class PostgresLedgerSink implements AuditSink {
   }
 
   /** Rows already present must be these very records (a retry), not another writer's (a fork). */
-  async #checkExisting(client: PoolClient, batch: readonly LedgerRecord[]): Promise<void> {
+  async #checkExisting(client: PoolClient, batch: readonly LedgerEntry[]): Promise<void> {
     const existing = await client.query<{ seq: string; record_hash: string }>(
       `SELECT seq::text AS seq, record_hash FROM ${LEDGER_TABLE} WHERE chain_id = $1 AND seq = ANY($2::bigint[])`,
       [this.chainId, batch.map((r) => String(r.seq))],

@@ -1,4 +1,5 @@
 import { verifyChain, type ChainBreak, type ChainHead, type ChainVerification } from './chain.js';
+import { GapTally } from './ledger-gap.js';
 import { LEDGER_TABLE } from './ledger-migrations.js';
 import {
   cursorRows,
@@ -25,7 +26,8 @@ export interface PostgresChainVerification extends ChainVerification {
 /**
  * Result of {@link verifyPostgresLedger}: the per-chain results, and (so it reads like a single
  * {@link ChainVerification}) `ok` when every chain verifies, `count` the rows read, `head` the head of
- * the only (or first broken) chain, and `firstBreak` the first break of the first broken chain.
+ * the only (or first broken) chain, `firstBreak` the first break of the first broken chain, and
+ * `gaps` the gap records of every chain added up (each chain has its own in `chains`).
  */
 export interface PostgresLedgerVerification extends ChainVerification {
   readonly chains: readonly PostgresChainVerification[];
@@ -37,6 +39,7 @@ class ChainChecker {
   #head: ChainHead | undefined;
   #rows = 0;
   #break: PostgresChainBreak | undefined;
+  readonly #gaps = new GapTally();
 
   constructor(chainId: string) {
     this.chainId = chainId;
@@ -70,20 +73,21 @@ class ChainChecker {
       return;
     }
     this.#head = result.head;
+    this.#gaps.merge(result.gaps);
   }
 
   result(): PostgresChainVerification {
     const b = this.#break;
-    return b === undefined
-      ? { chainId: this.chainId, ok: true, count: this.#rows, rows: this.#rows, head: this.#head }
-      : {
-          chainId: this.chainId,
-          ok: false,
-          count: b.position,
-          rows: this.#rows,
-          head: this.#head,
-          firstBreak: b,
-        };
+    const gaps = this.#gaps.result();
+    return {
+      chainId: this.chainId,
+      ok: b === undefined,
+      count: b === undefined ? this.#rows : b.position,
+      rows: this.#rows,
+      head: this.#head,
+      ...(b !== undefined ? { firstBreak: b } : {}),
+      ...(gaps !== undefined ? { gaps } : {}),
+    };
   }
 }
 
@@ -133,8 +137,18 @@ export async function verifyPostgresLedger(
   }
   const broken = chains.find((c) => !c.ok);
   const rows = chains.reduce((n, c) => n + c.rows, 0);
+  const tally = new GapTally();
+  for (const c of chains) tally.merge(c.gaps);
+  const gaps = tally.result();
+  const withGaps = gaps !== undefined ? { gaps } : {};
   if (broken === undefined) {
-    return { ok: true, count: rows, head: chains.length === 1 ? chains[0]?.head : undefined, chains };
+    return {
+      ok: true,
+      count: rows,
+      head: chains.length === 1 ? chains[0]?.head : undefined,
+      chains,
+      ...withGaps,
+    };
   }
   const b = broken.firstBreak;
   return {
@@ -142,6 +156,7 @@ export async function verifyPostgresLedger(
     count: broken.count,
     head: broken.head,
     chains,
+    ...withGaps,
     ...(b !== undefined
       ? { firstBreak: chains.length > 1 ? { ...b, message: `chain ${broken.chainId}: ${b.message}` } : b }
       : {}),

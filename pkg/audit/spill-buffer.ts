@@ -2,7 +2,18 @@ import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
-import type { LedgerRecord } from './chain.js';
+import type { LedgerEntry } from './chain.js';
+import { writeAll } from './ledger-file-io.js';
+
+/** Most records appended (and fsync'd) by one write: a failing write holds back at most these. */
+export const SPILL_GROUP_RECORDS = 256;
+/** Most bytes appended by one write (a single larger record still goes alone). */
+export const SPILL_GROUP_BYTES = 256 * 1024;
+/** First wait before retrying a failed append; it doubles up to {@link SPILL_MAX_RETRY_MS}. */
+const SPILL_FIRST_RETRY_MS = 100;
+const SPILL_MAX_RETRY_MS = 2_000;
+/** Bytes read at a time when records are set aside. */
+const COPY_CHUNK = 1 << 20;
 
 /** Options for {@link SpillBuffer.open}. */
 export interface SpillBufferOptions {
@@ -12,8 +23,19 @@ export interface SpillBufferOptions {
   readonly onWriteError?: (error: Error) => void;
 }
 
+/** What {@link SpillBuffer.setAside} moved out of the spill file. */
+export interface SetAsideResult {
+  /** The file now holding the records (created 0600, fsync'd). */
+  readonly path: string;
+  readonly count: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly firstTime?: string;
+  readonly lastTime?: string;
+}
+
 interface Staged {
-  readonly record: LedgerRecord;
+  readonly record: LedgerEntry;
   readonly line: Buffer;
 }
 
@@ -22,12 +44,17 @@ const NEWLINE = 0x0a;
 /**
  * A first-in first-out queue of ledger records on disk: one JSON line per record, appended and
  * fsync'd before it counts as spilled, read back in the order written. The PostgreSQL ledger sink
- * moves records here when its memory buffer is full (PostgreSQL unreachable), so an outage longer
- * than memory allows loses nothing, not even across a restart.
+ * moves records here as soon as PostgreSQL is unavailable (or slow), so an outage loses nothing,
+ * not even across a crash or a restart.
+ *
+ * Appends are incremental: records are written in groups of at most {@link SPILL_GROUP_RECORDS}
+ * records / {@link SPILL_GROUP_BYTES} bytes, each appended and fsync'd on its own, so a nearly full
+ * disk still takes what fits. A failed group is cut back out of the file (no torn line is left in
+ * the middle) and stays staged in memory; it is retried with a growing delay (100 ms to 2 s).
  *
  * Consumed records are not erased one by one: the read position lives in memory and the file is
  * truncated once everything in it was consumed. After a crash the whole file is read again; the
- * sink skips what PostgreSQL already holds (by `seq`), so re-reading is harmless.
+ * sink skips what PostgreSQL already holds (same `seq` and hash), so re-reading is harmless.
  *
  * One process per file. Not a general-purpose queue: it only holds JSON objects.
  * @example
@@ -48,11 +75,15 @@ export class SpillBuffer {
   #fileSize: number;
   /** Pushed but not yet in the file (logically after every file record). */
   #staged: Staged[] = [];
-  #last: LedgerRecord | undefined;
+  #last: LedgerEntry | undefined;
+  /** Index (in the file as opened) of the first record that does not link to the one before. */
+  readonly #discontinuity: number | undefined;
   /** Serializes file operations: appends, reads and truncation never interleave. */
   #queue: Promise<void> = Promise.resolve();
   #writing: Promise<void> | undefined;
   #writeError: Error | undefined;
+  #retryDelay = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   private constructor(
@@ -60,19 +91,18 @@ export class SpillBuffer {
     file: FileHandle,
     lock: FileLockHandle,
     options: SpillBufferOptions,
-    lengths: number[],
-    size: number,
-    last: LedgerRecord | undefined,
+    scanned: ScanResult,
   ) {
     this.path = path;
     this.#file = file;
     this.#lock = lock;
     this.#chainId = options.chainId;
     this.#onWriteError = options.onWriteError;
-    this.#lengths = lengths;
+    this.#lengths = scanned.lengths;
     this.#readOffset = 0;
-    this.#fileSize = size;
-    this.#last = last;
+    this.#fileSize = scanned.validSize;
+    this.#last = scanned.last;
+    this.#discontinuity = scanned.discontinuity;
   }
 
   /**
@@ -95,13 +125,13 @@ export class SpillBuffer {
     let file: FileHandle | undefined;
     try {
       file = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
-      const { lengths, size, last, validSize } = await scan(path, options.chainId);
-      if (validSize < size) {
-        await file.truncate(validSize);
+      const scanned = await scan(path, options.chainId);
+      if (scanned.validSize < scanned.size) {
+        await file.truncate(scanned.validSize);
         await file.sync();
       }
       await syncDirectory(dirname(path));
-      return new SpillBuffer(path, file, lock, options, lengths, validSize, last);
+      return new SpillBuffer(path, file, lock, options, scanned);
     } catch (e) {
       await file?.close();
       releaseFileLock(lock);
@@ -114,37 +144,53 @@ export class SpillBuffer {
     return this.#lengths.length - this.#lengthsHead + this.#staged.length;
   }
 
+  /** Records in the file not yet consumed (the rest of {@link size} is staged). */
+  get fileRecords(): number {
+    return this.#lengths.length - this.#lengthsHead;
+  }
+
   /** Records pushed but not yet written and fsync'd. */
   get stagedCount(): number {
     return this.#staged.length;
   }
 
-  /** True after a background append or fsync failed, until one succeeds again. */
+  /** True while records wait for an append that failed (until one succeeds again). */
   get writeFailing(): boolean {
-    return this.#writeError !== undefined;
+    return this.#writeError !== undefined && this.#staged.length > 0;
   }
 
   /** The last record ever pushed and not truncated away (also after reopening). */
-  get last(): LedgerRecord | undefined {
+  get last(): LedgerEntry | undefined {
     return this.#last;
   }
 
   /**
-   * Queue a record at the end. It is written and fsync'd in the background (several pushes share
-   * one write); {@link sync} waits for that.
+   * As opened, before anything was consumed: the index of the first record whose `seq` or
+   * `prev_hash` does not continue the record before it (records appended by another life of the
+   * chain, or damage), or undefined when the file is one run.
    */
-  push(record: LedgerRecord): void {
+  get discontinuity(): number | undefined {
+    return this.#discontinuity;
+  }
+
+  /**
+   * Queue a record at the end. It is written and fsync'd in the background, in groups; {@link sync}
+   * waits for that. After a failed append the next attempt waits for the retry delay.
+   */
+  push(record: LedgerEntry): void {
     if (this.#closed) throw new Error('the spill buffer is closed');
     if (this.#chainId !== undefined && record.chain_id !== this.#chainId) {
       throw new TypeError('the record belongs to another chain than this spill file');
     }
     this.#staged.push({ record, line: Buffer.from(`${JSON.stringify(record)}\n`, 'utf8') });
     this.#last = record;
-    this.#writing ??= this.#writeStaged();
+    if (this.#writeError === undefined) this.#writing ??= this.#writeStaged();
+    else this.#scheduleRetry();
   }
 
   /**
-   * Wait until every record pushed so far is written and fsync'd.
+   * Wait until every record pushed so far is written and fsync'd (trying at once, also right after
+   * a failure).
    * @throws Error when the write or fsync failed (the records stay staged and are retried)
    */
   async sync(): Promise<void> {
@@ -156,28 +202,16 @@ export class SpillBuffer {
   }
 
   /** The first `n` records in order, without removing them. */
-  peek(n: number): Promise<LedgerRecord[]> {
+  peek(n: number): Promise<LedgerEntry[]> {
+    return this.peekAt(0, n);
+  }
+
+  /** `n` records from the `index`-th unconsumed one on, without removing them. */
+  peekAt(index: number, n: number): Promise<LedgerEntry[]> {
     return this.#locked(async () => {
-      const out: LedgerRecord[] = [];
-      const inFile = Math.min(n, this.#lengths.length - this.#lengthsHead);
-      if (inFile > 0) {
-        let bytes = 0;
-        for (let i = 0; i < inFile; i++) bytes += this.#lengths[this.#lengthsHead + i] ?? 0;
-        const buffer = Buffer.alloc(bytes);
-        let done = 0;
-        while (done < bytes) {
-          const { bytesRead } = await this.#file.read(buffer, done, bytes - done, this.#readOffset + done);
-          if (bytesRead === 0) throw new Error('the spill file is shorter than its index');
-          done += bytesRead;
-        }
-        let start = 0;
-        for (let i = 0; i < inFile; i++) {
-          const end = start + (this.#lengths[this.#lengthsHead + i] ?? 0);
-          out.push(parseLine(buffer.subarray(start, end - 1), this.#chainId));
-          start = end;
-        }
-      }
-      for (let i = 0; out.length < n && i < this.#staged.length; i++) {
+      const inFileLeft = this.#lengths.length - this.#lengthsHead;
+      const out = index < inFileLeft ? await this.#readFile(index, Math.min(n, inFileLeft - index)) : [];
+      for (let i = Math.max(0, index - inFileLeft); out.length < n && i < this.#staged.length; i++) {
         const staged = this.#staged[i];
         if (staged) out.push(staged.record);
       }
@@ -214,9 +248,63 @@ export class SpillBuffer {
     });
   }
 
+  /**
+   * Move every file record from the `index`-th unconsumed one on into a new file `path` (created
+   * 0600, exclusive, fsync'd with its directory), then cut them from the spill file. Used for
+   * records that cannot join the committed chain (a fork loser's): they are kept, never dropped.
+   * Only while nothing is staged (at open).
+   * @returns what was moved, or undefined when there was nothing from `index` on
+   * @throws Error when records are staged or a write fails (the spill file is then left as it was)
+   */
+  setAside(index: number, path: string): Promise<SetAsideResult | undefined> {
+    return this.#locked(async () => {
+      if (this.#staged.length > 0) throw new Error('records are staged: set aside only at open');
+      const count = this.#lengths.length - this.#lengthsHead - index;
+      if (index < 0 || count <= 0) return undefined;
+      const [first] = await this.#readFile(index, 1);
+      const [lastRecord] = await this.#readFile(index + count - 1, 1);
+      const before = index > 0 ? (await this.#readFile(index - 1, 1))[0] : undefined;
+      let offset = this.#readOffset;
+      for (let i = 0; i < index; i++) offset += this.#lengths[this.#lengthsHead + i] ?? 0;
+      const out = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        const buffer = Buffer.alloc(Math.min(COPY_CHUNK, this.#fileSize - offset));
+        for (let at = offset; at < this.#fileSize;) {
+          const want = Math.min(buffer.length, this.#fileSize - at);
+          const { bytesRead } = await this.#file.read(buffer, 0, want, at);
+          if (bytesRead === 0) throw new Error('the spill file is shorter than its index');
+          await writeAll(out, buffer.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      await syncDirectory(dirname(path));
+      await this.#file.truncate(offset);
+      await this.#file.sync();
+      this.#lengths.splice(this.#lengthsHead + index);
+      this.#fileSize = offset;
+      this.#last = before;
+      if (first === undefined || lastRecord === undefined) throw new Error('the spill file index is wrong');
+      const firstTime = typeof first.time === 'string' ? first.time : undefined;
+      const lastTime = typeof lastRecord.time === 'string' ? lastRecord.time : undefined;
+      return {
+        path,
+        count,
+        firstSeq: first.seq,
+        lastSeq: lastRecord.seq,
+        ...(firstTime !== undefined ? { firstTime } : {}),
+        ...(lastTime !== undefined ? { lastTime } : {}),
+      };
+    });
+  }
+
   /** Write what is staged (best effort) and close the file. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     try {
       await this.sync();
     } finally {
@@ -238,44 +326,93 @@ export class SpillBuffer {
     return run;
   }
 
+  /** `n` file records from the `index`-th unconsumed one (call it inside `#locked`). */
+  async #readFile(index: number, n: number): Promise<LedgerEntry[]> {
+    if (n <= 0) return [];
+    let position = this.#readOffset;
+    for (let i = 0; i < index; i++) position += this.#lengths[this.#lengthsHead + i] ?? 0;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += this.#lengths[this.#lengthsHead + index + i] ?? 0;
+    const buffer = Buffer.alloc(bytes);
+    let done = 0;
+    while (done < bytes) {
+      const { bytesRead } = await this.#file.read(buffer, done, bytes - done, position + done);
+      if (bytesRead === 0) throw new Error('the spill file is shorter than its index');
+      done += bytesRead;
+    }
+    const out: LedgerEntry[] = [];
+    let start = 0;
+    for (let i = 0; i < n; i++) {
+      const end = start + (this.#lengths[this.#lengthsHead + index + i] ?? 0);
+      out.push(parseLine(buffer.subarray(start, end - 1), this.#chainId));
+      start = end;
+    }
+    return out;
+  }
+
   async #writeStaged(): Promise<void> {
     try {
-      await this.#locked(async () => {
-        const batch = this.#staged.slice();
-        if (batch.length === 0) return;
-        const data = Buffer.concat(batch.map((s) => s.line));
-        let written = 0;
-        try {
-          while (written < data.length) {
-            const { bytesWritten } = await this.#file.write(data, written, data.length - written);
-            written += bytesWritten;
-          }
-          await this.#file.sync();
-        } catch (e) {
-          // A partial append would leave a torn line in the middle of the file: cut it off.
-          if (written > 0) await this.#file.truncate(this.#fileSize).catch(() => undefined);
-          throw e;
-        }
-        this.#fileSize += data.length;
-        for (const s of batch) this.#lengths.push(s.line.length);
-        this.#staged.splice(0, batch.length);
-        this.#writeError = undefined;
-      });
+      while (await this.#locked(() => this.#writeGroup())) {
+        // next group
+      }
     } catch (e) {
       this.#writeError = e instanceof Error ? e : new Error(String(e));
+      this.#retryDelay = Math.min(SPILL_MAX_RETRY_MS, Math.max(SPILL_FIRST_RETRY_MS, this.#retryDelay * 2));
       this.#onWriteError?.(this.#writeError);
     } finally {
       this.#writing = undefined;
     }
-    // Pushed while this write was in progress: write them too (after a failure, the next push or
-    // sync retries instead, so a broken disk is not hammered).
-    if (this.#writeError === undefined && this.#staged.length > 0 && !this.#closed) {
+    if (this.#writeError !== undefined) {
+      this.#scheduleRetry();
+    } else if (this.#staged.length > 0 && !this.#closed) {
+      // Pushed while the last group was being written.
       this.#writing = this.#writeStaged();
     }
   }
+
+  /** Append and fsync the next group; true when more is staged. */
+  async #writeGroup(): Promise<boolean> {
+    let count = 0;
+    let bytes = 0;
+    for (const s of this.#staged) {
+      if (count > 0 && (count >= SPILL_GROUP_RECORDS || bytes + s.line.length > SPILL_GROUP_BYTES)) break;
+      count++;
+      bytes += s.line.length;
+    }
+    if (count === 0) return false;
+    const group = this.#staged.slice(0, count);
+    const data = group.length === 1 ? group[0]!.line : Buffer.concat(group.map((s) => s.line));
+    let written = 0;
+    try {
+      while (written < data.length) {
+        const { bytesWritten } = await this.#file.write(data, written, data.length - written);
+        written += bytesWritten;
+      }
+      await this.#file.sync();
+    } catch (e) {
+      // A partial append would leave a torn line in the middle of the file: cut it off.
+      if (written > 0) await this.#file.truncate(this.#fileSize).catch(() => undefined);
+      throw e;
+    }
+    this.#fileSize += data.length;
+    for (const s of group) this.#lengths.push(s.line.length);
+    this.#staged.splice(0, count);
+    this.#writeError = undefined;
+    this.#retryDelay = 0;
+    return this.#staged.length > 0;
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#closed || this.#staged.length === 0) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#closed && this.#staged.length > 0) this.#writing ??= this.#writeStaged();
+    }, this.#retryDelay || SPILL_FIRST_RETRY_MS);
+    this.#retryTimer.unref();
+  }
 }
 
-function parseLine(line: Buffer, chainId: string | undefined): LedgerRecord {
+function parseLine(line: Buffer, chainId: string | undefined): LedgerEntry {
   let value: unknown;
   try {
     value = JSON.parse(line.toString('utf8'));
@@ -285,8 +422,13 @@ function parseLine(line: Buffer, chainId: string | undefined): LedgerRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error('the spill file holds a line that is not a JSON object');
   }
-  const record = value as LedgerRecord;
-  if (typeof record.seq !== 'number' || typeof record.chain_id !== 'string') {
+  const record = value as LedgerEntry;
+  if (
+    typeof record.seq !== 'number' ||
+    typeof record.chain_id !== 'string' ||
+    typeof record.prev_hash !== 'string' ||
+    typeof record.record_hash !== 'string'
+  ) {
     throw new Error('the spill file holds a line that is not a ledger record');
   }
   if (chainId !== undefined && record.chain_id !== chainId) {
@@ -295,14 +437,20 @@ function parseLine(line: Buffer, chainId: string | undefined): LedgerRecord {
   return record;
 }
 
-async function scan(
-  path: string,
-  chainId: string | undefined,
-): Promise<{ lengths: number[]; size: number; validSize: number; last: LedgerRecord | undefined }> {
+interface ScanResult {
+  readonly lengths: number[];
+  readonly size: number;
+  readonly validSize: number;
+  readonly last: LedgerEntry | undefined;
+  readonly discontinuity: number | undefined;
+}
+
+async function scan(path: string, chainId: string | undefined): Promise<ScanResult> {
   const lengths: number[] = [];
   let size = 0;
   let validSize = 0;
-  let last: LedgerRecord | undefined;
+  let last: LedgerEntry | undefined;
+  let discontinuity: number | undefined;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
@@ -314,11 +462,20 @@ async function scan(
       const line = pendingBytes > 0 ? Buffer.concat([...pending, piece]) : piece;
       pending = [];
       pendingBytes = 0;
+      let record: LedgerEntry;
       try {
-        last = parseLine(line, chainId);
+        record = parseLine(line, chainId);
       } catch (e) {
         throw new Error(`${(e as Error).message} (record ${lengths.length + 1} of ${path})`);
       }
+      if (
+        discontinuity === undefined &&
+        last !== undefined &&
+        (record.seq !== last.seq + 1 || record.prev_hash !== last.record_hash)
+      ) {
+        discontinuity = lengths.length;
+      }
+      last = record;
       lengths.push(line.length + 1);
       validSize += line.length + 1;
       start = i + 1;
@@ -328,7 +485,7 @@ async function scan(
       pendingBytes += buffer.length - start;
     }
   }
-  return { lengths, size, validSize, last };
+  return { lengths, size, validSize, last, discontinuity };
 }
 
 async function syncDirectory(dir: string): Promise<void> {

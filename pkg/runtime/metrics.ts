@@ -14,6 +14,7 @@ export interface AdapterMetrics {
   readonly replayStoreErrors: Counter;
   readonly auditWriteFailures: Counter;
   readonly auditBufferDepth: Gauge;
+  readonly auditConflicts: Counter;
   readonly bufferedBodyBytes: Gauge;
   readonly overloadRefusals: Counter<'kind'>;
 }
@@ -116,6 +117,11 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     auditBufferDepth: new Gauge({
       name: 'trustplane_audit_buffer_depth',
       help: 'Ledger records waiting to be written (PostgreSQL ledger: memory and disk buffer).',
+      registers,
+    }),
+    auditConflicts: new Counter({
+      name: 'trustplane_audit_conflicts_total',
+      help: 'Spilled ledger records that conflict with the committed chain (a fork loser), set aside in a <spill>.conflict-<ms>.jsonl file at start.',
       registers,
     }),
     bufferedBodyBytes: new Gauge({

@@ -7,8 +7,10 @@ import {
   ledgerRecordHash,
   verifyChain,
   type ChainHead,
+  type LedgerEntry,
   type LedgerRecord,
 } from '../../pkg/audit/chain.js';
+import { LEDGER_GAP_SCHEMA, chainGapOf, ledgerGapEvent } from '../../pkg/audit/ledger-gap.js';
 import { AUDIT_EVENT_SCHEMA, auditEventSchema, type AuditEvent } from '../../pkg/audit/event.js';
 import { UnreadableRecord } from '../../pkg/audit/unreadable-record.js';
 import { verifyLedgerStream } from '../../pkg/audit/verify-ledger-stream.js';
@@ -330,5 +332,84 @@ describe('verifyLedgerStream', () => {
       head: { seq: 5 },
     });
     expect(await verifyLedgerStream([], head)).toEqual({ ok: true, count: 0, head });
+  });
+});
+
+describe('gap records', () => {
+  /** 2,500 records with a gap record after every 1,000th, across verifyLedgerStream batches. */
+  function gappedChain(): { records: LedgerEntry[]; gapSeqs: number[] } {
+    const chain = new HashChain({ chainId: 'adapter-1', seq: 0, hash: GENESIS_HASH });
+    const records: LedgerEntry[] = [];
+    const gapSeqs: number[] = [];
+    for (let i = 1; i <= 2_500; i++) {
+      records.push(chain.append(sampleEvent(i)));
+      if (i % 1000 === 0) {
+        const gap = chain.append(
+          ledgerGapEvent({
+            reason: 'ledger_event_dropped',
+            lost: i / 1000,
+            detail: 'backlog over its limit',
+          }),
+        );
+        gapSeqs.push(gap.seq);
+        records.push(gap);
+      }
+    }
+    return { records, gapSeqs };
+  }
+
+  it('are links like any record: the chain verifies, and the gaps are counted next to ok', async () => {
+    const { records, gapSeqs } = gappedChain();
+    const expected = {
+      records: 2,
+      lost: 3,
+      listed: [
+        { seq: gapSeqs[0], reason: 'ledger_event_dropped', lost: 1, detail: 'backlog over its limit' },
+        { seq: gapSeqs[1], reason: 'ledger_event_dropped', lost: 2, detail: 'backlog over its limit' },
+      ],
+    };
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 2_502, gaps: expected });
+    expect(await verifyLedgerStream(records)).toMatchObject({ ok: true, count: 2_502, gaps: expected });
+    expect(verifyChain(records.slice(0, 999)).gaps).toBeUndefined();
+  });
+
+  it('attack: editing a gap record (fewer lost) or deleting it breaks the chain there', () => {
+    const { records, gapSeqs } = gappedChain();
+    const at = records.findIndex((r) => r.seq === gapSeqs[0]);
+    const edited = records.map((r, i) => (i === at ? { ...r, lost: 0 } : r));
+    expect(verifyChain(edited)).toMatchObject({
+      ok: false,
+      firstBreak: { position: at + 1, problem: 'record_hash_mismatch' },
+    });
+    const deleted = records.filter((_, i) => i !== at);
+    expect(verifyChain(deleted)).toMatchObject({
+      ok: false,
+      firstBreak: { position: at + 1, problem: 'seq_gap' },
+    });
+  });
+
+  it('chainGapOf reads only gap records, and bounds what it copies', () => {
+    expect(chainGapOf(chainOf(1)[0]!)).toBeUndefined();
+    const gap = ledgerGapEvent({
+      reason: 'ledger_chain_fork',
+      lost: 7,
+      fromSeq: 3,
+      toSeq: 9,
+      setAside: '/var/lib/trustplane/audit-spill.jsonl.conflict-1.jsonl',
+      detail: 'x'.repeat(2000),
+    });
+    expect(gap).toMatchObject({ schema: LEDGER_GAP_SCHEMA, event_type: 'ledger_gap', lost: 7 });
+    expect(gap.detail).toHaveLength(512);
+    expect(chainGapOf({ ...gap, seq: 12 })).toMatchObject({
+      seq: 12,
+      reason: 'ledger_chain_fork',
+      lost: 7,
+      fromSeq: 3,
+      toSeq: 9,
+      setAside: '/var/lib/trustplane/audit-spill.jsonl.conflict-1.jsonl',
+    });
+    expect(() => ledgerGapEvent({ reason: 'ledger_event_dropped', lost: -1, detail: '' })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -339,6 +339,66 @@ describe('FileLedgerSink', () => {
       await expect(nul.writeDurable(event(3))).rejects.toMatchObject({ reason: 'audit_unavailable' });
     });
 
+    it('a failed write (disk full) is cut back out; the events it lost are counted in a gap record chained by the next write, which verify reports', async () => {
+      const probe = await openFile(path.join(dir, 'probe'), 'w');
+      const proto = Object.getPrototypeOf(probe) as {
+        write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+      };
+      await probe.close();
+      const original = proto.write;
+      let full = false;
+      vi.spyOn(proto, 'write').mockImplementation(async function (
+        this: unknown,
+        buffer: Buffer,
+        offset: number,
+        length: number,
+      ) {
+        if (full) {
+          // A partial write first, as on a disk that fills up mid-append, then ENOSPC.
+          full = false;
+          await original.call(this, buffer, offset, Math.min(length, 10));
+          throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        }
+        return original.call(this, buffer, offset, length);
+      });
+      const errors: Error[] = [];
+      const sink = await openLedger(file, { onError: (e) => errors.push(e) });
+      for (let i = 1; i <= 3; i++) sink.write(event(i));
+      await sink.flush();
+      full = true;
+      for (let i = 4; i <= 8; i++) sink.write(event(i));
+      await vi.waitFor(() => expect(errors).toHaveLength(1));
+      expect(errors[0]).toMatchObject({ reason: 'ledger_unavailable' });
+      expect(errors[0]!.message).toMatch(/\(5 events not durably recorded\)/);
+      expect(sink.health()).toEqual({ ok: false, reason: 'write_failed' });
+      expect(sink.pendingLost).toBe(5);
+      expect(lines()).toHaveLength(3); // the torn append was cut back out
+      sink.write(event(9));
+      await sink.flush();
+      expect(sink.health()).toEqual({ ok: true });
+      expect(sink.pendingLost).toBe(0);
+      await sink.close();
+      const records = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records.map((r) => r.event_id ?? r.event_type)).toEqual([
+        'evt-1',
+        'evt-2',
+        'evt-3',
+        records[3]!.event_id,
+        'evt-9',
+      ]);
+      expect(records[3]).toMatchObject({
+        schema: 'trustplane-ledger-gap-v1',
+        reason: 'ledger_event_dropped',
+        lost: 5,
+        seq: 4,
+      });
+      expect(await verifyFile()).toMatchObject({
+        ok: true,
+        count: 5,
+        gaps: { records: 1, lost: 5, listed: [{ seq: 4, reason: 'ledger_event_dropped', lost: 5 }] },
+      });
+    });
+
     it('an event that cannot be chained is refused alone; the chain is unharmed', async () => {
       const errors: Error[] = [];
       const sink = await openLedger(file, { onError: (e) => errors.push(e) });
@@ -351,7 +411,12 @@ describe('FileLedgerSink', () => {
       expect(errors).toHaveLength(1);
       expect(sink.durableAvailable).toBe(true);
       await sink.close();
-      expect(await verifyFile()).toMatchObject({ ok: true, count: 1 });
+      // The unawaited event that was refused is not forgotten: a gap record counts it.
+      expect(await verifyFile()).toMatchObject({
+        ok: true,
+        count: 2,
+        gaps: { records: 1, lost: 1, listed: [{ seq: 2, reason: 'ledger_event_dropped', lost: 1 }] },
+      });
     });
   });
 

@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open as openFile, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GENESIS_HASH, HashChain, verifyChain, type LedgerRecord } from '../../pkg/audit/chain.js';
 import { isRetryableReason } from '../../pkg/authcore/reason-codes.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
@@ -14,7 +14,7 @@ import { LedgerError } from '../../pkg/audit/ledger-error.js';
 import { queryPostgresLedger } from '../../pkg/audit/postgres-ledger-query.js';
 import { PostgresLedgerSink, type PostgresLedgerSinkOptions } from '../../pkg/audit/postgres-ledger-sink.js';
 import { verifyPostgresLedger } from '../../pkg/audit/postgres-ledger-verify.js';
-import { SpillBuffer } from '../../pkg/audit/spill-buffer.js';
+import { SPILL_GROUP_BYTES, SPILL_GROUP_RECORDS, SpillBuffer } from '../../pkg/audit/spill-buffer.js';
 import { hasPostgres, PG_BIN_DIR, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 /** Trust authentication ignores it: it is here to prove no message ever repeats it. */
@@ -345,8 +345,9 @@ describe('PostgreSQL audit ledger', () => {
     });
 
     it.each([
-      ['spilled to disk during the outage', 20],
-      ['held in memory until close', 1000],
+      // Both spill from the first failed commit on; the small one overflows memory as well.
+      ['memory limit below the backlog', 50],
+      ['memory limit above the backlog', 1000],
     ])(
       'records not committed at close (PostgreSQL crashed) stay in the spill file and the next open writes them (%s)',
       async (label, maxBufferedEvents) => {
@@ -437,7 +438,7 @@ describe('PostgreSQL audit ledger', () => {
       expect((await verifyPostgresLedger(dbUrl(), 'unstorable')).ok).toBe(true);
     });
 
-    it('without a spill file, events beyond the memory bound are dropped before chaining (the chain stays whole)', async () => {
+    it('without a spill file, events beyond the memory bound are dropped before chaining and counted in a gap record (the chain stays whole, verify reports the gap)', async () => {
       const db = pgServer();
       const errors: Error[] = [];
       const sink = await openSink('bounded', {
@@ -450,13 +451,190 @@ describe('PostgreSQL audit ledger', () => {
         await writeRange(sink, 1, 15);
         expect(sink.droppedEvents).toBe(5);
         expect(sink.head.seq).toBe(10);
-        expect(errors.some((e) => e.message.includes('audit buffer full'))).toBe(true);
+        expect(errors.some((e) => e.message.includes('backlog over its limit'))).toBe(true);
+        expect(sink.health()).toEqual({ ok: false, reason: 'backlog_over_limit' });
       } finally {
         await db.start();
       }
       await sink.flush();
+      // Room again: the gap record went in where the events were dropped, after seq 10.
+      await waitFor('the gap record', () => sink.head.seq === 11);
+      await sink.flush();
+      expect(sink.health()).toEqual({ ok: true });
       await sink.close();
-      expect(await verifyPostgresLedger(dbUrl(), 'bounded')).toMatchObject({ ok: true, count: 10 });
+      const result = await verifyPostgresLedger(dbUrl(), 'bounded');
+      expect(result).toMatchObject({
+        ok: true,
+        count: 11,
+        gaps: { records: 1, lost: 5, listed: [{ seq: 11, reason: 'ledger_event_dropped', lost: 5 }] },
+      });
+      const [gap] = await sql<{ record: Record<string, unknown> }>(
+        "SELECT record FROM trustplane_ledger WHERE chain_id = 'bounded' AND event_type = 'ledger_gap'",
+      );
+      expect(gap?.record).toMatchObject({
+        schema: 'trustplane-ledger-gap-v1',
+        reason: 'ledger_event_dropped',
+        lost: 5,
+        first_time: expect.any(String),
+        last_time: expect.any(String),
+      });
+    });
+
+    it('PostgreSQL slow (table locked): records uncommitted for spillAfterMs are on disk before any commit, and committed once afterwards', async () => {
+      const spillPath = path.join(scratch, 'slow-spill', 'spill.jsonl');
+      const sink = await openSink('slow-spill', { spillPath, spillAfterMs: 100 });
+      const locker = new pg.Client({ connectionString: dbUrl() });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE trustplane_ledger IN EXCLUSIVE MODE');
+        await writeRange(sink, 1, 30);
+        await waitFor('the spill file to hold all 30 records', async () => {
+          const text = await readFile(spillPath, 'utf8').catch(() => '');
+          return text.split('\n').filter((l) => l !== '').length === 30;
+        });
+        expect(sink.spilling).toBe(true);
+        expect(sink.committedSeq).toBe(0);
+        expect(sink.health()).toEqual({ ok: true });
+        await locker.query('COMMIT');
+      } finally {
+        await locker.end();
+      }
+      await sink.flush();
+      await waitFor('the drained spill file to be truncated', async () => (await stat(spillPath)).size === 0);
+      expect(sink.spilling).toBe(false);
+      await sink.close();
+      expect((await chainRows('slow-spill')).map((r) => r.event_id)).toEqual(
+        Array.from({ length: 30 }, (_, i) => `evt-${i + 1}`),
+      );
+    });
+
+    it('attack: a fork loser keeps its spilled records: set aside at open in a conflict file (error, metric), a gap record names them, audit verify reports it', async () => {
+      const spillPath = path.join(scratch, 'fork-aside', 'spill.jsonl');
+      const winner = await openSink('fork-aside');
+      const loserErrors: Error[] = [];
+      const loser = await openSink('fork-aside', {
+        spillPath,
+        flushTimeoutMs: 5_000,
+        onError: (e) => loserErrors.push(e),
+      });
+      await writeRange(winner, 1, 5);
+      await winner.flush();
+      await writeRange(loser, 101, 110);
+      await waitFor('the fork report', () =>
+        loserErrors.some((e) => (e as LedgerError).reason === 'ledger_chain_fork'),
+      );
+      expect(loser.health()).toEqual({ ok: false, reason: 'chain_fork' });
+      // A fork does not heal by waiting: flush fails at once, not at its timeout.
+      const started = Date.now();
+      await expect(loser.flush()).rejects.toMatchObject({ reason: 'ledger_chain_fork' });
+      expect(Date.now() - started).toBeLessThan(2_000);
+      await loser.close();
+      expect((await readFile(spillPath, 'utf8')).trim().split('\n')).toHaveLength(10);
+      await writeRange(winner, 6, 20);
+      await winner.close();
+
+      const errors: Error[] = [];
+      const conflicts: number[] = [];
+      const reopened = await openSink('fork-aside', {
+        spillPath,
+        onError: (e) => errors.push(e),
+        metrics: { conflicts: (n) => conflicts.push(n) },
+      });
+      expect(conflicts).toEqual([10]);
+      const aside = (await readdir(path.dirname(spillPath))).filter((f) => f.includes('.conflict-'));
+      expect(aside).toHaveLength(1);
+      const asidePath = path.join(path.dirname(spillPath), aside[0]!);
+      const kept = (await readFile(asidePath, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as LedgerRecord);
+      expect(kept.map((r) => [r.seq, r.event_id])).toEqual(
+        Array.from({ length: 10 }, (_, i) => [i + 1, `evt-${101 + i}`]),
+      );
+      expect(verifyChain(kept).ok).toBe(true);
+      expect((await stat(asidePath)).mode & 0o777).toBe(0o600);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({
+        reason: 'ledger_chain_fork',
+        details: { count: 10, set_aside: asidePath },
+      });
+      expect(errors[0]!.message).toMatch(
+        /10 spilled records \(seq 1\.\.10\) conflict with the committed chain/,
+      );
+      expect(reopened.head.seq).toBe(21);
+      await reopened.close();
+      expect((await stat(spillPath)).size).toBe(0);
+
+      const result = await verifyPostgresLedger(dbUrl(), 'fork-aside');
+      expect(result).toMatchObject({
+        ok: true,
+        count: 21,
+        gaps: {
+          records: 1,
+          lost: 10,
+          listed: [
+            { seq: 21, reason: 'ledger_chain_fork', lost: 10, fromSeq: 1, toSeq: 10, setAside: asidePath },
+          ],
+        },
+      });
+    });
+
+    it('a spill file left by a crash: records PostgreSQL already holds are skipped; records after a hole are set aside as ledger_records_lost', async () => {
+      const sink = await openSink('crash-left');
+      await writeRange(sink, 1, 5);
+      await sink.close();
+      const stored = await sql<{ record: LedgerRecord }>(
+        "SELECT record FROM trustplane_ledger WHERE chain_id = 'crash-left' ORDER BY trustplane_ledger.seq",
+      );
+      const chain = new HashChain({
+        chainId: 'crash-left',
+        seq: 5,
+        hash: stored.at(-1)!.record.record_hash,
+      });
+      const next = [6, 7, 8].map((i) => chain.append(event(i)));
+
+      // Committed 4..5, then spilled 6..8: the committed ones are skipped, the rest written once.
+      const okPath = path.join(scratch, 'crash-left', 'ok.jsonl');
+      await mkdir(path.dirname(okPath), { recursive: true });
+      await writeFile(
+        okPath,
+        [...stored.slice(3).map((r) => r.record), ...next].map((r) => `${JSON.stringify(r)}\n`).join(''),
+      );
+      const errors: Error[] = [];
+      const resumed = await openSink('crash-left', { spillPath: okPath, onError: (e) => errors.push(e) });
+      expect(resumed.head.seq).toBe(8);
+      await resumed.close();
+      expect(errors).toEqual([]);
+      expect((await chainRows('crash-left')).map((r) => r.event_id)).toEqual(
+        Array.from({ length: 8 }, (_, i) => `evt-${i + 1}`),
+      );
+
+      // A spill file starting at seq 11 (9 and 10 reached neither PostgreSQL nor the disk).
+      for (const i of [9, 10]) chain.append(event(i));
+      const after = [11, 12, 13].map((i) => chain.append(event(i)));
+      const holePath = path.join(scratch, 'crash-left', 'hole.jsonl');
+      await writeFile(holePath, after.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const conflicts: number[] = [];
+      const holed = await openSink('crash-left', {
+        spillPath: holePath,
+        onError: (e) => errors.push(e),
+        metrics: { conflicts: (n) => conflicts.push(n) },
+      });
+      expect(holed.head.seq).toBe(9);
+      await holed.close();
+      expect(conflicts).toEqual([3]);
+      expect(errors.map((e) => (e as LedgerError).reason)).toEqual(['ledger_records_lost']);
+      const result = await verifyPostgresLedger(dbUrl(), 'crash-left');
+      expect(result).toMatchObject({
+        ok: true,
+        count: 9,
+        gaps: {
+          records: 1,
+          lost: 5,
+          listed: [{ seq: 9, reason: 'ledger_records_lost', fromSeq: 9, toSeq: 13 }],
+        },
+      });
     });
 
     it('attack: a second writer on the same chain id (fork) is detected, not silently dropped', async () => {
@@ -654,6 +832,100 @@ describe('PostgreSQL audit ledger', () => {
       await expect(SpillBuffer.open(file, { chainId: 'spill' })).rejects.toThrow(/another chain/);
       await writeFile(file, 'not json\n');
       await expect(SpillBuffer.open(file)).rejects.toThrow(/not JSON/);
+    });
+
+    it('appends incrementally: a disk that fills up keeps every whole group that fit, cuts the torn one, retries it, and never reorders', async () => {
+      const file = path.join(scratch, 'spill-unit', 'groups.jsonl');
+      const all = records(700);
+      const writes: Buffer[] = [];
+      const probe = await openFile(path.join(scratch, 'spill-unit', 'probe'), 'w');
+      const proto = Object.getPrototypeOf(probe) as {
+        write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+      };
+      await probe.close();
+      const original = proto.write;
+      let budget = Infinity; // bytes the disk still takes
+      const spy = vi.spyOn(proto, 'write').mockImplementation(async function (
+        this: unknown,
+        buffer: Buffer,
+        offset: number,
+        length: number,
+      ) {
+        if (budget <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        const take = Math.min(length, budget);
+        budget -= take;
+        writes.push(Buffer.from(buffer.subarray(offset, offset + take)));
+        return original.call(this, buffer, offset, take);
+      });
+      const failures: Error[] = [];
+      try {
+        const spill = await SpillBuffer.open(file, {
+          chainId: 'spill',
+          onWriteError: (e) => failures.push(e),
+        });
+        for (const r of all.slice(0, 300)) spill.push(r);
+        await spill.sync();
+        // Room for about 1.5 groups more: one whole group goes in, the next one is cut.
+        const lineBytes = Buffer.byteLength(`${JSON.stringify(all[300])}\n`);
+        budget = Math.floor(lineBytes * SPILL_GROUP_RECORDS * 1.5);
+        for (const r of all.slice(300)) spill.push(r);
+        await waitFor('a failed append', () => spill.writeFailing);
+        const onDisk = (await readFile(file, 'utf8')).split('\n');
+        expect(onDisk.at(-1)).toBe(''); // no torn line in the file
+        expect(onDisk.length - 1).toBe(300 + SPILL_GROUP_RECORDS);
+        expect(spill.stagedCount).toBe(400 - SPILL_GROUP_RECORDS);
+        expect(spill.size).toBe(700);
+        expect(failures.length).toBeGreaterThan(0);
+        // Every append was one group at most.
+        for (const w of writes) {
+          expect(w.length).toBeLessThanOrEqual(SPILL_GROUP_BYTES);
+          expect(w.toString('utf8').split('\n').length - 1).toBeLessThanOrEqual(SPILL_GROUP_RECORDS);
+        }
+        budget = Infinity; // space again: the retry (100 ms on) writes the rest
+        await waitFor('the retried groups', () => spill.stagedCount === 0, 5_000);
+        expect(spill.writeFailing).toBe(false);
+        const back = await spill.peek(1000);
+        expect(back.map((r) => r.seq)).toEqual(all.map((r) => r.seq));
+        expect(verifyChain(back).ok).toBe(true);
+        await spill.close();
+        const reopened = await SpillBuffer.open(file, { chainId: 'spill' });
+        expect([reopened.size, reopened.discontinuity]).toEqual([700, undefined]);
+        await reopened.close();
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
+    it('setAside moves the records from an index on into a new 0600 file and cuts them from the spill file', async () => {
+      const file = path.join(scratch, 'spill-unit', 'aside.jsonl');
+      const aside = path.join(scratch, 'spill-unit', 'aside.conflict.jsonl');
+      const all = records(10);
+      const spill = await SpillBuffer.open(file, { chainId: 'spill' });
+      for (const r of all) spill.push(r);
+      await spill.sync();
+      const moved = await spill.setAside(4, aside);
+      expect(moved).toMatchObject({ path: aside, count: 6, firstSeq: 5, lastSeq: 10 });
+      expect(spill.size).toBe(4);
+      expect(spill.last?.seq).toBe(4);
+      expect(
+        (await readFile(aside, 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as LedgerRecord).seq),
+      ).toEqual([5, 6, 7, 8, 9, 10]);
+      expect((await stat(aside)).mode & 0o777).toBe(0o600);
+      await expect(spill.setAside(0, aside)).rejects.toThrow(/EEXIST|exists/);
+      await spill.close();
+      const reopened = await SpillBuffer.open(file, { chainId: 'spill' });
+      expect([reopened.size, reopened.last?.seq]).toEqual([4, 4]);
+      await reopened.close();
+
+      // A file whose records do not form one run says where the run breaks.
+      const other = records(3, 'spill');
+      await writeFile(file, [...all.slice(0, 4), ...other].map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const broken = await SpillBuffer.open(file, { chainId: 'spill' });
+      expect(broken.discontinuity).toBe(4);
+      await broken.close();
     });
   });
 });

@@ -8,6 +8,7 @@ import {
   queryRecords,
   readLedgerFile,
   verifyLedgerStream,
+  type ChainGap,
   type ChainHead,
   type ChainVerification,
   type LedgerQuery,
@@ -23,7 +24,9 @@ import { CliError } from '../io.js';
 export type PostgresLedgerVerifier = (
   url: string,
   chainId?: string,
-) => Promise<ChainVerification & { readonly chains?: readonly (ChainVerification & { chainId: string })[] }>;
+) => Promise<
+  ChainVerification & { readonly chains?: readonly (ChainVerification & { readonly chainId: string })[] }
+>;
 
 /**
  * The PostgreSQL verifier. Its failures are {@link LedgerError}s (`ledger_unavailable`,
@@ -46,6 +49,7 @@ interface VerifyFlags {
   file?: string;
   postgres?: string;
   chainId?: string;
+  acceptGaps?: boolean;
 }
 
 interface QueryFlags {
@@ -108,9 +112,20 @@ async function reading<T>(path: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
+/** One `gap:` line: the gap record's seq, what is missing and why. */
+function gapLine(chainId: string, gap: ChainGap): string {
+  const what =
+    gap.reason === 'ledger_event_dropped'
+      ? `${gap.lost} events dropped before chaining`
+      : `${gap.lost} records missing${gap.fromSeq !== undefined ? ` (seq ${gap.fromSeq}..${gap.toSeq ?? '?'})` : ''}`;
+  const aside = gap.setAside !== undefined ? `, set aside in ${gap.setAside}` : '';
+  return `gap: chain ${chainId} seq ${gap.seq}: ${what} (${gap.reason})${aside}`;
+}
+
 function printVerification(
   result: Awaited<ReturnType<PostgresLedgerVerifier>>,
   chainId: string | undefined,
+  acceptGaps: boolean,
 ): void {
   if (!result.ok) {
     const at = result.firstBreak;
@@ -128,8 +143,31 @@ function printVerification(
       : [{ ...result, chainId: result.head?.chainId ?? chainId ?? '-' }];
   for (const chain of chains) {
     const head = chain.head ?? { seq: 0, hash: GENESIS_HASH };
+    const gaps = chain.gaps;
+    const summary =
+      gaps === undefined
+        ? ''
+        : `, ${gaps.records} gap record${gaps.records === 1 ? '' : 's'} (${gaps.lost} lost)`;
     process.stdout.write(
-      `ok: ${chain.count} records, chain ${chain.chainId}, head seq ${head.seq} hash ${head.hash}\n`,
+      `ok: ${chain.count} records, chain ${chain.chainId}, head seq ${head.seq} hash ${head.hash}${summary}\n`,
+    );
+    if (gaps === undefined) continue;
+    for (const gap of gaps.listed) process.stdout.write(`${gapLine(chain.chainId, gap)}\n`);
+    if (gaps.records > gaps.listed.length) {
+      process.stdout.write(
+        `gap: chain ${chain.chainId}: ${gaps.records - gaps.listed.length} more gap records\n`,
+      );
+    }
+  }
+  // An intact chain that says records are missing is not a complete ledger.
+  const gapped = chains.filter((c) => c.gaps !== undefined);
+  if (gapped.length > 0 && !acceptGaps) {
+    const lost = gapped.reduce((n, c) => n + (c.gaps?.lost ?? 0), 0);
+    const records = gapped.reduce((n, c) => n + (c.gaps?.records ?? 0), 0);
+    throw new LedgerError(
+      'ledger_records_lost',
+      `the chain is intact but ${records} gap record${records === 1 ? ' says' : 's say'} ${lost} ` +
+        `event${lost === 1 ? ' is' : 's are'} missing from it (see the gap lines; --accept-gaps exits 0)`,
     );
   }
 }
@@ -158,6 +196,7 @@ export function registerAudit(program: Command): void {
     .option('--file <file>', 'ledger file (JSON lines, as written by the file ledger sink)')
     .option('--postgres <url>', 'PostgreSQL ledger connection URL (instead of --file)')
     .option('--chain-id <id>', 'require this chain id (with --postgres: verify only this chain)')
+    .option('--accept-gaps', 'exit 0 when the chain is intact but holds gap records (they are still listed)')
     .addHelpText(
       'after',
       [
@@ -165,6 +204,9 @@ export function registerAudit(program: Command): void {
         'Output: "ok: N records, chain ID, head seq S hash H" on success (with --postgres, one line',
         'per chain); on a break, exit 1 with "trustplane: audit_chain_broken: broken at record P',
         '(seq S): ..." where P is the 1-based line number (with --postgres, the position in its chain).',
+        'A chain holding gap records (events the sink dropped, lost or set aside, see docs/ledger.md)',
+        'adds ", K gap records (L lost)" and one "gap: chain ID seq S: ..." line per gap record, then',
+        'exits 1 with "trustplane: ledger_records_lost: ..." (0 with --accept-gaps).',
         'A chain cannot show records cut off at its end, or a rewritten tail: keep the printed head',
         'elsewhere and compare. A file still being written may end with a partial line.',
         '',
@@ -181,7 +223,11 @@ export function registerAudit(program: Command): void {
       if (opts.chainId === '') throw new CliError('--chain-id must not be empty', 'usage', 2);
       if (opts.postgres !== undefined) {
         const verifyPostgresLedger = await loadPostgresVerifier();
-        printVerification(await verifyPostgresLedger(opts.postgres, opts.chainId), opts.chainId);
+        printVerification(
+          await verifyPostgresLedger(opts.postgres, opts.chainId),
+          opts.chainId,
+          opts.acceptGaps === true,
+        );
         return;
       }
       const file = opts.file!;
@@ -190,7 +236,7 @@ export function registerAudit(program: Command): void {
       const from: ChainHead | undefined =
         opts.chainId !== undefined ? { chainId: opts.chainId, seq: 0, hash: GENESIS_HASH } : undefined;
       const result = await reading(file, () => verifyLedgerStream(readLedgerFile(file), from));
-      printVerification(result, opts.chainId);
+      printVerification(result, opts.chainId, opts.acceptGaps === true);
     });
 
   audit
