@@ -109,6 +109,23 @@ export const adapterConfigSchema = z
       .optional(),
     redisKeyPrefix: z.string().min(1).max(128).default('trustplane:jti:'),
     redisCommandTimeoutMs: positiveInt(60_000).default(500),
+    /**
+     * Run on a Redis whose `maxmemory-policy` can evict jti keys (anything but `noeviction`); each
+     * eviction then fails closed for one window. Default false: the adapter refuses to start.
+     */
+    redisAllowEviction: z.boolean().default(false),
+    /** The Redis `maxmemory-policy`, declared where `CONFIG GET` is renamed or forbidden (managed Redis). */
+    redisMaxmemoryPolicy: z
+      .string()
+      .regex(/^[a-z][a-z-]{0,31}$/, 'must be a maxmemory-policy name, e.g. noeviction')
+      .optional(),
+    /** How often the Redis store checks its sentinel, the eviction policy and evictions (ms). */
+    redisCheckIntervalMs: positiveInt(600_000).default(2_000),
+    /**
+     * No sentinel in Redis at startup (a new Redis, or one that lost its data while no adapter ran):
+     * `trust` creates it and serves; `fail-closed` also refuses older passports for one window.
+     */
+    redisColdStart: z.enum(['trust', 'fail-closed']).default('trust'),
     /** Worker processes sharing the listener (`auto` = one per core). */
     workers: z
       .union([z.literal('auto'), positiveInt(256)])

@@ -37,6 +37,10 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_REDIS_URL: 'redisUrl',
   TRUSTPLANE_REDIS_KEY_PREFIX: 'redisKeyPrefix',
   TRUSTPLANE_REDIS_COMMAND_TIMEOUT_MS: 'redisCommandTimeoutMs',
+  TRUSTPLANE_REDIS_ALLOW_EVICTION: 'redisAllowEviction',
+  TRUSTPLANE_REDIS_MAXMEMORY_POLICY: 'redisMaxmemoryPolicy',
+  TRUSTPLANE_REDIS_CHECK_INTERVAL_MS: 'redisCheckIntervalMs',
+  TRUSTPLANE_REDIS_COLD_START: 'redisColdStart',
   TRUSTPLANE_WORKERS: 'workers',
   TRUSTPLANE_WORKER_DOWN_HEALTH_LIMIT_MS: 'workerDownHealthLimitMs',
   TRUSTPLANE_SKEW_SECONDS: 'skewSeconds',
@@ -59,6 +63,7 @@ const BOOLEAN_KEYS = new Set<string>([
   'trustForwardedHeaders',
   'forwardAuthorization',
   'preserveHost',
+  'redisAllowEviction',
 ]);
 const LIST_KEYS = new Set<string>(['trustMaterialPublicKeys', 'policyBundlePublicKeys']);
 

@@ -131,7 +131,12 @@ export async function startAdapter(
 
     const replayStore =
       options.replayStore ??
-      (await openReplayStore(config, { log, onError: () => metrics.replayStoreErrors.inc(), clock }));
+      (await openReplayStore(config, {
+        log,
+        onError: () => metrics.replayStoreErrors.inc(),
+        clock,
+        metrics,
+      }));
     if (!options.replayStore) cleanups.push(() => replayStore.close?.());
 
     const onAuditError = (e: Error) => reportAuditFailure({ log, metrics }, e);

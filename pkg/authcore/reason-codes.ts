@@ -265,6 +265,13 @@ const table = {
     summary: 'The replay store could not answer; the request is denied (fail closed).',
     retryable: true,
   },
+  replay_store_amnesia: {
+    status: 503,
+    layer: 'dependency',
+    summary:
+      'The replay store lost consumed jtis (Redis restarted empty, flushed, evicting or rolled back; a damaged journal): passports that may predate the loss are refused for the maximum passport lifetime plus twice the skew.',
+    retryable: true,
+  },
   audit_unavailable: {
     status: 503,
     layer: 'dependency',

@@ -12,11 +12,19 @@ import {
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Encoder } from 'cbor-x';
+import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import { assertReplayArguments, type ReplayStore } from '../authcore/replay-store.js';
 import { MemoryReplayStore } from '../authcore/memory-replay-store.js';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
-import { readJournal } from './journal-reader.js';
+import { DEFAULT_AMNESIA_WINDOW_SECONDS } from './amnesia.js';
+import {
+  encodeJournalRecord,
+  JOURNAL_HEADER,
+  META_FAIL_CLOSED_UNTIL,
+  META_HORIZON,
+  readJournal,
+} from './journal-reader.js';
 
 /**
  * When the journal is flushed to stable storage.
@@ -40,15 +48,37 @@ export interface JournalReplayStoreOptions {
   readonly maxEntriesPerScope?: number;
   /** Flush policy (default `interval`); see {@link JournalFsyncMode}. */
   readonly fsync?: JournalFsyncMode;
-  /** Clock in epoch seconds, used when loading the journal to drop expired entries (default: system clock). */
+  /**
+   * Clock in epoch seconds, used when loading the journal to drop expired entries and for the
+   * fail-closed window (default: system clock).
+   */
   readonly now?: () => number;
+  /**
+   * The longest time a consumed key can matter, seconds: the verifier's maximum passport lifetime
+   * plus twice its skew (default 660: 600 + 2 × 30). It bounds what `open` may drop under a clock
+   * stepped forward, and is how long the store fails closed after finding damaged records.
+   */
+  readonly amnesiaWindowSeconds?: number;
+  /** Told about a fail-closed window opened at `open` (damaged records, or one journaled earlier) and its end. */
+  readonly onEvent?: (event: JournalReplayStoreEvent) => void;
 }
 
-/**
- * The key of the horizon record (`['', horizon]`): real keys are never empty. It carries the time up
- * to which the store dropped expired keys (see `MemoryReplayStore.horizon`).
- */
-const HORIZON_KEY = '';
+/** What a {@link JournalReplayStore} reports through `onEvent`. */
+export type JournalReplayStoreEvent =
+  /**
+   * Keys that may predate `until` are refused until then: `damaged_records` (bytes of the journal that
+   * are no record with a matching checksum: `bytes`, from byte `firstOffset`), or `restored` (a
+   * window an earlier life opened and journaled).
+   */
+  | {
+      readonly type: 'amnesia';
+      readonly cause: 'damaged_records' | 'restored';
+      readonly until: number;
+      readonly bytes?: number;
+      readonly firstOffset?: number;
+    }
+  /** The window is over (reported by `health()`). */
+  | { readonly type: 'recovered' };
 
 /** Background flush period for `fsync: 'interval'`. */
 const SYNC_INTERVAL_MS = 100;
@@ -58,18 +88,30 @@ const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']
 
 /**
  * A single-process replay store that survives a restart: a {@link MemoryReplayStore} plus an
- * append-only journal of CBOR records `[key, expiresAt]` (a CBOR sequence, RFC 8742).
+ * append-only journal (format 2: a header, then CBOR records `[key, expiresAt, crc32]`, each with
+ * its own CRC-32; see `journal-reader.ts`).
  *
  * Every first-use `consume` appends its record with `write(2)` before resolving `true`; if the write
  * fails, `consume` rejects with `replay_store_unavailable` and never answers `true`. On a write
  * failure the key stays marked as used in memory (a retry of that jti is refused as a replay rather
- * than risking a double accept). If the failed write cannot be rolled back, or a flush fails, the
- * store stays unavailable (every `consume` and `ping` rejects) until it is reopened.
+ * than risking a double accept) and `health()` says `journal_write_failed` until a write succeeds.
+ * If the failed write cannot be rolled back, or a flush fails, the store stays unavailable (every
+ * `consume` and `ping` rejects) until it is reopened.
  *
- * `open` loads the unexpired entries, tolerates a truncated last record (a crash mid-append) or a
- * zero-filled tail (a machine crash on some filesystems), refuses a journal corrupt anywhere else,
- * and compacts the file. The journal is compacted again when it
- * holds more than max(10,000, 2 × live entries) records.
+ * `open` loads the unexpired entries and compacts the file. A damaged record (its checksum does not
+ * match: a flipped byte in a key or an expiry), bytes that are no record, a torn last append or a
+ * zero-filled tail never silently re-open a jti: the store opens, keeps every intact record, and
+ * fails closed for one window (`amnesiaWindowSeconds`, counted from the later of now and the latest
+ * expiry in the journal): a consume whose `expiresAt` falls in it is refused with
+ * `replay_store_amnesia`, and `health()` says `amnesia`. The window is journaled, so a restart inside
+ * it keeps it. A format-1 journal (before checksums) is still read, with its old rules, and rewritten
+ * as format 2.
+ *
+ * A clock stepped forward at `open` does not drop entries that could still be live: an entry is
+ * dropped only when it expired (plus the 120 s sweep grace) before the later of what the journal
+ * proves about the last life's clock (its latest expiry minus the window, its journaled horizon) and
+ * before now. The journal is compacted again when it holds more than max(10,000, 2 × live entries)
+ * records.
  *
  * One process per journal: `open` takes a lock file (`<path>.lock`, holding the pid) and refuses
  * while its holder is alive, which is how an adapter refuses to run several workers on one memory
@@ -86,7 +128,17 @@ export class JournalReplayStore implements ReplayStore {
   readonly #memory: MemoryReplayStore;
   readonly #fsync: JournalFsyncMode;
   readonly #lock: FileLockHandle;
+  readonly #now: () => number;
+  readonly #onEvent: ((event: JournalReplayStoreEvent) => void) | undefined;
   readonly #encoder = new Encoder({ useRecords: false });
+  /** Keys expiring at or before this are refused (`replay_store_amnesia`): the fail-closed window. */
+  #until = Number.NEGATIVE_INFINITY;
+  #windowReported = false;
+  /**
+   * The record of the last append that failed (its key stays used in memory), until it is written:
+   * by `health()`, which retries it, or superseded by a later successful append.
+   */
+  #unwritten: Buffer | undefined;
   #fd: number | undefined;
   /** Size of the journal: every byte up to here belongs to a complete record. */
   #bytes = 0;
@@ -106,22 +158,27 @@ export class JournalReplayStore implements ReplayStore {
     memory: MemoryReplayStore,
     fsync: JournalFsyncMode,
     lock: FileLockHandle,
+    clock: () => number,
+    onEvent: ((event: JournalReplayStoreEvent) => void) | undefined,
   ) {
     this.path = path;
     this.#memory = memory;
     this.#fsync = fsync;
     this.#lock = lock;
+    this.#now = clock;
+    this.#onEvent = onEvent;
   }
 
   /**
    * Open (or create) a journal, load its unexpired entries, compact it and open it for appending.
    * Creates the parent directory when missing.
    * @param path the journal file; `<path>.lock` and `<path>.tmp` are used next to it
-   * @param options `maxEntries`, `fsync` policy, and the `now` clock (epoch seconds) used for loading
-   * @returns the open store (close it with {@link JournalReplayStore.close})
-   * @throws Error when another live process holds the journal, when the journal is corrupt (not just
-   *   truncated at the end), or when it holds more live entries than `maxEntries`; the message names
-   *   the file
+   * @param options `maxEntries`, `fsync` policy, the `now` clock (epoch seconds), the amnesia window, `onEvent`
+   * @returns the open store (close it with {@link JournalReplayStore.close}); failing closed for one
+   *   window when the journal had damaged records
+   * @throws Error when another live process holds the journal, when a format-1 journal is corrupt
+   *   (not just truncated at the end), when it has a record kind of a newer version, or when it holds
+   *   more live entries than `maxEntries`; the message names the file
    * @throws RangeError or TypeError for invalid options
    * @example
    * const store = await JournalReplayStore.open('data/replay.cbor', { fsync: 'always' })
@@ -136,8 +193,17 @@ export class JournalReplayStore implements ReplayStore {
       maxEntries,
       ...(options.maxEntriesPerScope !== undefined ? { maxEntriesPerScope: options.maxEntriesPerScope } : {}),
     });
-    const now = (options.now ?? systemNow)();
+    const clock = options.now ?? systemNow;
+    if (typeof clock !== 'function') throw new TypeError('now must be a function');
+    const now = clock();
     if (!Number.isFinite(now)) throw new RangeError('now() must return a finite number of seconds');
+    const window = options.amnesiaWindowSeconds ?? DEFAULT_AMNESIA_WINDOW_SECONDS;
+    if (!Number.isSafeInteger(window) || window < 1) {
+      throw new RangeError('amnesiaWindowSeconds must be a positive integer');
+    }
+    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+      throw new TypeError('onEvent must be a function');
+    }
 
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const lock = acquireFileLock(path, {
@@ -152,23 +218,54 @@ export class JournalReplayStore implements ReplayStore {
         if (errorCode(e) !== 'ENOENT') throw e;
         data = new Uint8Array(0);
       }
-      const latest = readJournal(path, data);
-      // Entries expired for longer than the grace period are dropped below: they may not be accepted
-      // again if the clock is later stepped back, nor may those an earlier life dropped (its
-      // persisted horizon).
-      const cutoff = now - memory.sweepGraceSeconds;
-      memory.raiseHorizon(Math.max(cutoff, latest.get(HORIZON_KEY) ?? Number.NEGATIVE_INFINITY));
-      latest.delete(HORIZON_KEY);
-      for (const [key, expiresAt] of latest) {
+      const journal = readJournal(path, data);
+      let latestExpiry = Number.NEGATIVE_INFINITY;
+      for (const expiresAt of journal.entries.values()) latestExpiry = Math.max(latestExpiry, expiresAt);
+      // What the journal proves about the last life's clock: a key expiring at E was consumed at or
+      // after E - window, and a horizon H was journaled at H + grace. Entries are dropped only when
+      // expired (plus the grace) both by now and by that time, so a clock stepped forward at open
+      // keeps every entry that may still be live once it is corrected. A dropped key stays refused
+      // (the horizon), also if the clock is later stepped back.
+      const grace = memory.sweepGraceSeconds;
+      const provenTime = Math.max(
+        latestExpiry - window,
+        (journal.horizon ?? Number.NEGATIVE_INFINITY) + grace,
+      );
+      const sweepTime = Math.min(now, provenTime);
+      const cutoff = sweepTime - grace;
+      memory.raiseHorizon(Math.max(cutoff, journal.horizon ?? Number.NEGATIVE_INFINITY));
+      for (const [key, expiresAt] of journal.entries) {
         if (expiresAt <= cutoff) continue;
         try {
-          memory.consumeSync(key, expiresAt, now);
+          // At sweepTime, not now: a sweep at a clock stepped forward would drop what is kept here.
+          memory.consumeSync(key, expiresAt, sweepTime);
         } catch {
           throw new Error(`replay journal ${path} holds more live entries than maxEntries (${maxEntries})`);
         }
       }
-      const store = new JournalReplayStore(path, memory, fsync, lock);
-      store.#compact(now);
+      const store = new JournalReplayStore(path, memory, fsync, lock, clock, options.onEvent);
+      if (journal.failClosedUntil !== undefined) {
+        // Kept whatever the clock says now (the check is inert once every passport expires after it).
+        store.#until = journal.failClosedUntil;
+        if (store.#until > now) {
+          store.#windowReported = true;
+          store.#emit({ type: 'amnesia', cause: 'restored', until: store.#until });
+        }
+      }
+      if (journal.damage !== undefined) {
+        // A damaged record may have held any key consumed up to the last write: refuse every key that
+        // may have been consumed by then (a clock stepped back at open is covered by the latest expiry).
+        store.#until = Math.max(store.#until, Math.max(now, latestExpiry) + window);
+        store.#windowReported = true;
+        store.#emit({
+          type: 'amnesia',
+          cause: 'damaged_records',
+          until: store.#until,
+          bytes: journal.damage.bytes,
+          firstOffset: journal.damage.firstOffset,
+        });
+      }
+      store.#compact(sweepTime);
       return store;
     } catch (e) {
       releaseFileLock(lock);
@@ -189,6 +286,8 @@ export class JournalReplayStore implements ReplayStore {
    * @returns true on first use, false when the key was already consumed and has not expired
    * @throws TrustplaneError `replay_store_unavailable` when the journal cannot be written or flushed, the
    *   store is closed or failed, or it is full of unexpired entries
+   * @throws TrustplaneError `replay_store_amnesia` when `open` found damaged records and `expiresAt`
+   *   falls in the fail-closed window
    * @throws TypeError or RangeError for a malformed key or non-finite times
    * @example
    * const first = await store.consume(sha256Hex(`${iss}\n${jti}`), exp + 60, Math.floor(Date.now() / 1000))
@@ -196,8 +295,14 @@ export class JournalReplayStore implements ReplayStore {
   async consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean> {
     assertReplayArguments(key, expiresAt, now);
     const fd = this.#usableFd();
+    if (expiresAt <= this.#until) {
+      throw new TrustplaneError('replay_store_amnesia', 'replay journal lost consumed jtis', {
+        store: 'journal',
+        until: this.#until,
+      });
+    }
     if (!this.#memory.consumeSync(key, expiresAt, now, scope)) return false;
-    this.#append(fd, key, expiresAt);
+    this.#append(fd, encodeJournalRecord(this.#encoder, key, expiresAt));
     this.#maybeCompact(now);
     return true;
   }
@@ -211,6 +316,39 @@ export class JournalReplayStore implements ReplayStore {
    */
   async ping(): Promise<void> {
     this.#usableFd();
+  }
+
+  /**
+   * Readiness: `unavailable` after `close`; `journal_write_failed` after a failed write or flush (a
+   * failed write is retried here with a small record, so the store turns ready again once the disk
+   * accepts writes; a failed flush or rollback lasts until the journal is reopened); `amnesia` inside
+   * the fail-closed window; else healthy.
+   * @returns the store's {@link ComponentHealth}; never rejects
+   * @example
+   * const { ok, reason } = await store.health()
+   */
+  async health(): Promise<ComponentHealth> {
+    const fd = this.#fd;
+    if (fd === undefined) return unhealthy('unavailable');
+    if (this.#failure !== undefined) return unhealthy('journal_write_failed');
+    const unwritten = this.#unwritten;
+    if (unwritten !== undefined) {
+      // Retry the failed record: once it fits, the journal agrees with memory (its key was kept as used).
+      try {
+        this.#append(fd, unwritten);
+      } catch {
+        // still failing
+      }
+      if (this.#unwritten !== undefined || this.#failure !== undefined) {
+        return unhealthy('journal_write_failed');
+      }
+    }
+    if (this.#now() < this.#until) return unhealthy('amnesia');
+    if (this.#windowReported) {
+      this.#windowReported = false;
+      this.#emit({ type: 'recovered' });
+    }
+    return HEALTHY;
   }
 
   /**
@@ -267,11 +405,21 @@ export class JournalReplayStore implements ReplayStore {
     this.#failure ??= errorCode(error);
   }
 
-  #append(fd: number, key: string, expiresAt: number): void {
-    const record = this.#encoder.encode([key, expiresAt]);
+  #emit(event: JournalReplayStoreEvent): void {
+    try {
+      this.#onEvent?.(event);
+    } catch {
+      // a failing log or metric callback must not break the store
+    }
+  }
+
+  /** Append one record before answering (after the record of an earlier failed append, if any). */
+  #append(fd: number, record: Buffer): void {
+    if (this.#unwritten !== undefined && this.#unwritten !== record) this.#append(fd, this.#unwritten);
     try {
       writeAll(fd, record);
     } catch (e) {
+      this.#unwritten = record;
       // A partial record followed by later appends would read as corruption on the next open, so
       // cut the file back to its last complete record; if that fails too, stop using the file.
       try {
@@ -284,6 +432,7 @@ export class JournalReplayStore implements ReplayStore {
         error: errorCode(e),
       });
     }
+    this.#unwritten = undefined;
     this.#bytes += record.length;
     this.#records++;
     if (this.#fsync === 'always') {
@@ -340,18 +489,25 @@ export class JournalReplayStore implements ReplayStore {
     }
   }
 
-  /** Rewrite the journal with the live entries only: write a temp file, flush, rename over, reopen. */
+  /**
+   * Rewrite the journal with the live entries only (format 2): write a temp file, flush, rename over,
+   * reopen. `now` is the time entries are swept at (at open, see `open`).
+   */
   #compact(now: number): void {
-    const chunks: Uint8Array[] = [];
+    const chunks: Uint8Array[] = [JOURNAL_HEADER];
     let count = 0;
     const live = this.#memory.entries(now);
-    // The horizon first (key ''): the entries dropped here stay refused after a restart, even if the
-    // clock was ahead and is stepped back (see MemoryReplayStore.horizon).
-    chunks.push(Buffer.from(this.#encoder.encode([HORIZON_KEY, this.#memory.horizon])));
+    // The horizon first: the entries dropped here stay refused after a restart, even if the clock was
+    // ahead and is stepped back (see MemoryReplayStore.horizon). Then an open fail-closed window.
+    chunks.push(encodeJournalRecord(this.#encoder, META_HORIZON, horizonValue(this.#memory.horizon)));
     count++;
+    // Until the horizon passes it: from then on the horizon refuses at least as much.
+    if (Number.isFinite(this.#until) && this.#until > this.#memory.horizon) {
+      chunks.push(encodeJournalRecord(this.#encoder, META_FAIL_CLOSED_UNTIL, this.#until));
+      count++;
+    }
     for (const [key, expiresAt] of live) {
-      // The encoder reuses its buffer: copy each record out.
-      chunks.push(Buffer.from(this.#encoder.encode([key, expiresAt])));
+      chunks.push(encodeJournalRecord(this.#encoder, key, expiresAt));
       count++;
     }
     const data = Buffer.concat(chunks);
@@ -388,6 +544,11 @@ export class JournalReplayStore implements ReplayStore {
     this.#records = count;
     this.#dirty = false;
   }
+}
+
+/** A horizon as journaled: never below 0 (no passport expires before 1970), so always finite. */
+function horizonValue(horizon: number): number {
+  return Math.max(horizon, 0);
 }
 
 function systemNow(): number {

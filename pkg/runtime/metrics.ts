@@ -12,6 +12,8 @@ export interface AdapterMetrics {
   readonly bundleLoadedAt: Gauge<'bundle'>;
   readonly bundleIssuedAt: Gauge<'bundle'>;
   readonly replayStoreErrors: Counter;
+  readonly replayAmnesia: Counter<'store' | 'cause'>;
+  readonly replayFailClosedUntil: Gauge;
   readonly auditWriteFailures: Counter;
   readonly auditBufferDepth: Gauge;
   readonly auditConflicts: Counter;
@@ -107,6 +109,19 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     replayStoreErrors: new Counter({
       name: 'trustplane_replay_store_errors_total',
       help: 'Replay store failures (each denied the request with replay_store_unavailable).',
+      registers,
+    }),
+    replayAmnesia: new Counter({
+      name: 'trustplane_replay_amnesia_total',
+      help: 'Times the replay store found it had lost consumed jtis (store redis or journal; cause e.g. epoch_missing, keys_evicted, damaged_records).',
+      labelNames: ['store', 'cause'],
+      registers,
+    }),
+    replayFailClosedUntil: new Gauge({
+      name: 'trustplane_replay_fail_closed_until_seconds',
+      help: 'End of the replay store fail-closed window after a loss (epoch seconds; 0 when none): passports that may predate the loss are refused until then.',
+      // workers: the latest window of any of them
+      aggregator: 'max',
       registers,
     }),
     auditWriteFailures: new Counter({

@@ -102,6 +102,8 @@ describe('errors', () => {
         'internal_error',
         'policy_unavailable',
         'replay_store_unavailable',
+        // A new passport succeeds once the fail-closed window after a replay-store loss has passed.
+        'replay_store_amnesia',
         'upstream_timeout',
         'upstream_unavailable',
         'workload_identity_unavailable',

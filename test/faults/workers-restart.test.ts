@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
 import { CLI } from '../helpers/adapter-process.js';
 import { sleep, waitFor } from '../helpers/faults.js';
@@ -274,7 +276,13 @@ describe('fault: cluster workers that cannot start', () => {
   }, 45_000);
 
   it('a worker killed during an outage: its replacement exits non-zero and is restarted until Redis returns', async () => {
-    redis = await startRedis();
+    // Redis returns with its data (append-only file): one restarted empty is a replay store that
+    // lost its jtis, which the adapter answers with a fail-closed window instead
+    // (test/faults/replay-redis-amnesia.test.ts, docs/operations.md "Redis requirements").
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'trustplane-redis-aof-'));
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
+    const persistent = ['--dir', dataDir, '--appendonly', 'yes', '--appendfsync', 'always'];
+    redis = await startRedis({ args: persistent });
     const redisPort = redis.port;
     primary = await startPrimary(redisPort);
     const p = primary;
@@ -310,7 +318,7 @@ describe('fault: cluster workers that cannot start', () => {
     expect((await answer(p.admin, '/healthz')).body).toMatchObject({ reason: 'workers_down' });
 
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - outageAt)));
-    redis = await startRedis({ port: redisPort });
+    redis = await startRedis({ port: redisPort, args: persistent });
     const back = Date.now();
     await waitFor(
       async () => {

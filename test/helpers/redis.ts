@@ -28,6 +28,12 @@ export interface StartRedisOptions {
   readonly password?: string;
   /** Listen on this port (e.g. to restart a killed server where its clients reconnect); default: a free one. */
   readonly port?: number;
+  /**
+   * More `redis-server` arguments, after the defaults (a later one wins), e.g.
+   * `['--maxmemory-policy', 'allkeys-lru']`, `['--rename-command', 'CONFIG', '']`, or `['--dir', d]`
+   * to keep the data directory across a kill and a restart on the same port.
+   */
+  readonly args?: readonly string[];
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -69,6 +75,7 @@ async function startOnce(port: number, options: StartRedisOptions): Promise<Redi
     'no',
   ];
   if (options.password !== undefined) args.push('--requirepass', options.password);
+  if (options.args !== undefined) args.push(...options.args);
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));

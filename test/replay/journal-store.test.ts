@@ -14,9 +14,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { encode } from 'cbor-x';
+import { encode, Encoder } from 'cbor-x';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/replay/journal-store.js';
+import {
+  JournalReplayStore,
+  type JournalReplayStoreEvent,
+  type JournalReplayStoreOptions,
+} from '../../pkg/replay/journal-store.js';
+import {
+  encodeJournalRecord,
+  JOURNAL_HEADER,
+  META_FAIL_CLOSED_UNTIL,
+  META_HORIZON,
+} from '../../pkg/replay/journal-reader.js';
 import { TrustplaneError } from '../../pkg/authcore/index.js';
 
 const NOW = 1_767_225_600;
@@ -45,13 +55,25 @@ async function open(
   return store;
 }
 
+/** A record of a format-1 journal (before checksums): `[key, expiresAt]`. */
 function record(key: string, expiresAt: number): Buffer {
   return Buffer.from(encode([key, expiresAt]));
 }
 
-/** The horizon record a compaction writes first (see MemoryReplayStore.horizon). */
-function horizon(at: number = NOW): Buffer {
-  return record('', at);
+const encoder = new Encoder({ useRecords: false });
+
+/** A record of a format-2 journal: `[key, expiresAt, crc32]`. */
+function entry(key: string, expiresAt: number): Buffer {
+  return encodeJournalRecord(encoder, key, expiresAt);
+}
+
+/** What a compaction writes: the header, the horizon (never below 0), then the live entries. */
+function compacted(horizonAt: number, ...entries: ReadonlyArray<readonly [string, number]>): Buffer {
+  return Buffer.concat([
+    JOURNAL_HEADER,
+    encodeJournalRecord(encoder, META_HORIZON, Math.max(0, horizonAt)),
+    ...entries.map(([key, expiresAt]) => entry(key, expiresAt)),
+  ]);
 }
 
 /** A pid that belonged to a process that has exited. */
@@ -92,9 +114,14 @@ describe('JournalReplayStore', () => {
     const store = await open();
     const before = statSync(journal).size;
     expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
-    expect(statSync(journal).size - before).toBe(record('k', NOW + 60).length);
+    expect(statSync(journal).size - before).toBe(entry('k', NOW + 60).length);
+    expect(
+      readFileSync(journal)
+        .subarray(before)
+        .equals(entry('k', NOW + 60)),
+    ).toBe(true);
     expect(await store.consume('k', NOW + 60, NOW)).toBe(false);
-    expect(statSync(journal).size - before).toBe(record('k', NOW + 60).length);
+    expect(statSync(journal).size - before).toBe(entry('k', NOW + 60).length);
   });
 
   it.each(['always', 'interval', 'never'] as const)(
@@ -105,9 +132,11 @@ describe('JournalReplayStore', () => {
       expect(await first.consume('short', NOW + 10, NOW)).toBe(true);
       await first.close();
 
-      // Past short's expiry and the 120 s sweep grace.
+      // Past short's expiry and the 120 s sweep grace. It is kept at open all the same: it expired
+      // less than one window (660 s) before the latest expiry in the journal, so a clock stepped
+      // forward could not be told from a late restart; the first sweep drops it.
       const second = await open(journal, { fsync, at: NOW + 140 });
-      expect(second.size).toBe(1);
+      expect(second.size).toBe(2);
       expect(await second.consume('long', NOW + 700, NOW + 140)).toBe(false);
       expect(await second.consume('short', NOW + 700, NOW + 140)).toBe(true);
       await second.close();
@@ -134,7 +163,8 @@ describe('JournalReplayStore', () => {
         const whole = Buffer.concat([record('a', NOW + 60), record('b', NOW + 60)]);
         writeFileSync(journal, Buffer.concat([whole, partial.subarray(0, bytes)]));
         const store = await open();
-        expect(statSync(journal).size).toBe(horizon().length + whole.length);
+        // read as format 1, rewritten as format 2 (horizon: the latest expiry - 660 s - 120 s grace)
+        expect(readFileSync(journal)).toEqual(compacted(NOW - 720, ['a', NOW + 60], ['b', NOW + 60]));
         expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
         expect(await store.consume('b', NOW + 60, NOW)).toBe(false);
         expect(await store.consume('c', NOW + 60, NOW)).toBe(true);
@@ -156,7 +186,7 @@ describe('JournalReplayStore', () => {
       writeFileSync(journal, Buffer.concat([record('a', NOW + 60), Buffer.alloc(64)]));
       const store = await open();
       expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
-      expect(statSync(journal).size).toBe(horizon().length + record('a', NOW + 60).length);
+      expect(readFileSync(journal)).toEqual(compacted(NOW - 720, ['a', NOW + 60]));
     });
 
     it('an empty journal file opens empty', async () => {
@@ -215,7 +245,7 @@ describe('JournalReplayStore', () => {
       // Past the short entries' expiry and the 120 s sweep grace.
       const reopened = await open(journal, { at: NOW + 140 });
       const after = statSync(journal).size;
-      expect(after).toBe(horizon(NOW + 20).length + record('long', NOW + 1000).length);
+      expect(readFileSync(journal)).toEqual(compacted(NOW + 20, ['long', NOW + 1000]));
       expect(after).toBeLessThan(before);
       expect(reopened.size).toBe(1);
       expect(await reopened.consume('long', NOW + 1000, NOW + 140)).toBe(false);
@@ -232,7 +262,7 @@ describe('JournalReplayStore', () => {
       // 200 s later every earlier key has expired (beyond the 120 s sweep grace): the 10,001st
       // record triggers a compaction.
       expect(await store.consume('late', NOW + 500, NOW + 200)).toBe(true);
-      expect(statSync(journal).size).toBe(horizon(NOW + 80).length + record('late', NOW + 500).length);
+      expect(readFileSync(journal)).toEqual(compacted(NOW + 80, ['late', NOW + 500]));
       // the store keeps appending to the compacted file
       expect(await store.consume('later', NOW + 500, NOW + 200)).toBe(true);
       expect(await store.consume('late', NOW + 500, NOW + 201)).toBe(false);
@@ -249,20 +279,31 @@ describe('JournalReplayStore', () => {
       for (let i = 0; i < 10_050; i++) expect(await store.consume(`k${i}`, NOW + 600, NOW)).toBe(true);
       const size = statSync(journal).size;
       expect(await store.consume('one-more', NOW + 600, NOW + 1)).toBe(true);
-      expect(statSync(journal).size).toBe(size + record('one-more', NOW + 600).length);
+      expect(statSync(journal).size).toBe(size + entry('one-more', NOW + 600).length);
     });
   });
 
-  it('attack: a restart a day ahead, then the clock back: a jti dropped then stays refused (the horizon is journaled)', async () => {
+  it('attack: a restart a day ahead, then the clock back: the jti is kept (it may still be live) and stays refused', async () => {
     const first = await open();
     expect(await first.consume('a', NOW + 330, NOW)).toBe(true);
     await first.close();
     const ahead = await open(journal, { at: NOW + 86_400 });
-    expect(ahead.size).toBe(0);
+    expect(ahead.size).toBe(1);
     await ahead.close();
     const back = await open(journal, { at: NOW });
     expect(await back.consume('a', NOW + 330, NOW)).toBe(false);
+    expect(await back.consume('fresh', NOW + 330, NOW)).toBe(true);
     expect(await back.consume('late', NOW + 90_000, NOW)).toBe(true);
+  });
+
+  it('attack: a jti dropped under a clock a day ahead (journaled horizon) stays refused once the clock is back', async () => {
+    // A format-1 journal whose last life ran a day ahead and swept the key away: only its horizon is left.
+    writeFileSync(
+      journal,
+      Buffer.concat([record('', NOW + 86_400 - 120), record('other', NOW + 86_400 + 300)]),
+    );
+    const back = await open(journal, { at: NOW });
+    expect(await back.consume('a', NOW + 330, NOW)).toBe(false);
   });
 
   describe('single writer lock', () => {
@@ -357,7 +398,9 @@ describe('JournalReplayStore', () => {
     it('after close, consume and ping reject with replay_store_unavailable', async () => {
       const store = await open();
       await expect(store.ping()).resolves.toBeUndefined();
+      expect(await store.health()).toEqual({ ok: true });
       await store.close();
+      expect(await store.health()).toEqual({ ok: false, reason: 'unavailable' });
       await expectUnavailable(store.ping());
       await expectUnavailable(store.consume('fresh', NOW + 60, NOW));
     });
@@ -388,6 +431,7 @@ describe('JournalReplayStore', () => {
       await expectUnavailable(store.ping());
       // a replay is still refused rather than answered
       await expectUnavailable(store.consume('before', NOW + 60, NOW));
+      expect(await store.health()).toEqual({ ok: false, reason: 'journal_write_failed' });
     });
 
     it('a short write (file size limit) is rolled back: consume rejects, the journal stays readable', async () => {
@@ -408,9 +452,10 @@ describe('JournalReplayStore', () => {
           `  catch (e) { failure = { key, reason: e.reason, error: e.details?.error }; }`,
           `}`,
           `const healthy = await store.ping().then(() => true, () => false);`,
+          `const health = await store.health();`,
           `const retry = await store.consume('retry-0000', ${NOW + 600}, ${NOW}).then(String, (e) => e.reason);`,
           `await store.close();`,
-          `console.log(JSON.stringify({ acknowledged, failure, healthy, retry }));`,
+          `console.log(JSON.stringify({ acknowledged, failure, healthy, health, retry }));`,
         ].join('\n'),
       );
       const child = spawn(
@@ -428,6 +473,7 @@ describe('JournalReplayStore', () => {
         acknowledged: string[];
         failure?: { key: string; reason: string; error: string };
         healthy: boolean;
+        health: unknown;
         retry: string;
       };
       expect(result.failure).toMatchObject({ reason: 'replay_store_unavailable', error: 'EFBIG' });
@@ -435,9 +481,11 @@ describe('JournalReplayStore', () => {
       // rolled back, so the store is still usable (this write fails again, for lack of room)
       expect(result.healthy).toBe(true);
       expect(result.retry).toBe('replay_store_unavailable');
+      // readiness says so (its probe write fails too: the disk still refuses)
+      expect(result.health).toEqual({ ok: false, reason: 'journal_write_failed' });
       // every byte on disk is a whole record
-      expect(statSync(journal).size).toBe(
-        horizon().length + result.acknowledged.reduce((sum, key) => sum + record(key, NOW + 600).length, 0),
+      expect(readFileSync(journal)).toEqual(
+        compacted(Number.NEGATIVE_INFINITY, ...result.acknowledged.map((key) => [key, NOW + 600] as const)),
       );
 
       const store = await open();
@@ -564,5 +612,118 @@ describe('JournalReplayStore', () => {
     await again.close();
     const third = await open();
     expect(third.size).toBe(2);
+  });
+});
+
+describe('JournalReplayStore format 2: per-record checksums', () => {
+  function events(): { list: JournalReplayStoreEvent[]; onEvent: (e: JournalReplayStoreEvent) => void } {
+    const list: JournalReplayStoreEvent[] = [];
+    return { list, onEvent: (e) => list.push(e) };
+  }
+
+  it('a new journal starts with the format-2 header and holds checksummed records', async () => {
+    const store = await open();
+    expect(await store.consume('k', NOW + 60, NOW)).toBe(true);
+    const data = readFileSync(journal);
+    expect(data.subarray(0, JOURNAL_HEADER.length)).toEqual(Buffer.from(JOURNAL_HEADER));
+    expect(data.subarray(data.length - entry('k', NOW + 60).length)).toEqual(entry('k', NOW + 60));
+  });
+
+  it('a format-1 journal is read and rewritten as format 2', async () => {
+    writeFileSync(journal, Buffer.concat([record('', NOW - 500), record('a', NOW + 60)]));
+    const store = await open();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+    expect(await store.health()).toEqual({ ok: true });
+    expect(readFileSync(journal).subarray(0, JOURNAL_HEADER.length)).toEqual(Buffer.from(JOURNAL_HEADER));
+  });
+
+  it.each([
+    ['a flipped byte in the middle record', (d: Buffer, at: number) => void (d[at + 4] = d[at + 4]! ^ 0x20)],
+    [
+      'a flipped checksum byte',
+      (d: Buffer, at: number, len: number) => void (d[at + len - 1] = d[at + len - 1]! ^ 1),
+    ],
+    [
+      'garbage in place of the record',
+      (d: Buffer, at: number, len: number) => void d.fill(0xff, at, at + len),
+    ],
+  ])(
+    '%s: the records around it are kept, the store fails closed for one window, and says where',
+    async (_name, damage) => {
+      const ev = events();
+      const first = await open();
+      for (const key of ['a', 'b', 'c']) expect(await first.consume(key, NOW + 300, NOW)).toBe(true);
+      await first.close();
+      const data = readFileSync(journal);
+      const at = data.indexOf(entry('b', NOW + 300));
+      expect(at).toBeGreaterThan(0);
+      damage(data, at, entry('b', NOW + 300).length);
+      writeFileSync(journal, data);
+
+      const store = await open(journal, { at: NOW + 10, onEvent: ev.onEvent });
+      expect(store.size).toBe(2);
+      const until = NOW + 300 + 660; // the later of now and the latest expiry, plus the window
+      expect(ev.list).toEqual([
+        {
+          type: 'amnesia',
+          cause: 'damaged_records',
+          until,
+          bytes: entry('b', NOW + 300).length,
+          firstOffset: at,
+        },
+      ]);
+      for (const key of ['a', 'b', 'c', 'new']) {
+        await expect(store.consume(key, NOW + 330, NOW + 10)).rejects.toMatchObject({
+          reason: 'replay_store_amnesia',
+          status: 503,
+        });
+      }
+      // a passport issued after the window's start with an expiry past it cannot predate the damage
+      expect(await store.consume('late', until + 1, NOW + 10)).toBe(true);
+      // the damaged bytes are gone, the window is journaled: a restart keeps it, without a new loss
+      await store.close();
+      const restarted = events();
+      const again = await open(journal, { at: NOW + 20, onEvent: restarted.onEvent });
+      expect(restarted.list).toEqual([{ type: 'amnesia', cause: 'restored', until }]);
+      expect(
+        readFileSync(journal).includes(encodeJournalRecord(encoder, META_FAIL_CLOSED_UNTIL, until)),
+      ).toBe(true);
+      expect(await again.health()).toEqual({ ok: false, reason: 'amnesia' });
+      await again.close();
+      const after = events();
+      const later = await open(journal, { at: until, onEvent: after.onEvent });
+      expect(after.list).toEqual([]);
+      expect(await later.health()).toEqual({ ok: true });
+      expect(await later.consume('a', until + 330, until)).toBe(true);
+    },
+  );
+
+  it.each([
+    ['a torn last record', (d: Buffer) => d.subarray(0, d.length - 3)],
+    ['a zero-filled tail', (d: Buffer) => Buffer.concat([d, Buffer.alloc(64)])],
+    [
+      'a damaged header',
+      (d: Buffer) => Buffer.concat([d.subarray(0, 5), Buffer.from([d[5]! ^ 1]), d.subarray(6)]),
+    ],
+  ])('%s also fails closed (it cannot be told from damage)', async (_name, cut) => {
+    const first = await open();
+    for (const key of ['a', 'b']) expect(await first.consume(key, NOW + 300, NOW)).toBe(true);
+    await first.close();
+    writeFileSync(journal, cut(readFileSync(journal)));
+    const store = await open(journal, { at: NOW + 1 });
+    expect(await store.health()).toEqual({ ok: false, reason: 'amnesia' });
+    await expect(store.consume('b', NOW + 300, NOW + 1)).rejects.toMatchObject({
+      reason: 'replay_store_amnesia',
+    });
+  });
+
+  it('a record kind of a newer version is refused, naming it', async () => {
+    writeFileSync(journal, Buffer.concat([JOURNAL_HEADER, encodeJournalRecord(encoder, 9, 1)]));
+    await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(/kind 9 .*newer/);
+    expect(existsSync(`${journal}.lock`)).toBe(false);
+  });
+
+  it('rejects a bad amnesiaWindowSeconds', async () => {
+    await expect(JournalReplayStore.open(journal, { amnesiaWindowSeconds: 0 })).rejects.toThrow(RangeError);
   });
 });

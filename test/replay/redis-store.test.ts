@@ -149,6 +149,7 @@ describe('RedisReplayStore', () => {
         const store = await RedisReplayStore.connect({
           url: server.url,
           onError: (code) => errors.push(code),
+          now: () => NOW,
         });
         try {
           expect(await store.consume('before', NOW + 60, NOW)).toBe(true);
@@ -179,9 +180,15 @@ describe('RedisReplayStore', () => {
                 { timeout: 8000 },
               )
               .toBe(true);
-            // the restarted server has no data (no persistence); a real deployment persists it
-            expect(await store.consume('after', NOW + 60, NOW)).toBe(true);
-            expect(await store.consume('after', NOW + 60, NOW)).toBe(false);
+            // The restarted server has no data (no persistence): the store notices and refuses every
+            // passport that may predate the loss (test/faults/replay-redis-amnesia.test.ts); one
+            // issued after it is served.
+            await expect(store.consume('after', NOW + 60, NOW)).rejects.toMatchObject({
+              reason: 'replay_store_amnesia',
+              status: 503,
+            });
+            expect(await store.consume('after', NOW + 661, NOW)).toBe(true);
+            expect(await store.consume('after', NOW + 661, NOW)).toBe(false);
           } finally {
             await restarted.stop();
           }
@@ -195,6 +202,8 @@ describe('RedisReplayStore', () => {
         const server = await startRedis();
         const store = await RedisReplayStore.connect({ url: server.url, commandTimeoutMs: 300 });
         try {
+          // Loads the consume script, so that the hung consume below is one command that lands late.
+          expect(await store.consume('warm', NOW + 60, NOW)).toBe(true);
           process.kill(server.pid, 'SIGSTOP');
           const started = performance.now();
           const error = await expectUnavailable(store.consume('hung', NOW + 60, NOW));

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   issuePassport,
   MemoryReplayStore,
+  TrustplaneError,
   REASON_CODES,
   REASON_CODE_LIST,
   type ReasonCode,
@@ -820,6 +821,22 @@ describe('attack: replay', () => {
       'replay_store_unavailable',
       503,
     );
+  });
+  it('a replay store that lost consumed jtis: its own refusal (503 replay_store_amnesia) is the answer', async () => {
+    let asked = 0;
+    const forgetful: ReplayStore = {
+      consume: () => {
+        asked++;
+        return Promise.reject(new TrustplaneError('replay_store_amnesia', 'replay store lost consumed jtis'));
+      },
+    };
+    const s = await signed(world);
+    expectDeny(
+      await verifyRequest(toRequest(s), context({ replayStore: forgetful })),
+      'replay_store_amnesia',
+      503,
+    );
+    expect(asked).toBe(1);
   });
 });
 

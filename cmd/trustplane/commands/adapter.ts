@@ -93,6 +93,21 @@ const FLAG_KEYS: readonly (readonly [
     'redisCommandTimeoutMs',
     'Redis command timeout (default 500; 503 beyond)',
   ],
+  [
+    '--redis-maxmemory-policy <policy>',
+    'redisMaxmemoryPolicy',
+    "declare Redis's maxmemory-policy where CONFIG GET is refused (must be noeviction)",
+  ],
+  [
+    '--redis-check-interval-ms <n>',
+    'redisCheckIntervalMs',
+    'Redis sentinel, eviction-policy and eviction checks (default 2000)',
+  ],
+  [
+    '--redis-cold-start <mode>',
+    'redisColdStart',
+    'no sentinel in Redis at start: trust (default) or fail-closed',
+  ],
   ['--workers <n|auto>', 'workers', 'worker processes (default 1; >1 needs --replay-store redis)'],
   [
     '--worker-down-health-limit-ms <n>',
@@ -161,6 +176,11 @@ const SWITCHES: readonly (readonly [flag: string, key: keyof AdapterConfig, help
     'pass the Authorization header upstream (default stripped)',
   ],
   ['--no-preserve-host', 'preserveHost', "send the upstream's host instead of the caller's Host"],
+  [
+    '--redis-allow-eviction',
+    'redisAllowEviction',
+    'run on a Redis that can evict jti keys (each eviction fails closed for one window)',
+  ],
 ];
 
 /** The help example, written for the command name the user typed (`trustplane adapter` or `trustplane-adapter`). */
