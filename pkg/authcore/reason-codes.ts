@@ -300,7 +300,7 @@ const table = {
     status: 503,
     layer: 'dependency',
     summary:
-      'The enforcement point is at its limit of buffered request bodies (or connections); the request is refused before it is read.',
+      'The enforcement point is at a load limit (in-flight requests, buffered request bodies, upstream connection slots, connections); the request is refused before its jti is consumed.',
     retryable: true,
   },
   policy_unavailable: {
@@ -642,13 +642,15 @@ const table = {
   ledger_event_dropped: {
     status: 503,
     layer: 'ledger',
-    summary: 'An audit event was refused before it was chained (buffer full, sink closed, not JSON).',
+    summary:
+      'An audit event was refused before it was chained (buffer full, sink closed, not JSON); a gap record in the chain counts it.',
     retryable: false,
   },
   ledger_records_lost: {
     status: 500,
     layer: 'ledger',
-    summary: 'Chained records were lost before they were committed (no spill file); the chain shows a gap.',
+    summary:
+      'The ledger holds gap records: records were lost (dropped before chaining, a failed spill write, a fork set aside); `audit verify` reports each range.',
     retryable: false,
   },
   audit_chain_broken: {

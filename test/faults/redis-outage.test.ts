@@ -11,8 +11,8 @@ import { startRedisWithData, type RedisWithData } from '../helpers/redis-with-da
 // first hangs (SIGSTOP ... SIGCONT) and then crashes (SIGKILL) and is restarted.
 //
 // Redis always comes back WITH its data here: SIGCONT resumes the same process, and the restarted
-// server reloads its append-only file (appendfsync always). A Redis restarted empty forgets the
-// jtis it held; that is a known open issue covered by another issue, not by this test.
+// server reloads its append-only file (appendfsync always). A Redis restarted empty (or flushed,
+// or evicting) is test/faults/replay-redis-amnesia.test.ts: the store fails closed for one window.
 
 const CLIENTS = 4;
 const PAUSE_MS = 25; // between two requests of one client
