@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signDocument } from '../../pkg/bundle/index.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { sendSigned, startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
+import { bundleArgs, CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { metricValue, parsePrometheus } from '../helpers/prometheus.js';
 import { REDIS_SERVER, requireServer, startRedis, type RedisServer } from '../helpers/redis.js';
 
@@ -25,18 +25,7 @@ afterAll(async () => {
   await upstream.close();
 });
 
-const common = () => [
-  '--upstream',
-  upstream.url,
-  '--trust-material',
-  files.trustMaterial,
-  '--policy-bundle',
-  files.policyBundle,
-  '--bundle-public-key',
-  files.signerKey,
-  '--log-level',
-  'warn',
-];
+const common = () => ['--upstream', upstream.url, ...bundleArgs(files), '--log-level', 'warn'];
 
 const fresh = () => signed(world, { claims: { iat: now() } });
 
@@ -91,12 +80,7 @@ describe('adapter process: memory store with journal', () => {
     const p = await spawnAdapter([
       '--upstream',
       upstream.url,
-      '--trust-material',
-      own.trustMaterial,
-      '--policy-bundle',
-      own.policyBundle,
-      '--bundle-public-key',
-      own.signerKey,
+      ...bundleArgs(own),
       '--replay-journal',
       'off',
       '--reload-interval-ms',

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,11 +12,10 @@ import { DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_SPILL_AFTER_MS } from '../../pkg/a
 import { SPILL_GROUP_BYTES, SPILL_GROUP_RECORDS } from '../../pkg/audit/spill-buffer.js';
 import { FILE_LEDGER_MAX_BATCH, FILE_LEDGER_SYNC_INTERVAL_MS } from '../../pkg/audit/file-ledger-sink.js';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { CLI } from '../helpers/adapter-process.js';
+import { bundleArgs, CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { scrape, send, signedSpec, sleep, waitFor, type Outcome, type SendSpec } from '../helpers/faults.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { metricValue } from '../helpers/prometheus.js';
-import { freePort } from '../helpers/redis.js';
 import { hasPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 // Issue 18, points 1, 4 and 7: the PostgreSQL audit ledger never forgets silently. The adapter runs
@@ -26,8 +25,6 @@ import { hasPostgres, startPostgres, type PostgresServer } from '../helpers/post
 // Every decision is either a ledger record or counted in a chained gap record that
 // `trustplane audit verify` reports; nothing vanishes while the chain still verifies.
 
-/** The CLI under test (TRUSTPLANE_TEST_CLI: a private build, so a shared dist/ is not disturbed). */
-const cli = process.env.TRUSTPLANE_TEST_CLI ?? CLI;
 const now = () => Math.floor(Date.now() / 1000);
 /** How long after the last request of the outage the adapter is killed. */
 const SETTLE_MS = 1_500;
@@ -71,14 +68,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface AdapterProc {
-  readonly child: ChildProcess;
-  readonly base: string;
-  readonly admin: string;
-  stderr(): string;
-  stop(signal?: NodeJS.Signals, ms?: number): Promise<number | string | null>;
-}
-const running = new Set<AdapterProc>();
+const running = new Set<AdapterProcess>();
 
 /**
  * Start `trustplane adapter` as a process (under `ulimit -f fileSizeKiB` when given: every file it
@@ -88,63 +78,14 @@ async function startAdapterProcess(
   name: string,
   args: readonly string[],
   options: { fileSizeKiB?: number } = {},
-): Promise<AdapterProc> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const argv = [
-    cli,
-    'adapter',
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--admin-listen',
-    `127.0.0.1:${adminPort}`,
-    '--instance',
-    name,
-    ...args,
-  ];
-  const child =
-    options.fileSizeKiB === undefined
-      ? spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(
-          'bash',
-          ['-c', `ulimit -f ${options.fileSizeKiB} && exec "$0" "$@"`, process.execPath, ...argv],
-          { stdio: ['ignore', 'ignore', 'pipe'] },
-        );
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-200_000)));
-  const exited = new Promise<number | string | null>((r) =>
-    child.once('exit', (code, signal) => r(code ?? signal)),
-  );
-  const proc: AdapterProc = {
-    child,
-    base: `http://127.0.0.1:${port}`,
-    admin: `http://127.0.0.1:${adminPort}`,
-    stderr: () => stderr,
-    stop: async (signal = 'SIGTERM', ms = 15_000) => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-      const result = await exited;
-      clearTimeout(timer);
-      running.delete(proc);
-      return result;
-    },
-  };
+): Promise<AdapterProcess> {
+  const proc = await spawnAdapter(['--instance', name, ...args], {
+    waitFor: 'healthy',
+    readyTimeoutMs: 20_000,
+    ...options,
+  });
   running.add(proc);
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`adapter ${name} exited with ${child.exitCode}: ${stderr}`);
-    try {
-      const r = await fetch(`${proc.admin}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      if (r.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await proc.stop('SIGKILL');
-      throw new Error(`adapter ${name} did not start: ${stderr}`);
-    }
-    await sleep(50);
-  }
+  void proc.exited.then(() => running.delete(proc));
   return proc;
 }
 
@@ -154,12 +95,7 @@ function ledgerArgs(chainId: string, spillPath: string): string[] {
   return [
     '--upstream',
     upstream.url,
-    '--trust-material',
-    files.trustMaterial,
-    '--policy-bundle',
-    files.policyBundle,
-    '--bundle-public-key',
-    files.signerKey,
+    ...bundleArgs(files),
     '--replay-journal',
     'off',
     '--audit',
@@ -260,7 +196,7 @@ function auditVerify(chainId: string): Promise<{ code: number; stdout: string; s
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [cli, 'audit', 'verify', '--postgres', db().url, '--chain-id', chainId],
+      [CLI, 'audit', 'verify', '--postgres', db().url, '--chain-id', chainId],
       { timeout: 30_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
@@ -473,7 +409,7 @@ describe('fault: the PostgreSQL audit ledger never forgets silently', () => {
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(
           process.execPath,
-          [cli, 'audit', 'verify', '--file', file, ...extra],
+          [CLI, 'audit', 'verify', '--file', file, ...extra],
           { timeout: 30_000 },
           (error, stdout, stderr) =>
             resolve({

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
+import { bundleArgs, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { scrape, send, signedSpec, type Outcome, type SendSpec } from '../helpers/faults.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { metricValue } from '../helpers/prometheus.js';
@@ -70,12 +70,7 @@ describe('fault: a burst against a slow upstream', () => {
       [
         '--upstream',
         upstream.url,
-        '--trust-material',
-        files.trustMaterial,
-        '--policy-bundle',
-        files.policyBundle,
-        '--bundle-public-key',
-        files.signerKey,
+        ...bundleArgs(files),
         '--replay-journal',
         path.join(files.dir, 'shed.journal'),
         '--upstream-max-sockets',

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLedgerFile, verifyLedgerStream } from '../../pkg/audit/index.js';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
+import { bundleArgs, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { scrape, send, signedSpec, waitFor, type Outcome } from '../helpers/faults.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { metricValue } from '../helpers/prometheus.js';
@@ -46,12 +46,7 @@ describe('fault: SIGTERM under load', () => {
     adapter = await spawnAdapter([
       '--upstream',
       upstream.url,
-      '--trust-material',
-      files.trustMaterial,
-      '--policy-bundle',
-      files.policyBundle,
-      '--bundle-public-key',
-      files.signerKey,
+      ...bundleArgs(files),
       '--replay-journal',
       path.join(files.dir, 'sigterm.journal'),
       '--audit',

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLedgerFile, verifyLedgerStream } from '../../pkg/audit/index.js';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
+import { bundleArgs, CLI, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { scrape, send, signedSpec, sleep, waitFor, type Outcome, type SendSpec } from '../helpers/faults.js';
 import { createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
 import { metricValue } from '../helpers/prometheus.js';
@@ -130,12 +130,7 @@ describe('soak: mixed load against the adapter process', () => {
         [
           '--upstream',
           upstream.url,
-          '--trust-material',
-          files.trustMaterial,
-          '--policy-bundle',
-          files.policyBundle,
-          '--bundle-public-key',
-          files.signerKey,
+          ...bundleArgs(files),
           '--replay-journal',
           path.join(files.dir, 'soak.journal'),
           '--audit',

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
+import { bundleArgs, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { send, signedSpec, sleep, waitFor, type Outcome } from '../helpers/faults.js';
 import { createWorld, signed, type World } from '../helpers/fixture.js';
 import { REDIS_SERVER, requireServer, startRedis, type RedisServer } from '../helpers/redis.js';
@@ -36,12 +36,7 @@ afterAll(async () => {
 const common = (name: string) => [
   '--upstream',
   upstream.url,
-  '--trust-material',
-  files.trustMaterial,
-  '--policy-bundle',
-  files.policyBundle,
-  '--bundle-public-key',
-  files.signerKey,
+  ...bundleArgs(files),
   '--audit',
   path.join(files.dir, `${name}-audit.jsonl`),
   '--shutdown-timeout-ms',

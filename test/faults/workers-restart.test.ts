@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startUpstream, writeWorld, type Upstream } from '../helpers/adapter.js';
-import { CLI } from '../helpers/adapter-process.js';
+import { bundleArgs, spawnAdapter, type AdapterProcess } from '../helpers/adapter-process.js';
 import { sleep, waitFor } from '../helpers/faults.js';
 import { createWorld, type World } from '../helpers/fixture.js';
 import { freePort, REDIS_SERVER, requireServer, startRedis, type RedisServer } from '../helpers/redis.js';
@@ -35,73 +34,32 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-interface Primary {
-  readonly child: ChildProcess;
-  readonly admin: string;
-  stderr(): string;
-  /** JSON log lines so far. */
-  lines(): Record<string, unknown>[];
-  exited: Promise<number | string | null>;
-}
+type Primary = AdapterProcess;
 
-/** Start the adapter as a process and return at once (it may never become ready). */
-async function startPrimary(redisPort: number): Promise<Primary> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const child = spawn(
-    process.execPath,
+/** Start the adapter as a process and return once its admin port answers (it may never be ready). */
+function startPrimary(redisPort: number): Promise<Primary> {
+  return spawnAdapter(
     [
-      CLI,
-      'adapter',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--admin-listen',
-      `127.0.0.1:${adminPort}`,
       '--upstream',
       upstream.url,
-      '--trust-material',
-      files.trustMaterial,
-      '--policy-bundle',
-      files.policyBundle,
-      '--bundle-public-key',
-      files.signerKey,
+      ...bundleArgs(files),
       '--replay-store',
       'redis',
       '--workers',
       '2',
       '--audit',
-      path.join(files.dir, `audit-${port}.jsonl`),
+      path.join(files.dir, `audit-${redisPort}-${Date.now()}.jsonl`),
       '--redis-command-timeout-ms',
       '1000',
     ],
     {
-      stdio: ['ignore', 'ignore', 'pipe'],
+      waitFor: 'admin',
       env: {
-        ...process.env,
         TRUSTPLANE_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
         TRUSTPLANE_WORKER_DOWN_HEALTH_LIMIT_MS: String(HEALTH_LIMIT_MS),
       },
     },
   );
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-200_000)));
-  const exited = new Promise<number | string | null>((r) =>
-    child.once('exit', (code, signal) => r(code ?? signal)),
-  );
-  const lines = () =>
-    stderr
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return {};
-        }
-      });
-  const admin = `http://127.0.0.1:${adminPort}`;
-  await waitFor(async () => (await answer(admin, '/healthz')).status !== 0, 'the admin listener');
-  return { child, admin, stderr: () => stderr, lines, exited };
 }
 
 /** GET an admin path: status and JSON body (status 0 when it does not answer). */
@@ -341,38 +299,14 @@ describe('fault: cluster workers that cannot start', () => {
   it('single process: a startup failure (Redis down) exits 1 at once with the reason', async () => {
     const redisPort = await freePort();
     const startedAt = Date.now();
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'adapter',
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--admin-listen',
-        `127.0.0.1:${await freePort()}`,
-        '--upstream',
-        upstream.url,
-        '--trust-material',
-        files.trustMaterial,
-        '--policy-bundle',
-        files.policyBundle,
-        '--bundle-public-key',
-        files.signerKey,
-        '--replay-store',
-        'redis',
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, TRUSTPLANE_REDIS_URL: `redis://127.0.0.1:${redisPort}` },
-      },
+    const adapter = await spawnAdapter(
+      ['--upstream', upstream.url, ...bundleArgs(files), '--replay-store', 'redis'],
+      { waitFor: 'nothing', env: { TRUSTPLANE_REDIS_URL: `redis://127.0.0.1:${redisPort}` } },
     );
-    let stderr = '';
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const code = await new Promise<number | string | null>((r) =>
-      child.once('exit', (c, signal) => r(c ?? signal)),
-    );
+    const timer = setTimeout(() => adapter.child.kill('SIGKILL'), 15_000);
+    const code = await adapter.exited;
     clearTimeout(timer);
+    const stderr = adapter.stderr();
     expect(code).toBe(1);
     expect(stderr).toMatch(/could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
     expect(Date.now() - startedAt).toBeLessThan(10_000);
