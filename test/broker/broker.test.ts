@@ -20,11 +20,10 @@ import {
   type IdentitySource,
   type IssuancePolicy,
 } from '../../pkg/broker/index.js';
-import { sha256HexSync } from '../../pkg/internal/sha256.js';
-import { normalizeQuery } from '../../pkg/proof/index.js';
 import { verifyRequest } from '../../pkg/verifier/index.js';
 import type { LoadedPolicy } from '../../pkg/bundle/index.js';
 import { patchedPolicy, revokeSubject } from '../middleware/helpers.js';
+import { describeHttp, ipcRequest } from '../helpers/broker-requests.js';
 import {
   BROKER_ISSUER,
   NOW,
@@ -85,61 +84,6 @@ function broker(
 function spiffeIdentity(subject = WORKLOAD, notAfter = NOW + 3600): IdentitySource {
   const identity = spiffeWorkloadIdentity(subject, TRUST_DOMAIN, notAfter);
   return { keyBinding: 'attested_workload', kind: 'test-spiffe', current: () => identity };
-}
-
-/** The broker-ipc-v1 `http` description of a request, computed from its real parts. */
-function describeHttp(spec: {
-  method: string;
-  path: string;
-  query?: string;
-  headers?: Record<string, string>;
-  body?: string | undefined;
-  routeId: string;
-  nonce: string;
-}): BrokerIpcRequest['http'] {
-  const headers: Record<string, string> = { ...spec.headers, 'x-trustplane-nonce': spec.nonce };
-  const allow = Object.keys(headers).sort();
-  const normalized = normalizeQuery(spec.query ?? '');
-  return {
-    method: spec.method,
-    scheme: 'https',
-    authority: 'orders.example',
-    path: spec.path,
-    content_encoding: 'identity',
-    query: {
-      raw: spec.query ?? '',
-      normalization: 'rfc3986-sort-keys-values',
-      normalized,
-      sha256: sha256HexSync(normalized),
-    },
-    headers: {
-      allow_list: allow,
-      selected: allow.map((name) => ({ name, value_sha256: sha256HexSync(headers[name]!.trim()) })),
-    },
-    audience: 'orders-api',
-    route_id: spec.routeId,
-    body_sha256: sha256HexSync(spec.body ?? ''),
-    nonce: spec.nonce,
-  };
-}
-
-function ipcRequest(
-  http: BrokerIpcRequest['http'],
-  overrides: Partial<BrokerIpcRequest> = {},
-): BrokerIpcRequest {
-  return {
-    request_id: `req-${crypto.randomUUID()}`,
-    protocol: 'local-json-ipc',
-    operation: 'issue_request_bound_passport',
-    http,
-    key_binding: {
-      intent: 'route_policy_minimum',
-      requested_key_binding: 'attested_workload',
-      acceptable_key_bindings: ['attested_workload'],
-      allow_software_fallback: false,
-    },
-    ...overrides,
-  };
 }
 
 const BODY = '{"sku":"A-1","qty":2}';

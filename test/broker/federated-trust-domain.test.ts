@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePassportUnverified, MemoryReplayStore } from '../../pkg/authcore/index.js';
 import type { LoadedTrustMaterial } from '../../pkg/bundle/index.js';
 import {
-  Broker,
   spiffeWorkloadIdentity,
+  type Broker,
   type BrokerIpcResponse,
   type IdentitySource,
 } from '../../pkg/broker/index.js';
@@ -14,6 +14,7 @@ import { openSpiffeFilesIdentity, type SpiffeIdentitySource } from '../../pkg/br
 import { serveBrokerTls, type BrokerTlsServer } from '../../pkg/broker/tls-server.js';
 import { createLogger } from '../../pkg/runtime/logger.js';
 import { evaluateRoutePolicy, verifyRequest } from '../../pkg/verifier/index.js';
+import { worldBroker } from '../helpers/broker-requests.js';
 import { BROKER_ISSUER, createWorld, signed, toRequest, type World } from '../helpers/fixture.js';
 import { mintCa, mintSpiffeChain, type MintedCert } from '../helpers/x509.js';
 import {
@@ -101,14 +102,7 @@ afterAll(async () => {
 });
 
 function broker(source: IdentitySource): Broker {
-  return new Broker({
-    issuer: BROKER_ISSUER,
-    issuerKey: world.broker,
-    issuerKid: 'broker-1',
-    identity: source,
-    material: () => ({ trust, policy: world.policy }),
-    clock: realClock,
-  });
+  return worldBroker(world, { identity: source, trust, clock: realClock });
 }
 
 /** What the verifier says about a passport the broker's issuer key signs for a partner workload. */

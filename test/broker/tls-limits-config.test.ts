@@ -3,18 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerConfigFromFlags } from '../../cmd/trustplane/commands/broker.js';
-import { startBroker, type RunningBroker } from '../../pkg/broker/index.js';
+import type { RunningBroker } from '../../pkg/broker/index.js';
 import { serveBrokerTls } from '../../pkg/broker/tls-server.js';
 import { BROKER_ISSUER, createWorld, type World } from '../helpers/fixture.js';
 import { mintCa, mintSpiffeChain, type MintedCert } from '../helpers/x509.js';
 import {
   BROKER_ID,
   HOME,
-  captureLog,
   openPeer,
   outcome,
   realClock,
   refundRequest,
+  startTlsBroker,
   tlsClient,
   until,
   writeSvidFiles,
@@ -119,27 +119,13 @@ describe('startBroker: the limits reach the TLS listener, refusals become counte
     );
     writeFileSync(join(dir, 'trust.json'), JSON.stringify(world.trustDoc));
     writeFileSync(join(dir, 'policy.json'), JSON.stringify(world.policyDoc));
-    const captured = captureLog();
-    lines = captured.lines;
-    running = await startBroker(
-      {
-        socketPath: join(dir, 'broker.sock'),
-        issuer: BROKER_ISSUER,
-        issuerKid: 'broker-1',
-        issuerKeyText: world.broker.exportKeyText(),
-        identity: { kind: 'spiffe-files', ...files },
-        trustMaterial: join(dir, 'trust.json'),
-        policyBundle: join(dir, 'policy.json'),
-        trustMaterialPublicKeys: [world.bundleSigner.publicKey.x],
-        policyBundlePublicKeys: [world.bundleSigner.publicKey.x],
-        audit: join(dir, 'audit.jsonl'),
-        tlsListen: '127.0.0.1:0',
-        tlsMaxConnections: 1,
-        tlsMaxInFlight: 8,
-        reloadIntervalMs: 0,
-      },
-      { log: captured.log },
-    );
+    ({ running, lines } = await startTlsBroker(world, dir, {
+      files,
+      trustMaterial: join(dir, 'trust.json'),
+      policyBundle: join(dir, 'policy.json'),
+      tlsMaxConnections: 1,
+      tlsMaxInFlight: 8,
+    }));
   });
 
   afterAll(async () => {

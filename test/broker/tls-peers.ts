@@ -1,24 +1,32 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { MemoryReplayStore } from '../../pkg/authcore/index.js';
+import { signDocument, loadTrustMaterial, type LoadedTrustMaterial } from '../../pkg/bundle/index.js';
 import {
-  signDocument,
-  loadTrustMaterial,
-  type LoadedPolicy,
-  type LoadedTrustMaterial,
-} from '../../pkg/bundle/index.js';
-import { BrokerIpcClient, type BrokerIpcRequest, type BrokerIpcResponse } from '../../pkg/broker/index.js';
-import { sha256HexSync } from '../../pkg/internal/sha256.js';
+  BrokerIpcClient,
+  startBroker,
+  type BrokerConfig,
+  type BrokerIpcRequest,
+  type BrokerIpcResponse,
+  type RunningBroker,
+} from '../../pkg/broker/index.js';
 import { createLogger, type Logger } from '../../pkg/runtime/logger.js';
-import { verifyRequest, type Decision } from '../../pkg/verifier/index.js';
-import { BROKER_ISSUER, ORIGIN, type World } from '../helpers/fixture.js';
+import { BROKER_ISSUER, type World } from '../helpers/fixture.js';
 import type { MintedCert, SpiffeChain } from '../helpers/x509.js';
+
+export {
+  ORDERS_REFUND,
+  realClock,
+  refundRequest,
+  verifyMinted,
+  type RefundRoute,
+} from '../helpers/broker-requests.js';
 
 /*
  * Shared by the network-mode broker tests (trust reloads, federated trust domains, listener
- * limits): real X.509-SVIDs over loopback TLS, signed trust material with SPIFFE pins, and a
- * broker-ipc-v1 request for the `orders.refund` route (or another route of the same shape).
+ * limits, rogue CAs): spiffe-helper SVID files, real X.509-SVIDs over loopback TLS, signed trust
+ * material with SPIFFE pins, a broker started as `trustplane broker serve` starts it. The refund
+ * request and the verifier's check of what was minted for it come from ../helpers/broker-requests.ts.
  */
 
 /** The broker's own trust domain. */
@@ -28,24 +36,34 @@ export const PARTNER = 'partner.local';
 /** The SPIFFE ID the broker's own SVID carries. */
 export const BROKER_ID = `spiffe://${HOME}/trustplane/broker`;
 
-/** TLS checks certificate validity against the real clock, so these tests use it throughout. */
-export const realClock = (): number => Math.floor(Date.now() / 1000);
-
 export interface LogLine {
   readonly level: string;
   readonly msg: string;
   readonly [field: string]: unknown;
 }
 
-/** A logger whose JSON lines are kept. */
-export function captureLog(): { log: Logger; lines: LogLine[] } {
+/** A logger whose JSON lines are kept, parsed (`lines`) and as written (`raw`). */
+export function captureLog(): { log: Logger; lines: LogLine[]; raw: string[] } {
+  const raw: string[] = [];
   const lines: LogLine[] = [];
-  const log = createLogger('info', { write: (line: string) => lines.push(JSON.parse(line) as LogLine) });
-  return { log, lines };
+  const log = createLogger('info', {
+    write: (line: string) => {
+      raw.push(line);
+      lines.push(JSON.parse(line) as LogLine);
+    },
+  });
+  return { log, lines, raw };
+}
+
+/** Where spiffe-helper's three files are. */
+export interface SvidFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly bundleFile: string;
 }
 
 /** Write spiffe-helper's three files the way it does (temporary file, then rename). */
-export function writeSvidFiles(target: string, chain: SpiffeChain, bundlePem = chain.bundlePem) {
+export function writeSvidFiles(target: string, chain: SpiffeChain, bundlePem = chain.bundlePem): SvidFiles {
   const put = (name: string, text: string) => {
     writeFileSync(join(target, `.${name}.tmp`), text, { mode: 0o600 });
     renameSync(join(target, `.${name}.tmp`), join(target, name));
@@ -68,13 +86,16 @@ export function spiffeBundle(trustDomain: string, roots: readonly MintedCert[]) 
   };
 }
 
-/** The world's trust material re-signed: SPIFFE pins, the broker issuer's trust domain, `issued_at`. */
+/**
+ * The world's trust material re-signed: SPIFFE pins, the broker issuer's trust domain, `issued_at`
+ * (by default the world's).
+ */
 export async function trustDocument(
   world: World,
   options: {
     readonly pins: readonly { trustDomain: string; roots: readonly MintedCert[] }[];
     readonly brokerTrustDomain?: string;
-    readonly issuedAt: number;
+    readonly issuedAt?: number;
   },
 ): Promise<Record<string, unknown>> {
   const issuers = (world.trustDoc.issuers as { issuer: string; trust_domain: string }[]).map((i) =>
@@ -85,7 +106,7 @@ export async function trustDocument(
   return (await signDocument(
     {
       ...world.trustDoc,
-      issued_at: options.issuedAt,
+      ...(options.issuedAt !== undefined ? { issued_at: options.issuedAt } : {}),
       issuers,
       spiffe_bundles: options.pins.map((p) => spiffeBundle(p.trustDomain, p.roots)),
     },
@@ -115,83 +136,38 @@ export function spiffeSource(trustDomain: string) {
   };
 }
 
-/** A POST request with a JSON body the route's `orders.refund`-style policy accepts. */
-export interface RefundRoute {
-  readonly routeId: string;
-  readonly path: string;
-}
-
-export const ORDERS_REFUND: RefundRoute = { routeId: 'orders.refund', path: '/v1/orders/o-7/refund' };
-const BODY = '{"amount":"12.00"}';
-
-/** A broker-ipc-v1 request for one POST with a JSON body on `route`. */
-export function refundRequest(route: RefundRoute = ORDERS_REFUND): BrokerIpcRequest {
-  const nonce = `nonce-${crypto.randomUUID()}`;
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-trustplane-nonce': nonce };
-  const allow = Object.keys(headers).sort();
-  return {
-    request_id: crypto.randomUUID(),
-    protocol: 'local-json-ipc',
-    operation: 'issue_request_bound_passport',
-    http: {
-      method: 'POST',
-      scheme: 'https',
-      authority: 'orders.example',
-      path: route.path,
-      content_encoding: 'identity',
-      query: {
-        raw: '',
-        normalization: 'rfc3986-sort-keys-values',
-        normalized: '',
-        sha256: sha256HexSync(''),
-      },
-      headers: {
-        allow_list: allow,
-        selected: allow.map((n) => ({ name: n, value_sha256: sha256HexSync(headers[n]!) })),
-      },
-      audience: 'orders-api',
-      route_id: route.routeId,
-      body_sha256: sha256HexSync(BODY),
-      nonce,
+/**
+ * The broker as `trustplane broker serve` runs it (startBroker): the world's issuer key, the SVID
+ * `files`, the bundle files named, audit into `dir`, TLS on loopback, no reload timer; its log kept.
+ */
+export async function startTlsBroker(
+  world: World,
+  dir: string,
+  options: {
+    readonly files: SvidFiles;
+    readonly trustMaterial: string;
+    readonly policyBundle: string;
+  } & Pick<BrokerConfig, 'tlsMaxConnections' | 'tlsMaxInFlight'>,
+): Promise<{ running: RunningBroker; lines: LogLine[] }> {
+  const { files, ...rest } = options;
+  const captured = captureLog();
+  const running = await startBroker(
+    {
+      socketPath: join(dir, 'broker.sock'),
+      issuer: BROKER_ISSUER,
+      issuerKid: 'broker-1',
+      issuerKeyText: world.broker.exportKeyText(),
+      identity: { kind: 'spiffe-files', ...files },
+      trustMaterialPublicKeys: [world.bundleSigner.publicKey.x],
+      policyBundlePublicKeys: [world.bundleSigner.publicKey.x],
+      audit: join(dir, 'audit.jsonl'),
+      tlsListen: '127.0.0.1:0',
+      reloadIntervalMs: 0,
+      ...rest,
     },
-    key_binding: {
-      intent: 'route_policy_minimum',
-      requested_key_binding: 'attested_workload',
-      acceptable_key_bindings: ['attested_workload'],
-      allow_software_fallback: false,
-    },
-    ctx: {
-      selected_fields: ['purpose', 'max_txn_value'],
-      values: { purpose: 'refund', max_txn_value: '100.00' },
-    },
-  };
-}
-
-/** What the verifier decides for the exact request a broker answer was minted for. */
-export function verifyMinted(
-  request: BrokerIpcRequest,
-  response: BrokerIpcResponse,
-  bundles: { readonly trust: LoadedTrustMaterial; readonly policy: LoadedPolicy },
-): Promise<Decision> {
-  if (!response.accepted) throw new Error(`denied: ${response.reason_code} ${response.error.message}`);
-  const a = response.artifacts;
-  const http = request.http;
-  return verifyRequest(
-    new Request(`${ORIGIN}${http.path}`, {
-      method: http.method,
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${a.passport.value}`,
-        'x-trustplane-proof': a.stamp.value,
-        'x-trustplane-transcript-sha256': a.stamp.transcript_sha256,
-        'x-trustplane-nonce': http.nonce,
-        'x-trustplane-body-sha256': http.body_sha256,
-        'x-trustplane-covered-headers': http.headers.allow_list.join(','),
-      },
-      body: BODY,
-    }),
-    { ...bundles, replayStore: new MemoryReplayStore(), clock: realClock },
+    { log: captured.log },
   );
+  return { running, lines: captured.lines };
 }
 
 function connectAs(port: number, chain: SpiffeChain | undefined, caPem: string): TLSSocket {
@@ -207,10 +183,15 @@ function connectAs(port: number, chain: SpiffeChain | undefined, caPem: string):
 }
 
 /** A broker-ipc-v1 client over TLS with `chain` as its client certificate (one connection per request). */
-export function tlsClient(port: number, chain: SpiffeChain | undefined, caPem: string): BrokerIpcClient {
+export function tlsClient(
+  port: number,
+  chain: SpiffeChain | undefined,
+  caPem: string,
+  timeoutMs = 10_000,
+): BrokerIpcClient {
   return new BrokerIpcClient({
     socketPath: '-',
-    timeoutMs: 10_000,
+    timeoutMs,
     connect: () => connectAs(port, chain, caPem),
   });
 }

@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Broker, type BrokerIpcResponse } from '../../pkg/broker/index.js';
+import type { Broker, BrokerIpcResponse } from '../../pkg/broker/index.js';
 import { openSpiffeFilesIdentity, type SpiffeIdentitySource } from '../../pkg/broker/spiffe-identity.js';
 import { serveBrokerTls, type BrokerTlsOptions, type BrokerTlsServer } from '../../pkg/broker/tls-server.js';
 import { createLogger } from '../../pkg/runtime/logger.js';
-import { BROKER_ISSUER, createWorld, type World } from '../helpers/fixture.js';
+import { worldBroker } from '../helpers/broker-requests.js';
+import { createWorld, type World } from '../helpers/fixture.js';
 import { mintCa, mintSpiffeChain, type MintedCert, type SpiffeChain } from '../helpers/x509.js';
 import {
   BROKER_ID,
@@ -56,14 +57,7 @@ afterAll(async () => {
 });
 
 function realBroker(): Broker {
-  return new Broker({
-    issuer: BROKER_ISSUER,
-    issuerKey: world.broker,
-    issuerKid: 'broker-1',
-    identity,
-    material: () => ({ trust: world.trust, policy: world.policy }),
-    clock: realClock,
-  });
+  return worldBroker(world, { identity, clock: realClock });
 }
 
 interface Report {

@@ -3,24 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePassportUnverified } from '../../pkg/authcore/index.js';
-import { Broker, startBroker, type BrokerIpcResponse, type RunningBroker } from '../../pkg/broker/index.js';
+import type { BrokerIpcResponse, RunningBroker } from '../../pkg/broker/index.js';
 import { openWorkloadApiIdentity } from '../../pkg/broker/spiffe-identity.js';
 import { serveBrokerTls } from '../../pkg/broker/tls-server.js';
 import { createLogger } from '../../pkg/runtime/logger.js';
 import { WorkloadApiTestServer, x509SvidResponse } from '../helpers/workload-api-server.js';
-import { BROKER_ISSUER, createWorld, type World } from '../helpers/fixture.js';
+import { worldBroker } from '../helpers/broker-requests.js';
+import { createWorld, type World } from '../helpers/fixture.js';
 import { mintCa, mintSpiffeChain, type MintedCert, type SpiffeChain } from '../helpers/x509.js';
 import {
   BROKER_ID,
   HOME,
   PARTNER,
-  captureLog,
   loadTrust,
   openPeer,
   outcome,
   realClock,
   refundRequest,
   spiffeSource,
+  startTlsBroker,
   tlsClient,
   trustDocument,
   until,
@@ -100,25 +101,11 @@ beforeAll(async () => {
   const svidDir = mkdtempSync(join(dir, 'svid-'));
   const own = mintSpiffeChain({ root: homeRoot, trustDomain: HOME, spiffeId: BROKER_ID });
   const files = writeSvidFiles(svidDir, own);
-  const captured = captureLog();
-  lines = captured.lines;
-  running = await startBroker(
-    {
-      socketPath: join(dir, 'broker.sock'),
-      issuer: BROKER_ISSUER,
-      issuerKid: 'broker-1',
-      issuerKeyText: world.broker.exportKeyText(),
-      identity: { kind: 'spiffe-files', ...files },
-      trustMaterial: trustFile,
-      policyBundle: policyFile,
-      trustMaterialPublicKeys: [world.bundleSigner.publicKey.x],
-      policyBundlePublicKeys: [world.bundleSigner.publicKey.x],
-      audit: join(dir, 'audit.jsonl'),
-      tlsListen: '127.0.0.1:0',
-      reloadIntervalMs: 0,
-    },
-    { log: captured.log },
-  );
+  ({ running, lines } = await startTlsBroker(world, dir, {
+    files,
+    trustMaterial: trustFile,
+    policyBundle: policyFile,
+  }));
 });
 
 afterAll(async () => {
@@ -214,14 +201,7 @@ describe('Workload API: SVID rotation and federated bundles pushed by the agent'
       { log: createLogger('silent'), trustBundles: () => trust.spiffeBundles, clock: realClock },
     );
     const errors: string[] = [];
-    const broker = new Broker({
-      issuer: BROKER_ISSUER,
-      issuerKey: world.broker,
-      issuerKid: 'broker-1',
-      identity,
-      material: () => ({ trust, policy: world.policy }),
-      clock: realClock,
-    });
+    const broker = worldBroker(world, { identity, trust, clock: realClock });
     const tls = await serveBrokerTls(broker, {
       listen: '127.0.0.1:0',
       credentials: identity,
