@@ -64,6 +64,7 @@ const REDIS_CAUSES: Readonly<Record<string, string>> = {
   counter_rollback: 'its write counter went back (an older snapshot, a lost AOF tail, or a lagging replica)',
   keys_evicted: 'it evicted keys',
   cold_start: 'it had no sentinel at startup (redisColdStart fail-closed)',
+  window_shared: 'another replica found a loss whose fail-closed window is still running',
 };
 
 function reportAmnesia(deps: ReplayStoreDeps, store: string, cause: string, until: number): void {

@@ -16,7 +16,12 @@ export type RedisAmnesiaCause =
   /** Redis evicted keys (`evicted_keys` in `INFO stats` rose). */
   | 'keys_evicted'
   /** No sentinel at startup and `coldStart: 'fail-closed'`. */
-  | 'cold_start';
+  | 'cold_start'
+  /**
+   * Another replica's fail-closed window, read from the sentinel's `until` field: this replica
+   * started (or restarted) inside it, or found it before noticing the loss itself.
+   */
+  | 'window_shared';
 
 /** What a {@link RedisReplayStore} reports through `onEvent` (each once, when it happens). */
 export type RedisReplayStoreEvent =
@@ -43,7 +48,8 @@ export type RedisColdStart = 'trust' | 'fail-closed';
 export interface RedisReplayStoreOptions {
   /**
    * Prefix of every key the store writes (default `trustplane:jti:`). The key equal to the prefix
-   * itself (real keys are never empty) is the store's sentinel: a hash `{epoch, seq}` without TTL.
+   * itself (real keys are never empty) is the store's sentinel: a hash `{epoch, seq, until}` without
+   * TTL (`until`: the end of the latest fail-closed window, epoch seconds, shared by every replica).
    */
   readonly keyPrefix?: string;
   /** Upper bound on each command, in milliseconds (default 500). Past it the command fails closed. */
@@ -114,6 +120,15 @@ const CONSUME_SCRIPT = [
   'return {epoch, seq, set}',
 ].join('\n');
 const CONSUME_SHA1 = createHash('sha1').update(CONSUME_SCRIPT).digest('hex');
+
+/** Raise the sentinel's `until` (the shared fail-closed window end) to ARGV[1], never lower it. */
+const RAISE_UNTIL_SCRIPT = [
+  "local current = tonumber(redis.call('HGET', KEYS[1], 'until') or '0') or 0",
+  'if tonumber(ARGV[1]) > current then',
+  "  redis.call('HSET', KEYS[1], 'until', ARGV[1])",
+  'end',
+  'return 1',
+].join('\n');
 
 /** Clients created by {@link RedisReplayStore.connect}: the store owns them and quits them on close. */
 const ownedClients = new WeakSet<Redis>();
@@ -198,6 +213,8 @@ export class RedisReplayStore implements ReplayStore {
   /** Keys expiring at or before this (store clock, epoch seconds) are refused: the fail-closed window. */
   #until = Number.NEGATIVE_INFINITY;
   #windowReported = false;
+  /** The sentinel's `until` as last read or written (epoch seconds; 0 when none). */
+  #sharedUntil = 0;
   /** `maxmemory-policy` as last read (or declared); undefined when unknown. */
   #policy: string | undefined;
   #policyReadable = false;
@@ -206,6 +223,8 @@ export class RedisReplayStore implements ReplayStore {
   #evictedKeys: number | undefined;
   /** The last write was refused for memory (`OOM`); cleared by the next successful write. */
   #outOfMemory = false;
+  /** The last write was refused by a read-only replica (`READONLY`); cleared by the next successful write. */
+  #readOnly = false;
   /** The last check could not reach Redis (connection error or timeout). */
   #unreachable = false;
   #checking: Promise<void> | undefined;
@@ -371,6 +390,7 @@ export class RedisReplayStore implements ReplayStore {
     const { ticket, replies } = sent;
     const [epoch, seq, reply] = replies;
     this.#outOfMemory = false;
+    this.#readOnly = false;
     this.#observe(epoch, seq, 'write', ticket);
     // A loss found by this very reply: the key was written to a Redis that forgot the earlier ones.
     this.#refuseUnsafe(expiresAt);
@@ -399,7 +419,8 @@ export class RedisReplayStore implements ReplayStore {
    * Readiness: runs a check (sentinel, eviction policy, evictions, a write probe) and answers, in this
    * order: `unavailable` (closed, unreachable or not yet checked), `eviction_policy` (the policy can
    * evict jti keys, or is unknown, and `allowEviction` is off), `out_of_memory` (Redis refuses
-   * writes), `amnesia` (inside the fail-closed window after a loss), else healthy.
+   * writes for memory), `read_only` (a read-only replica refuses writes: a failover pointed the store
+   * at a replica), `amnesia` (inside the fail-closed window after a loss), else healthy.
    * @returns the store's {@link ComponentHealth}; never rejects
    * @example
    * const { ok, reason } = await store.health()
@@ -410,6 +431,7 @@ export class RedisReplayStore implements ReplayStore {
     if (this.#unreachable || !this.#initialized) return unhealthy('unavailable');
     if (this.#policyRefused()) return unhealthy('eviction_policy');
     if (this.#outOfMemory) return unhealthy('out_of_memory');
+    if (this.#readOnly) return unhealthy('read_only');
     if (this.#now() < this.#until) return unhealthy('amnesia');
     return HEALTHY;
   }
@@ -567,6 +589,47 @@ export class RedisReplayStore implements ReplayStore {
     if (until > this.#until) this.#until = until;
     this.#windowReported = true;
     this.#emit({ type: 'amnesia', cause, until: this.#until });
+    // A replica that starts inside the window must refuse what this one refuses: share it.
+    void this.#shareWindow().catch(() => undefined);
+  }
+
+  /**
+   * Take over a window another replica shared through the sentinel (`until`, epoch seconds) when it
+   * ends later than this store's own. Reported as an `amnesia` event only when this store was not
+   * failing closed already (replicas that each noticed the loss extend each other's window silently).
+   */
+  #adoptSharedWindow(value: unknown): void {
+    const until = toCount(value);
+    this.#sharedUntil = until;
+    if (until <= this.#until) return;
+    const now = this.#now();
+    if (until <= now) return;
+    const wasClosed = now < this.#until;
+    this.#until = until;
+    this.#windowReported = true;
+    if (!wasClosed) this.#emit({ type: 'amnesia', cause: 'window_shared', until });
+  }
+
+  /**
+   * Raise the sentinel's `until` to this store's window end (never lower it: a Lua script, or a plain
+   * `HSET` where scripting is refused). Retried by every check until Redis holds it.
+   */
+  async #shareWindow(): Promise<void> {
+    const until = this.#until;
+    if (until <= this.#now() || this.#sharedUntil >= until) return;
+    const sentinel = this.#keyPrefix;
+    if (this.#scripting) {
+      try {
+        await this.#bounded(this.#client.eval(RAISE_UNTIL_SCRIPT, 1, sentinel, String(until)));
+        this.#sharedUntil = Math.max(this.#sharedUntil, until);
+        return;
+      } catch (e) {
+        if (!scriptingRefused(e)) throw e;
+        this.#scripting = false;
+      }
+    }
+    await this.#bounded(this.#client.hset(sentinel, 'until', String(until)));
+    this.#sharedUntil = Math.max(this.#sharedUntil, until);
   }
 
   /**
@@ -580,12 +643,13 @@ export class RedisReplayStore implements ReplayStore {
     if (this.#replaceEpoch) tx.hset(sentinel, 'epoch', fresh);
     else tx.hsetnx(sentinel, 'epoch', fresh);
     const ticket = ++this.#ticket;
-    const replies = await this.#bounded(tx.hmget(sentinel, 'epoch', 'seq').exec());
+    const replies = await this.#bounded(tx.hmget(sentinel, 'epoch', 'seq', 'until').exec());
     const [written, current] = transactionResults(replies, 2);
-    const [epoch, seq] = Array.isArray(current) ? (current as unknown[]) : [];
+    const [epoch, seq, until] = Array.isArray(current) ? (current as unknown[]) : [];
     if (typeof epoch !== 'string') throw new Error('no epoch');
     this.#replaceEpoch = false;
     this.#adopt(epoch, toCount(seq), ticket);
+    this.#adoptSharedWindow(until);
     if (!this.#initialized) {
       this.#initialized = true;
       if (written === 1) {
@@ -624,9 +688,12 @@ export class RedisReplayStore implements ReplayStore {
     if (this.#epoch === undefined) return this.#writeEpoch();
     // One read command (no MULTI: Redis refuses a whole transaction while it is out of memory).
     const ticket = ++this.#ticket;
-    const reply: unknown = await this.#bounded(this.#client.hmget(this.#keyPrefix, 'epoch', 'seq'));
-    if (!Array.isArray(reply) || reply.length !== 2) throw unavailableCode('EUNEXPECTED');
+    const reply: unknown = await this.#bounded(this.#client.hmget(this.#keyPrefix, 'epoch', 'seq', 'until'));
+    if (!Array.isArray(reply) || reply.length !== 3) throw unavailableCode('EUNEXPECTED');
     this.#observe(reply[0], reply[1], 'read', ticket);
+    this.#adoptSharedWindow(reply[2]);
+    // Sharing is retried by the next check; a refused write shows in the write probe.
+    await this.#shareWindow().catch(() => undefined);
   }
 
   /** `HINCRBY <sentinel> seq 0`: a write that changes nothing, refused with OOM when Redis is full. */
@@ -634,6 +701,7 @@ export class RedisReplayStore implements ReplayStore {
     try {
       await this.#bounded(this.#client.hincrby(this.#keyPrefix, 'seq', 0));
       this.#outOfMemory = false;
+      this.#readOnly = false;
     } catch (e) {
       if (!isReplyError(e)) throw e;
       this.#noteWriteError(e);
@@ -683,7 +751,9 @@ export class RedisReplayStore implements ReplayStore {
   }
 
   #noteWriteError(e: unknown): void {
-    if (redisErrorCode(e) === 'OOM') this.#outOfMemory = true;
+    const code = redisErrorCode(e);
+    if (code === 'OOM') this.#outOfMemory = true;
+    else if (code === 'READONLY') this.#readOnly = true;
   }
 
   #emit(event: RedisReplayStoreEvent): void {

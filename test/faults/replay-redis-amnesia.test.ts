@@ -196,6 +196,72 @@ describe('fault: Redis forgets consumed jtis; two replicas share it', () => {
     await expectRecovery(a, b, clock);
   }, 40_000);
 
+  it.each(['a restarted replica', 'a new replica'])(
+    'FLUSHALL, then %s starts inside the window: 0 of 200 replays accepted (the window is shared through Redis)',
+    async (who) => {
+      // A found the loss and fails closed; a replica that (re)starts inside A's window must refuse
+      // what A refuses, although the sentinel it finds was written after the loss.
+      redis = await startRedis();
+      const clock = { now: T0 };
+      const { a, b } = await replicas(redis, clock);
+      expect((await tally(a, T0)).accepted).toBe(N);
+      await raw!.flushall();
+      expect(await eventually(async () => (await a.health()).ok === false, 20 * CHECK_MS + 3_000)).toBe(true);
+      clock.now += 60;
+      if (who === 'a restarted replica') await stores.splice(stores.indexOf(b), 1)[0]!.close();
+      const c = await RedisReplayStore.connect({
+        url: redis.url,
+        now: () => clock.now,
+        checkIntervalMs: CHECK_MS,
+      });
+      stores.push(c);
+      const late = await tally(c, clock.now);
+      expect(late.accepted).toBe(0);
+      expect(late.refused).toEqual({ replay_store_amnesia: N });
+      expect(await c.health()).toEqual({ ok: false, reason: 'amnesia' });
+      await expectRecovery(a, c, clock);
+    },
+    40_000,
+  );
+
+  it('a replica that starts after the loss but before any replica noticed it: refuses within one check interval', async () => {
+    redis = await startRedis();
+    const clock = { now: T0 };
+    const { a } = await replicas(redis, clock);
+    expect((await tally(a, T0)).accepted).toBe(N);
+    await raw!.flushall();
+    // C starts on the empty Redis first (cold start: it trusts it and writes a new epoch) ...
+    const c = await RedisReplayStore.connect({
+      url: redis.url,
+      now: () => clock.now,
+      checkIntervalMs: CHECK_MS,
+    });
+    stores.push(c);
+    // ... then A's next check sees the other epoch and opens its window, which C adopts at its next check.
+    expect(await eventually(async () => (await c.health()).ok === false, 20 * CHECK_MS + 3_000)).toBe(true);
+    const late = await tally(c, clock.now);
+    expect(late.accepted).toBe(0);
+    expect(await c.health()).toEqual({ ok: false, reason: 'amnesia' });
+  }, 40_000);
+
+  it('Redis demoted to a read-only replica: consumes refused and readiness says read_only, ok again once writable', async () => {
+    redis = await startRedis();
+    const clock = { now: T0 };
+    const { a } = await replicas(redis, clock);
+    expect((await tally(a, T0)).accepted).toBe(N);
+    // A failover gone wrong: the server is made a replica of a primary it cannot reach, so it keeps
+    // its data but refuses writes.
+    await raw!.replicaof('127.0.0.1', '1');
+    const refused = await tally(a, clock.now, later);
+    expect(refused.accepted).toBe(0);
+    expect(refused.refused).toEqual({ replay_store_unavailable: N });
+    expect(await a.health()).toEqual({ ok: false, reason: 'read_only' });
+    await raw!.replicaof('NO', 'ONE');
+    expect(await a.health()).toEqual({ ok: true });
+    expect(await tally(a, clock.now)).toEqual({ accepted: 0, replays: N, refused: {} });
+    expect((await tally(a, clock.now, later)).accepted).toBe(N);
+  }, 40_000);
+
   it.each(['allkeys-lru', 'volatile-lru'])(
     'eviction under %s: 0 of 200 replays accepted; unready (eviction_policy), then amnesia once noeviction is back, recovered after the window',
     async (policy) => {

@@ -223,9 +223,12 @@ describe('RedisReplayStore safety checks', () => {
       expect(cautious).toEqual([{ type: 'amnesia', cause: 'cold_start', until: NOW + WINDOW }]);
       expect(await store.health()).toEqual({ ok: false, reason: 'amnesia' });
       expect(await reason(store.consume('k', NOW + 330, NOW))).toBe('replay_store_amnesia');
-      // only the store that found no sentinel opens a window
-      const next = await connect(fresh, { coldStart: 'fail-closed', now: () => NOW });
-      expect(await next.health()).toEqual({ ok: true });
+      // a replica started next finds the sentinel and the window in it: it refuses the same
+      const nextEvents: RedisReplayStoreEvent[] = [];
+      const next = await connect(fresh, { now: () => NOW, onEvent: (e) => nextEvents.push(e) });
+      expect(nextEvents).toEqual([{ type: 'amnesia', cause: 'window_shared', until: NOW + WINDOW }]);
+      expect(await next.health()).toEqual({ ok: false, reason: 'amnesia' });
+      expect(await reason(next.consume('k', NOW + 330, NOW))).toBe('replay_store_amnesia');
     });
 
     it('FLUSHALL: one amnesia event per replica, with the window end; both converge on one new epoch', async () => {
