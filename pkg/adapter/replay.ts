@@ -110,9 +110,34 @@ function reportRedisEvent(deps: ReplayStoreDeps, event: RedisReplayStoreEvent): 
   }
 }
 
+const JOURNAL_PATH_PROBLEMS: Readonly<Record<string, string>> = {
+  missing: 'the journal file was unlinked (or its directory removed) while the adapter ran',
+  replaced: 'another file was renamed over the journal while the adapter ran',
+};
+
 function reportJournalEvent(deps: ReplayStoreDeps, event: JournalReplayStoreEvent): void {
   if (event.type === 'recovered') {
     deps.log.info('replay store fail-closed window over', { store: 'journal' });
+    return;
+  }
+  if (event.type === 'journal_rewritten') {
+    deps.log.warn('replay journal file was lost while running and has been rewritten from memory', {
+      store: 'journal',
+      cause: event.cause,
+      detail: JOURNAL_PATH_PROBLEMS[event.cause] ?? event.cause,
+    });
+    return;
+  }
+  if (event.type === 'journal_rewrite_failed') {
+    deps.log.error(
+      'replay journal file was lost while running and cannot be rewritten: every request is refused 503 replay_store_unavailable (/readyz replay_store journal_write_failed) until it can',
+      {
+        store: 'journal',
+        cause: event.cause,
+        detail: JOURNAL_PATH_PROBLEMS[event.cause] ?? event.cause,
+        error: event.error,
+      },
+    );
     return;
   }
   if (event.cause === 'restored') {
@@ -126,7 +151,9 @@ function reportJournalEvent(deps: ReplayStoreDeps, event: JournalReplayStoreEven
   }
   reportAmnesia(deps, 'journal', event.cause, event.until);
   deps.log.error(
-    'replay journal had damaged records (checksum mismatch, torn or zero-filled tail): failing closed for passports that may predate them (503 replay_store_amnesia, /readyz replay_store amnesia)',
+    event.cause === 'empty_journal'
+      ? 'replay journal is empty (the adapter never leaves an empty journal: its contents were lost): failing closed for passports that may predate the loss (503 replay_store_amnesia, /readyz replay_store amnesia)'
+      : 'replay journal had damaged records (checksum mismatch, torn or zero-filled tail or head): failing closed for passports that may predate them (503 replay_store_amnesia, /readyz replay_store amnesia)',
     {
       store: 'journal',
       cause: event.cause,

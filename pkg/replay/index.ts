@@ -6,6 +6,7 @@ export {
   type JournalReplayStoreOptions,
   type JournalReplayStoreEvent,
   type JournalFsyncMode,
+  type JournalPathProblem,
 } from './journal-store.js';
 export {
   RedisReplayStore,

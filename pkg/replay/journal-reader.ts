@@ -47,7 +47,9 @@ export interface JournalContents {
 
 /**
  * Read a journal. Format 2: every byte must belong to a record whose checksum matches; anything else
- * is skipped up to the next such record and reported in `damage` (the caller fails closed). Format 1:
+ * is skipped up to the next such record and reported in `damage` (the caller fails closed); so is a
+ * file cut inside its header or zero-filled from its first byte. An empty `data` reads as an empty
+ * journal: the caller tells a missing file from an emptied one. Format 1:
  * a truncated last record or a zero-filled tail is dropped; damage anywhere else is refused, as
  * before (there is no checksum to resynchronize on).
  * @throws Error naming the file and byte offset for a format-1 journal corrupt before its tail, or a
@@ -55,6 +57,10 @@ export interface JournalContents {
  */
 export function readJournal(path: string, data: Uint8Array): JournalContents {
   if (data.length === 0 || startsWithHeader(data)) return readVersion2(path, data, JOURNAL_HEADER.length);
+  // A format-2 journal cut inside its header, or zero-filled from its first byte (a machine crash
+  // before a new journal's data reached the disk): every byte is damage. Format 1 wrote neither (its
+  // first byte was always a record's 0x82).
+  if (isHeaderPrefix(data) || data.every((b) => b === 0)) return readVersion2(path, data, 0);
   try {
     return readVersion1(path, data);
   } catch (e) {
@@ -76,6 +82,10 @@ export function encodeJournalRecord(encoder: Encoder, a: string | number, b: num
   record[items.length] = 0x1a;
   record.writeUInt32BE(crc32(record.subarray(0, items.length)), items.length + 1);
   return record;
+}
+
+function isHeaderPrefix(data: Uint8Array): boolean {
+  return data.length < JOURNAL_HEADER.length && data.every((b, i) => b === JOURNAL_HEADER[i]);
 }
 
 function startsWithHeader(data: Uint8Array): boolean {

@@ -2,10 +2,12 @@ import {
   closeSync,
   fdatasync,
   fdatasyncSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   openSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -59,7 +61,16 @@ export interface JournalReplayStoreOptions {
    * stepped forward, and is how long the store fails closed after finding damaged records.
    */
   readonly amnesiaWindowSeconds?: number;
-  /** Told about a fail-closed window opened at `open` (damaged records, or one journaled earlier) and its end. */
+  /**
+   * How often a background check makes sure the journal path still names the file the store appends
+   * to (default 2,000 ms; `health()` and `close()` check too). A journal unlinked or replaced while the
+   * store runs is rewritten at its path from memory.
+   */
+  readonly checkIntervalMs?: number;
+  /**
+   * Told about a fail-closed window opened at `open` (damaged records, an emptied journal, or one
+   * journaled earlier) and its end, and about a journal file rewritten (or not) after it was lost.
+   */
   readonly onEvent?: (event: JournalReplayStoreEvent) => void;
 }
 
@@ -67,24 +78,46 @@ export interface JournalReplayStoreOptions {
 export type JournalReplayStoreEvent =
   /**
    * Keys that may predate `until` are refused until then: `damaged_records` (bytes of the journal that
-   * are no record with a matching checksum: `bytes`, from byte `firstOffset`), or `restored` (a
-   * window an earlier life opened and journaled).
+   * are no record with a matching checksum: `bytes`, from byte `firstOffset`; also a file zero-filled
+   * from its first byte or cut inside its header), `empty_journal` (the file exists but holds no byte:
+   * the store never leaves one, so its contents were lost), or `restored` (a window an earlier life
+   * opened and journaled).
    */
   | {
       readonly type: 'amnesia';
-      readonly cause: 'damaged_records' | 'restored';
+      readonly cause: 'damaged_records' | 'empty_journal' | 'restored';
       readonly until: number;
       readonly bytes?: number;
       readonly firstOffset?: number;
     }
   /** The window is over (reported by `health()`). */
-  | { readonly type: 'recovered' };
+  | { readonly type: 'recovered' }
+  /**
+   * The journal path no longer named the file the store appends to (`missing`: unlinked; `replaced`:
+   * another file renamed over it) and the store rewrote the journal there from memory: nothing lost.
+   */
+  | { readonly type: 'journal_rewritten'; readonly cause: JournalPathProblem }
+  /**
+   * The same, but the rewrite failed (`error`: its errno code): consume fails closed
+   * (`replay_store_unavailable`) and `health()` says `journal_write_failed` until a retry succeeds.
+   * Reported once per loss.
+   */
+  | {
+      readonly type: 'journal_rewrite_failed';
+      readonly cause: JournalPathProblem;
+      readonly error: string;
+    };
+
+/** Why the journal path no longer names the open journal: unlinked, or another file renamed over it. */
+export type JournalPathProblem = 'missing' | 'replaced';
 
 /** Background flush period for `fsync: 'interval'`. */
 const SYNC_INTERVAL_MS = 100;
 /** Below this many journal records, runtime compaction never runs. */
 const COMPACT_MIN_RECORDS = 10_000;
 const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']);
+/** Default period of the check that the journal path still names the open file. */
+const DEFAULT_CHECK_INTERVAL_MS = 2_000;
 
 /**
  * A single-process replay store that survives a restart: a {@link MemoryReplayStore} plus an
@@ -105,7 +138,19 @@ const FSYNC_MODES: ReadonlySet<string> = new Set(['always', 'interval', 'never']
  * expiry in the journal): a consume whose `expiresAt` falls in it is refused with
  * `replay_store_amnesia`, and `health()` says `amnesia`. The window is journaled, so a restart inside
  * it keeps it. A format-1 journal (before checksums) is still read, with its old rules, and rewritten
- * as format 2.
+ * as format 2. An existing journal of zero bytes, one zero-filled from its first byte, or one cut
+ * inside its header fails closed the same way: the store creates a journal atomically (header and
+ * horizon written to `<path>.tmp`, flushed, renamed), so such a file only comes from a loss.
+ *
+ * The journal path must keep naming the file the store appends to: a periodic check
+ * (`checkIntervalMs`), `health()`, the next `consume` after a failed check and `close()` compare the
+ * open file with the path (missing, or another device/inode) and, if it was unlinked or replaced,
+ * rewrite the journal at the path from memory (a compaction). While that fails, `consume` rejects
+ * with `replay_store_unavailable` and `health()` says `journal_write_failed`.
+ *
+ * Not detected (nothing next to the journal could tell): a journal cut exactly at a record boundary,
+ * or restored from an older copy, while the store was stopped; and a journal unlinked by someone
+ * else when the process dies before the next check. Those re-open the jtis they lost.
  *
  * A clock stepped forward at `open` does not drop entries that could still be live: an entry is
  * dropped only when it expired (plus the 120 s sweep grace) before the later of what the journal
@@ -152,6 +197,10 @@ export class JournalReplayStore implements ReplayStore {
   #syncInFlight: Promise<void> | undefined;
   #lastSyncAt = 0;
   #closing: Promise<void> | undefined;
+  /** Set while the journal path no longer names the open file and rewriting it failed (or waits). */
+  #detached: JournalPathProblem | undefined;
+  #rewriteFailureReported = false;
+  #checkTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     path: string,
@@ -173,9 +222,10 @@ export class JournalReplayStore implements ReplayStore {
    * Open (or create) a journal, load its unexpired entries, compact it and open it for appending.
    * Creates the parent directory when missing.
    * @param path the journal file; `<path>.lock` and `<path>.tmp` are used next to it
-   * @param options `maxEntries`, `fsync` policy, the `now` clock (epoch seconds), the amnesia window, `onEvent`
+   * @param options `maxEntries`, `fsync` policy, the `now` clock (epoch seconds), the amnesia window,
+   *   `checkIntervalMs`, `onEvent`
    * @returns the open store (close it with {@link JournalReplayStore.close}); failing closed for one
-   *   window when the journal had damaged records
+   *   window when the journal had damaged records or was emptied
    * @throws Error when another live process holds the journal, when a format-1 journal is corrupt
    *   (not just truncated at the end), when it has a record kind of a newer version, or when it holds
    *   more live entries than `maxEntries`; the message names the file
@@ -204,6 +254,10 @@ export class JournalReplayStore implements ReplayStore {
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new TypeError('onEvent must be a function');
     }
+    const checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+    if (!Number.isSafeInteger(checkIntervalMs) || checkIntervalMs < 1) {
+      throw new RangeError('checkIntervalMs must be a positive integer');
+    }
 
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const lock = acquireFileLock(path, {
@@ -212,12 +266,16 @@ export class JournalReplayStore implements ReplayStore {
     });
     try {
       let data: Uint8Array;
+      let exists = true;
       try {
         data = await readFile(path);
       } catch (e) {
         if (errorCode(e) !== 'ENOENT') throw e;
         data = new Uint8Array(0);
+        exists = false;
       }
+      // The store never leaves an empty journal (it creates one with a rename), so its bytes were lost.
+      const emptied = exists && data.length === 0;
       const journal = readJournal(path, data);
       let latestExpiry = Number.NEGATIVE_INFINITY;
       for (const expiresAt of journal.entries.values()) latestExpiry = Math.max(latestExpiry, expiresAt);
@@ -252,20 +310,26 @@ export class JournalReplayStore implements ReplayStore {
           store.#emit({ type: 'amnesia', cause: 'restored', until: store.#until });
         }
       }
-      if (journal.damage !== undefined) {
+      if (journal.damage !== undefined || emptied) {
         // A damaged record may have held any key consumed up to the last write: refuse every key that
         // may have been consumed by then (a clock stepped back at open is covered by the latest expiry).
         store.#until = Math.max(store.#until, Math.max(now, latestExpiry) + window);
         store.#windowReported = true;
-        store.#emit({
-          type: 'amnesia',
-          cause: 'damaged_records',
-          until: store.#until,
-          bytes: journal.damage.bytes,
-          firstOffset: journal.damage.firstOffset,
-        });
+        store.#emit(
+          journal.damage === undefined
+            ? { type: 'amnesia', cause: 'empty_journal', until: store.#until }
+            : {
+                type: 'amnesia',
+                cause: 'damaged_records',
+                until: store.#until,
+                bytes: journal.damage.bytes,
+                firstOffset: journal.damage.firstOffset,
+              },
+        );
       }
       store.#compact(sweepTime);
+      store.#checkTimer = setInterval(() => store.#checkPath(), checkIntervalMs);
+      store.#checkTimer.unref();
       return store;
     } catch (e) {
       releaseFileLock(lock);
@@ -284,8 +348,9 @@ export class JournalReplayStore implements ReplayStore {
    * @param expiresAt epoch seconds after which the key may be used again
    * @param now the current time in epoch seconds
    * @returns true on first use, false when the key was already consumed and has not expired
-   * @throws TrustplaneError `replay_store_unavailable` when the journal cannot be written or flushed, the
-   *   store is closed or failed, or it is full of unexpired entries
+   * @throws TrustplaneError `replay_store_unavailable` when the journal cannot be written or flushed, its
+   *   file was lost and cannot be rewritten, the store is closed or failed, or it is full of unexpired
+   *   entries
    * @throws TrustplaneError `replay_store_amnesia` when `open` found damaged records and `expiresAt`
    *   falls in the fail-closed window
    * @throws TypeError or RangeError for a malformed key or non-finite times
@@ -294,6 +359,7 @@ export class JournalReplayStore implements ReplayStore {
    */
   async consume(key: string, expiresAt: number, now: number, scope?: string): Promise<boolean> {
     assertReplayArguments(key, expiresAt, now);
+    if (this.#detached !== undefined) await this.#restorePath();
     const fd = this.#usableFd();
     if (expiresAt <= this.#until) {
       throw new TrustplaneError('replay_store_amnesia', 'replay journal lost consumed jtis', {
@@ -310,27 +376,33 @@ export class JournalReplayStore implements ReplayStore {
   /**
    * Readiness probe.
    * @returns a promise that resolves while the journal is open and healthy
-   * @throws TrustplaneError `replay_store_unavailable` after `close` or an unrecoverable I/O failure
+   * @throws TrustplaneError `replay_store_unavailable` after `close` or an unrecoverable I/O failure, or
+   *   while a journal file unlinked or replaced under the store cannot be rewritten
    * @example
    * await store.ping()
    */
   async ping(): Promise<void> {
+    await this.#restorePath();
     this.#usableFd();
   }
 
   /**
    * Readiness: `unavailable` after `close`; `journal_write_failed` after a failed write or flush (a
    * failed write is retried here with a small record, so the store turns ready again once the disk
-   * accepts writes; a failed flush or rollback lasts until the journal is reopened); `amnesia` inside
-   * the fail-closed window; else healthy.
+   * accepts writes; a failed flush or rollback lasts until the journal is reopened) or while a journal
+   * file unlinked or replaced under the store cannot be rewritten (checked and retried here);
+   * `amnesia` inside the fail-closed window; else healthy.
    * @returns the store's {@link ComponentHealth}; never rejects
    * @example
    * const { ok, reason } = await store.health()
    */
   async health(): Promise<ComponentHealth> {
+    if (this.#fd === undefined) return unhealthy('unavailable');
+    if (this.#failure !== undefined) return unhealthy('journal_write_failed');
+    await this.#restorePath();
     const fd = this.#fd;
     if (fd === undefined) return unhealthy('unavailable');
-    if (this.#failure !== undefined) return unhealthy('journal_write_failed');
+    if (this.#failure !== undefined || this.#detached !== undefined) return unhealthy('journal_write_failed');
     const unwritten = this.#unwritten;
     if (unwritten !== undefined) {
       // Retry the failed record: once it fits, the journal agrees with memory (its key was kept as used).
@@ -371,7 +443,22 @@ export class JournalReplayStore implements ReplayStore {
     this.#fd = undefined;
     if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
     this.#syncTimer = undefined;
+    if (this.#checkTimer !== undefined) clearInterval(this.#checkTimer);
+    this.#checkTimer = undefined;
     await this.#syncInFlight;
+    // A journal unlinked or replaced while the store ran would take every jti with it: put it back.
+    let rewriteError: unknown;
+    const problem = journalPathProblem(this.path, fd);
+    if (problem !== undefined) {
+      try {
+        this.#writeSnapshot(this.#now());
+        syncDirectory(dirname(this.path));
+        this.#emit({ type: 'journal_rewritten', cause: problem });
+      } catch (e) {
+        rewriteError = e;
+        this.#emit({ type: 'journal_rewrite_failed', cause: problem, error: errorCode(e) });
+      }
+    }
     let flushError: unknown;
     try {
       fdatasyncSync(fd);
@@ -380,6 +467,16 @@ export class JournalReplayStore implements ReplayStore {
     }
     closeSync(fd);
     releaseFileLock(this.#lock);
+    if (rewriteError !== undefined) {
+      throw new TrustplaneError(
+        'replay_store_unavailable',
+        'replay journal file was lost and could not be rewritten',
+        {
+          store: 'journal',
+          error: errorCode(rewriteError),
+        },
+      );
+    }
     if (flushError !== undefined) {
       throw new TrustplaneError('replay_store_unavailable', 'replay journal flush failed', {
         store: 'journal',
@@ -398,7 +495,63 @@ export class JournalReplayStore implements ReplayStore {
         error: this.#failure,
       });
     }
+    if (this.#detached !== undefined) {
+      throw new TrustplaneError(
+        'replay_store_unavailable',
+        'replay journal file was lost and cannot be rewritten',
+        {
+          store: 'journal',
+          cause: this.#detached,
+        },
+      );
+    }
     return this.#fd;
+  }
+
+  /**
+   * Make sure the journal path still names the open file; if it does not, rewrite the journal there
+   * from memory (waiting for an in-flight background flush first, see `#checkPath`).
+   */
+  async #restorePath(): Promise<void> {
+    this.#checkPath();
+    if (this.#detached !== undefined && this.#syncInFlight !== undefined) {
+      await this.#syncInFlight;
+      this.#checkPath();
+    }
+  }
+
+  /**
+   * The periodic check: compare the open file with what the path names. Unlinked or replaced (an
+   * operator's `rm`, a restore or a config tool renaming a file over it): every record appended from
+   * then on would vanish with the process, so rewrite the journal at the path from memory, which holds
+   * every entry the file did. Sets `#detached` while that fails.
+   */
+  #checkPath(): void {
+    const fd = this.#fd;
+    if (fd === undefined || this.#failure !== undefined) return;
+    const problem = journalPathProblem(this.path, fd);
+    if (problem === undefined) {
+      this.#detached = undefined;
+      return;
+    }
+    // Never swap the file under an in-flight background flush: the caller (or the next tick) retries.
+    if (this.#syncInFlight !== undefined) {
+      this.#detached = problem;
+      return;
+    }
+    try {
+      this.#compact(this.#now());
+    } catch (e) {
+      this.#detached = problem;
+      if (!this.#rewriteFailureReported) {
+        this.#rewriteFailureReported = true;
+        this.#emit({ type: 'journal_rewrite_failed', cause: problem, error: errorCode(e) });
+      }
+      return;
+    }
+    this.#detached = undefined;
+    this.#rewriteFailureReported = false;
+    this.#emit({ type: 'journal_rewritten', cause: problem });
   }
 
   #fail(error: unknown): void {
@@ -494,6 +647,29 @@ export class JournalReplayStore implements ReplayStore {
    * reopen. `now` is the time entries are swept at (at open, see `open`).
    */
   #compact(now: number): void {
+    const { bytes, records } = this.#writeSnapshot(now);
+    try {
+      syncDirectory(dirname(this.path));
+      const fd = openSync(this.path, 'a', 0o600);
+      const old = this.#fd;
+      this.#fd = fd;
+      if (old !== undefined) closeSync(old);
+    } catch (e) {
+      // The file was swapped but cannot be appended to: refuse rather than run unjournaled.
+      this.#fail(e);
+      throw e;
+    }
+    this.#bytes = bytes;
+    this.#records = records;
+    this.#dirty = false;
+  }
+
+  /**
+   * Write the live entries to `<path>.tmp`, flush it and rename it over the journal. Throws with the
+   * journal at the path unchanged when any step before the rename fails.
+   * @returns the size and record count of the new journal
+   */
+  #writeSnapshot(now: number): { readonly bytes: number; readonly records: number } {
     const chunks: Uint8Array[] = [JOURNAL_HEADER];
     let count = 0;
     const live = this.#memory.entries(now);
@@ -529,20 +705,7 @@ export class JournalReplayStore implements ReplayStore {
       }
       throw e;
     }
-    try {
-      syncDirectory(dirname(this.path));
-      const fd = openSync(this.path, 'a', 0o600);
-      const old = this.#fd;
-      this.#fd = fd;
-      if (old !== undefined) closeSync(old);
-    } catch (e) {
-      // The file was swapped but cannot be appended to: refuse rather than run unjournaled.
-      this.#fail(e);
-      throw e;
-    }
-    this.#bytes = data.length;
-    this.#records = count;
-    this.#dirty = false;
+    return { bytes: data.length, records: count };
   }
 }
 
@@ -566,6 +729,26 @@ function writeAll(fd: number, data: Uint8Array): void {
     const written = writeSync(fd, data, offset, data.length - offset);
     if (written <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
     offset += written;
+  }
+}
+
+/**
+ * Whether `path` still names the file open as `fd`: `missing` when it names nothing, `replaced` when
+ * it names another file (device or inode differ).
+ */
+function journalPathProblem(path: string, fd: number): JournalPathProblem | undefined {
+  let own;
+  try {
+    own = fstatSync(fd);
+  } catch {
+    return undefined; // the fd itself failing shows at the next write
+  }
+  try {
+    const named = statSync(path);
+    return named.dev === own.dev && named.ino === own.ino ? undefined : 'replaced';
+  } catch {
+    // ENOENT, or the directory itself gone or unreadable: the journal cannot be found at its path.
+    return 'missing';
   }
 }
 

@@ -1,11 +1,26 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TrustplaneError } from '../../pkg/authcore/index.js';
-import { JournalReplayStore, type JournalReplayStoreOptions } from '../../pkg/replay/journal-store.js';
+import {
+  JournalReplayStore,
+  type JournalReplayStoreEvent,
+  type JournalReplayStoreOptions,
+} from '../../pkg/replay/journal-store.js';
 
 // Issue 18, point 8: the replay journal's integrity was structural only. A flipped byte in a key or
 // an expiry silently re-opened that jti, and a clock stepped forward across a restart purged live
@@ -162,5 +177,168 @@ describe('fault: the clock stepped forward across a restart', () => {
     console.log(`after the correction, new passports: ${JSON.stringify(fresh)}`);
     expect(fresh.accepted).toBe(N);
     expect(await back.health()).toEqual({ ok: true });
+  });
+});
+
+// Red team B2–B4: the journal file itself lost while the store runs (unlinked, or replaced by another
+// file), emptied, or zero-filled from its first byte between two lives of the store.
+describe('fault: a lost, emptied or zero-filled journal file never re-opens a jti', () => {
+  /** Poll `check` every 50 ms for at most `ms` (bounded: never a tight timeout). */
+  async function eventually(check: () => boolean, ms = 10_000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (check()) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return check();
+  }
+
+  /**
+   * What a restart would find if the process died now (SIGKILL, no `close`): a copy of whatever the
+   * journal path names on disk, opened as a journal of its own (a missing file opens empty).
+   */
+  async function openCrashCopy(clock: { now: number }): Promise<JournalReplayStore> {
+    const copy = path.join(dir, 'after-crash.journal');
+    if (existsSync(journal)) copyFileSync(journal, copy);
+    const store = await JournalReplayStore.open(copy, { fsync: 'never', now: () => clock.now });
+    opened.push(store);
+    return store;
+  }
+
+  it('attack: journal unlinked while the store runs, then a clean restart: 0 of 200 replays accepted', async () => {
+    const clock = { now: T0 };
+    const store = await open(clock);
+    expect((await tally(store, T0, keys.slice(0, 100))).accepted).toBe(100);
+    unlinkSync(journal);
+    expect((await tally(store, T0, keys.slice(100))).accepted).toBe(100);
+    await store.close();
+
+    clock.now = T0 + 5;
+    const again = await open(clock);
+    const replay = await tally(again, clock.now);
+    console.log(`journal unlinked while running, replayed after a restart: ${JSON.stringify(replay)}`);
+    expect(replay.accepted).toBe(0);
+    expect(replay.replays).toBe(N);
+  });
+
+  it('attack: journal unlinked while the store runs: the periodic check rewrites it; a crash after that replays 0 of 200', async () => {
+    const clock = { now: T0 };
+    const seen: JournalReplayStoreEvent[] = [];
+    const store = await open(clock, {
+      checkIntervalMs: 200,
+      onEvent: (e) => seen.push(e),
+    } as JournalReplayStoreOptions);
+    expect((await tally(store, T0, keys.slice(0, 100))).accepted).toBe(100);
+    unlinkSync(journal);
+    expect((await tally(store, T0, keys.slice(100))).accepted).toBe(100);
+    // No call into the store: only its timer can notice.
+    const rewritten = await eventually(() => existsSync(journal));
+    console.log(`journal rewritten by the periodic check: ${rewritten}; events ${JSON.stringify(seen)}`);
+
+    clock.now = T0 + 5;
+    const crashed = await openCrashCopy(clock);
+    const replay = await tally(crashed, clock.now);
+    console.log(`journal unlinked while running, replayed after a crash: ${JSON.stringify(replay)}`);
+    expect(replay.accepted).toBe(0);
+    expect(replay.replays).toBe(N);
+    expect(seen).toContainEqual({ type: 'journal_rewritten', cause: 'missing' });
+    expect(await store.health()).toEqual({ ok: true });
+  });
+
+  it('attack: journal replaced by an older copy while the store runs: health() rewrites it; a crash after that replays 0 of 200', async () => {
+    const clock = { now: T0 };
+    const seen: JournalReplayStoreEvent[] = [];
+    const store = await open(clock, { onEvent: (e) => seen.push(e) });
+    expect((await tally(store, T0, keys.slice(0, 100))).accepted).toBe(100);
+    const older = path.join(dir, 'older.journal');
+    copyFileSync(journal, older);
+    expect((await tally(store, T0, keys.slice(100))).accepted).toBe(100);
+    renameSync(older, journal);
+
+    const health = await store.health();
+    clock.now = T0 + 5;
+    const crashed = await openCrashCopy(clock);
+    const replay = await tally(crashed, clock.now);
+    console.log(
+      `journal replaced while running, health ${JSON.stringify(health)}, replayed after a crash: ${JSON.stringify(replay)}`,
+    );
+    expect(replay.accepted).toBe(0);
+    expect(replay.replays).toBe(N);
+    expect(health).toEqual({ ok: true });
+    expect(seen).toEqual([{ type: 'journal_rewritten', cause: 'replaced' }]);
+  });
+
+  it('journal unlinked and it cannot be rewritten: health says journal_write_failed and consume fails closed until it can', async () => {
+    const clock = { now: T0 };
+    const seen: JournalReplayStoreEvent[] = [];
+    const store = await open(clock, { onEvent: (e) => seen.push(e) });
+    expect((await tally(store, T0, keys.slice(0, 100))).accepted).toBe(100);
+    unlinkSync(journal);
+    // The rewrite goes through `<journal>.tmp`: a directory there makes it fail (also for root).
+    mkdirSync(`${journal}.tmp`);
+    const failing = await store.health();
+    const during = await tally(store, T0, keySet('during'));
+    console.log(
+      `while the journal cannot be rewritten: health ${JSON.stringify(failing)}, new jtis ${JSON.stringify(during)}`,
+    );
+    expect(failing).toEqual({ ok: false, reason: 'journal_write_failed' });
+    expect(during.accepted).toBe(0);
+    expect(during.refused).toEqual({ replay_store_unavailable: N });
+    expect(seen).toEqual([{ type: 'journal_rewrite_failed', cause: 'missing', error: 'EISDIR' }]);
+
+    rmdirSync(`${journal}.tmp`);
+    expect(await store.health()).toEqual({ ok: true });
+    expect(seen.at(-1)).toEqual({ type: 'journal_rewritten', cause: 'missing' });
+    expect((await tally(store, T0, keys.slice(100))).accepted).toBe(100);
+    clock.now = T0 + 5;
+    const crashed = await openCrashCopy(clock);
+    const replay = await tally(crashed, clock.now);
+    expect(replay.accepted).toBe(0);
+    expect(replay.replays).toBe(N);
+  });
+
+  it.each([
+    ['truncated to 0 bytes', 0, 'empty_journal'],
+    ['cut inside its header (10 bytes left)', 10, 'damaged_records'],
+  ] as const)(
+    'attack: an existing journal %s: 0 of 200 replays accepted; the store fails closed (amnesia) for one window',
+    async (_name, length, cause) => {
+      const clock = { now: T0 };
+      await consumeAll(clock);
+      truncateSync(journal, length);
+
+      clock.now = T0 + 5;
+      const seen: JournalReplayStoreEvent[] = [];
+      const store = await open(clock, { onEvent: (e) => seen.push(e) }).catch((e: unknown) => e);
+      console.log(
+        `journal ${_name}: open gave ${store instanceof JournalReplayStore ? 'a store' : String(store)}`,
+      );
+      expect(store).toBeInstanceOf(JournalReplayStore);
+      const replay = await tally(store as JournalReplayStore, clock.now);
+      console.log(`journal ${_name}, replayed: ${JSON.stringify(replay)}`);
+      expect(replay.accepted).toBe(0);
+      expect(replay.refused).toEqual({ replay_store_amnesia: N });
+      expect(await (store as JournalReplayStore).health()).toEqual({ ok: false, reason: 'amnesia' });
+      expect(seen).toMatchObject([{ type: 'amnesia', cause, until: clock.now + WINDOW }]);
+    },
+  );
+
+  it('attack: a journal zero-filled from its first byte (machine crash before its data reached the disk): 0 of 200 replays accepted', async () => {
+    const clock = { now: T0 };
+    await consumeAll(clock);
+    const size = statSync(journal).size;
+    writeFileSync(journal, Buffer.alloc(size));
+
+    clock.now = T0 + 5;
+    const seen: JournalReplayStoreEvent[] = [];
+    const store = await open(clock, { onEvent: (e) => seen.push(e) });
+    const replay = await tally(store, clock.now);
+    console.log(`journal zero-filled (${size} bytes), replayed: ${JSON.stringify(replay)}`);
+    expect(replay.accepted).toBe(0);
+    expect(replay.refused).toEqual({ replay_store_amnesia: N });
+    expect(await store.health()).toEqual({ ok: false, reason: 'amnesia' });
+    expect(seen).toEqual([
+      { type: 'amnesia', cause: 'damaged_records', until: clock.now + WINDOW, bytes: size, firstOffset: 0 },
+    ]);
   });
 });

@@ -2,12 +2,16 @@ import { fork, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
+  renameSync,
+  rmdirSync,
   statSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -189,10 +193,26 @@ describe('JournalReplayStore', () => {
       expect(readFileSync(journal)).toEqual(compacted(NOW - 720, ['a', NOW + 60]));
     });
 
-    it('an empty journal file opens empty', async () => {
+    it('an empty journal file opens empty and fails closed for one window (the store never leaves one)', async () => {
       writeFileSync(journal, '');
-      const store = await open();
+      const seen: JournalReplayStoreEvent[] = [];
+      const store = await open(journal, { onEvent: (e) => seen.push(e) });
       expect(store.size).toBe(0);
+      expect(seen).toEqual([{ type: 'amnesia', cause: 'empty_journal', until: NOW + 660 }]);
+      await expect(store.consume('k', NOW + 60, NOW)).rejects.toMatchObject({
+        reason: 'replay_store_amnesia',
+      });
+      // the window is journaled: the rewritten journal is not empty, and a restart keeps the window
+      await store.close();
+      expect(readFileSync(journal).subarray(0, JOURNAL_HEADER.length)).toEqual(Buffer.from(JOURNAL_HEADER));
+      const again = await open();
+      expect(await again.health()).toEqual({ ok: false, reason: 'amnesia' });
+    });
+
+    it('a missing journal opens empty and healthy, and is created with its header (never empty)', async () => {
+      const store = await open();
+      expect(await store.health()).toEqual({ ok: true });
+      expect(readFileSync(journal).subarray(0, JOURNAL_HEADER.length)).toEqual(Buffer.from(JOURNAL_HEADER));
     });
   });
 
@@ -720,6 +740,38 @@ describe('JournalReplayStore format 2: per-record checksums', () => {
   it('a record kind of a newer version is refused, naming it', async () => {
     writeFileSync(journal, Buffer.concat([JOURNAL_HEADER, encodeJournalRecord(encoder, 9, 1)]));
     await expect(JournalReplayStore.open(journal, { now: () => NOW })).rejects.toThrow(/kind 9 .*newer/);
+    expect(existsSync(`${journal}.lock`)).toBe(false);
+  });
+
+  it('rejects a bad checkIntervalMs', async () => {
+    for (const checkIntervalMs of [0, -1, 1.5, Number.NaN]) {
+      await expect(JournalReplayStore.open(journal, { checkIntervalMs })).rejects.toThrow(RangeError);
+    }
+    expect(existsSync(`${journal}.lock`)).toBe(false);
+  });
+
+  it('ping rejects with replay_store_unavailable while a lost journal file cannot be rewritten, then resolves', async () => {
+    const store = await open();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+    unlinkSync(journal);
+    mkdirSync(`${journal}.tmp`);
+    await expect(store.ping()).rejects.toMatchObject({ reason: 'replay_store_unavailable' });
+    rmdirSync(`${journal}.tmp`);
+    await expect(store.ping()).resolves.toBeUndefined();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(false);
+  });
+
+  it('close rewrites a journal replaced while open, and rejects when it cannot', async () => {
+    const store = await open();
+    expect(await store.consume('a', NOW + 60, NOW)).toBe(true);
+    writeFileSync(`${journal}.other`, 'not a journal');
+    renameSync(`${journal}.other`, journal);
+    await store.close();
+    const again = await open();
+    expect(await again.consume('a', NOW + 60, NOW)).toBe(false);
+    unlinkSync(journal);
+    mkdirSync(`${journal}.tmp`);
+    await expect(again.close()).rejects.toMatchObject({ reason: 'replay_store_unavailable' });
     expect(existsSync(`${journal}.lock`)).toBe(false);
   });
 
