@@ -8,6 +8,7 @@ import type { AuditEvent } from './event.js';
 import type { AuditSink } from './audit-sink.js';
 import { LedgerError } from './ledger-error.js';
 import { ledgerGapEvent, type LedgerGapInput } from './ledger-gap.js';
+import { gapFromNote, LedgerGapNote, type GapNoteRecord, type GapNoteState } from './ledger-gap-note.js';
 import { LEDGER_TABLE, migrateLedger } from './ledger-migrations.js';
 import { poolConfig, positiveInt } from './postgres-ledger-connection.js';
 import { ledgerError } from './postgres-ledger-error.js';
@@ -56,7 +57,9 @@ export interface PostgresLedgerSinkOptions {
    * The spill file (fsync'd JSON lines, appended in small groups, replayed after a restart). Every
    * uncommitted record goes there from the moment PostgreSQL fails a write, a record waits longer
    * than `spillAfterMs`, or memory is full. Without it, uncommitted records live in memory only: a
-   * crash loses them all, undetectably (see docs/ledger.md, loss windows).
+   * crash loses them all, undetectably (see docs/ledger.md, loss windows). Next to it, the gap note
+   * `<spillPath>.gaps` (4 KiB, pre-allocated) records what a stop or crash would lose while spill
+   * writes fail; the next open chains it as a gap record.
    */
   readonly spillPath?: string;
   /**
@@ -174,6 +177,17 @@ export class PostgresLedgerSink implements AuditSink {
   #failing = false;
   #forked = false;
   #gapReported = 0;
+  readonly #note: LedgerGapNote | undefined;
+  /** Gap records chained and not yet durable: what they count is lost with them. */
+  #gapRecords: GapNoteRecord[] = [];
+  /** The `time` of the last record chained. */
+  #lastTime: string | undefined;
+  /** What the note holds now (as written, or as found at open). */
+  #noteHolds: GapNoteState | undefined;
+  #noteDirty = false;
+  #noteWriting: Promise<void> | undefined;
+  #noteFailing = false;
+  #noteError: Error | undefined;
 
   #waitMode: WaitMode | undefined;
   #wakeup: (() => void) | undefined;
@@ -190,6 +204,8 @@ export class PostgresLedgerSink implements AuditSink {
     head: ChainHead,
     committedSeq: number,
     spill: SpillBuffer | undefined,
+    note: LedgerGapNote | undefined,
+    started: Promise<void> = Promise.resolve(),
   ) {
     this.chainId = options.chainId;
     this.#url = options.url;
@@ -197,6 +213,8 @@ export class PostgresLedgerSink implements AuditSink {
     this.#chain = new HashChain(head);
     this.#committedSeq = committedSeq;
     this.#spill = spill;
+    this.#note = note;
+    this.#noteHolds = note?.previous;
     this.#spilling = spill !== undefined && spill.size > 0;
     this.#batchSize = options.batchSize ?? 200;
     this.#flushIntervalMs = options.flushIntervalMs ?? 50;
@@ -208,7 +226,7 @@ export class PostgresLedgerSink implements AuditSink {
     this.#onError = options.onError;
     this.#reportDepth = options.metrics?.bufferDepth;
     this.#report();
-    this.#loop = this.#run();
+    this.#loop = started.then(() => this.#run());
   }
 
   /**
@@ -261,16 +279,26 @@ export class PostgresLedgerSink implements AuditSink {
     // reconnects and reports if that fails.
     pool.on('error', () => undefined);
     let spill: SpillBuffer | undefined;
+    let note: LedgerGapNote | undefined;
+    let sink: PostgresLedgerSink | undefined;
+    let abort: (() => Promise<void>) | undefined;
+    // The spill's callbacks reach the sink once it exists (nothing is written before that).
+    const spillEvent = (): void => {
+      if (sink !== undefined) sink.#noteEvent();
+    };
     try {
       if (options.migrate !== false) await migrateLedger(pool);
       const stored = await readHead(pool, options.chainId, options.onError, options.url);
       if (options.spillPath !== undefined) {
         spill = await SpillBuffer.open(options.spillPath, {
           chainId: options.chainId,
-          onWriteError: (e) =>
+          onWriteError: (e) => {
             options.onError?.(
               new LedgerError('ledger_unavailable', `audit spill write failed: ${e.message}`),
-            ),
+            );
+            spillEvent();
+          },
+          onWritten: spillEvent,
         }).catch((e: unknown) => {
           // A damaged or busy spill file needs an operator, unlike an unreachable PostgreSQL.
           throw ledgerError('cannot open the PostgreSQL audit ledger', e, options.url, 'ledger_error');
@@ -278,10 +306,12 @@ export class PostgresLedgerSink implements AuditSink {
       }
       let head = stored;
       let gap: LedgerGapInput | undefined;
+      let setAsideLast = 0;
       if (spill !== undefined) {
         const reconciled = await reconcileSpill(pool, options.chainId, stored, spill);
         head = reconciled.head;
         gap = reconciled.gap;
+        setAsideLast = reconciled.setAside?.lastSeq ?? 0;
         if (reconciled.setAside !== undefined && gap !== undefined) {
           options.metrics?.conflicts?.(reconciled.setAside.count);
           options.onError?.(
@@ -292,10 +322,64 @@ export class PostgresLedgerSink implements AuditSink {
           );
         }
       }
-      const sink = new PostgresLedgerSink(options, pool, head, stored.seq, spill);
+      let noteGap: LedgerGapInput | undefined;
+      if (spill !== undefined) {
+        note = await LedgerGapNote.open(`${spill.path}.gaps`, options.chainId).catch((e: unknown) => {
+          throw ledgerError(
+            'cannot open the gap note of the audit spill file',
+            e,
+            options.url,
+            'ledger_error',
+          );
+        });
+        const previous = note.previous;
+        if (previous !== undefined) {
+          // Set-aside records are counted by the reconciliation's own gap record.
+          noteGap = gapFromNote(previous, Math.max(head.seq, setAsideLast));
+        }
+      }
+      // The commit loop waits until the note carries any loss found in it (below).
+      let start: () => void = () => undefined;
+      const started = new Promise<void>((resolve) => (start = resolve));
+      sink = new PostgresLedgerSink(options, pool, head, stored.seq, spill, note, started);
+      const opened = sink;
+      abort = async () => {
+        opened.#stopping = true;
+        start();
+        await opened.#loop;
+      };
       if (gap !== undefined) sink.#appendGap(gap);
+      if (noteGap !== undefined) {
+        sink.#appendGap(noteGap);
+        options.onError?.(
+          new LedgerError('ledger_records_lost', `audit chain ${options.chainId}: ${noteGap.detail}`, {
+            count: noteGap.lost,
+          }),
+        );
+      }
+      if (note !== undefined && !note.empty) {
+        // The earlier note is replaced by one that carries its loss (the gap record just chained)
+        // before anything else happens: if this fails, the loss could later be counted twice or
+        // not at all, so the sink does not start.
+        try {
+          await sink.#settleNote();
+          if (sink.#noteFailing) throw sink.#noteError ?? new Error('the gap note write failed');
+        } catch (e) {
+          throw ledgerError(
+            'cannot update the gap note of the audit spill file',
+            e,
+            options.url,
+            'ledger_error',
+          );
+        }
+      }
+      start();
       return sink;
     } catch (e) {
+      // Nothing of a sink that did not open is committed (its gap record would count the loss
+      // a second time next to the note left as it was).
+      await abort?.();
+      await note?.close().catch(() => undefined);
       await spill?.close().catch(() => undefined);
       await pool.end().catch(() => undefined);
       throw ledgerError('cannot open the PostgreSQL audit ledger', e, options.url);
@@ -437,6 +521,8 @@ export class PostgresLedgerSink implements AuditSink {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    // From now on what is not durable is noted (a kill during the wait below leaves the note).
+    this.#scheduleNote();
     // Drops not yet recorded are chained now, over the limit if need be: one record.
     this.#recordGap(true);
     try {
@@ -478,6 +564,9 @@ export class PostgresLedgerSink implements AuditSink {
     for (const w of this.#durable.splice(0)) settle(w, closed);
     for (const w of this.#flushes.splice(0)) settle(w, closed);
     await this.#spill?.close().catch((e: Error) => this.#onError?.(e));
+    // Whatever is still not durable is in the note now; the next open chains it as a gap record.
+    await this.#settleNote();
+    await this.#note?.close().catch((e: Error) => this.#onError?.(e));
     await this.#pool.end().catch(() => undefined);
   }
 
@@ -535,6 +624,7 @@ export class PostgresLedgerSink implements AuditSink {
   /** Queue a chained record: into the spill file while spilling, else into memory. */
   #enqueue(record: LedgerEntry): void {
     const spill = this.#spill;
+    if (typeof record.time === 'string') this.#lastTime = record.time;
     if (this.#spilling && spill !== undefined) {
       spill.push(record);
     } else {
@@ -544,6 +634,7 @@ export class PostgresLedgerSink implements AuditSink {
       else this.#armSpillTimer();
     }
     this.#report();
+    this.#noteEvent();
     this.#kick(false);
   }
 
@@ -585,6 +676,7 @@ export class PostgresLedgerSink implements AuditSink {
         this.#pendingGap.lost++;
         this.#pendingGap.lastTime = time;
       }
+      this.#noteEvent();
     }
     this.#onError?.(error);
   }
@@ -609,7 +701,120 @@ export class PostgresLedgerSink implements AuditSink {
   }
 
   #appendGap(gap: LedgerGapInput): void {
-    this.#enqueue(this.#chain.append(ledgerGapEvent(gap)));
+    const record = this.#chain.append(ledgerGapEvent(gap));
+    if (this.#note !== undefined) this.#gapRecords.push({ seq: record.seq, lost: gap.lost });
+    this.#enqueue(record);
+  }
+
+  /** The last seq that survives a crash now: committed, or in the spill file. */
+  #durableSeq(): number {
+    return Math.max(this.#committedSeq, this.#spill?.durableSeq ?? 0);
+  }
+
+  /**
+   * True while a stop or a crash would lose records beyond the documented window: spill writes
+   * fail (records wait in memory only), the sink is closing, or drops and gap records are not
+   * durable yet.
+   */
+  #atRisk(): boolean {
+    return (
+      this.#spill?.writeFailing === true ||
+      this.#closing ||
+      this.#pendingGap !== undefined ||
+      this.#gapRecords.length > 0
+    );
+  }
+
+  /** Something changed that the note may have to follow (cheap when nothing is at risk). */
+  #noteEvent(): void {
+    const note = this.#note;
+    if (note !== undefined && (!note.empty || this.#atRisk())) this.#scheduleNote();
+  }
+
+  /** What the note should hold now: a state, `undefined` (nothing at risk: cleared), or `keep`. */
+  #noteTarget(): GapNoteState | undefined | 'keep' {
+    const durable = this.#durableSeq();
+    if (this.#gapRecords.length > 0) this.#gapRecords = this.#gapRecords.filter((g) => g.seq > durable);
+    const head = this.#chain.head.seq;
+    const dropped = this.#pendingGap?.lost ?? 0;
+    if (head <= durable && dropped === 0 && this.#gapRecords.length === 0) return undefined;
+    if (this.#atRisk()) {
+      const firstTime = this.#firstTimeAfter(durable);
+      return {
+        chainedTo: head,
+        gapRecords: [...this.#gapRecords],
+        dropped,
+        ...(firstTime !== undefined ? { firstTime } : {}),
+        ...(this.#lastTime !== undefined ? { lastTime: this.#lastTime } : {}),
+      };
+    }
+    // Records wait for their commit or spill write as usual (the loss window of docs/ledger.md).
+    // A note already written stays until what it names is durable: it never over-counts (only
+    // records past the durable head are counted at the next open).
+    const holds = this.#noteHolds;
+    return holds !== undefined && durable >= holds.chainedTo ? undefined : 'keep';
+  }
+
+  /** The `time` of the first record past `durable`, when known. */
+  #firstTimeAfter(durable: number): string | undefined {
+    const staged = this.#spill?.firstStaged;
+    const record =
+      staged !== undefined && staged.seq === durable + 1
+        ? staged
+        : (this.#memory.find((r) => r.seq > durable) ?? staged);
+    const time = record?.time;
+    return typeof time === 'string' ? time : undefined;
+  }
+
+  /** Write the note's target now (nothing when it already holds it). */
+  async #writeNote(): Promise<void> {
+    const note = this.#note;
+    if (note === undefined) return;
+    const target = this.#noteTarget();
+    if (target === 'keep') return;
+    if (target === undefined ? note.empty : JSON.stringify(target) === JSON.stringify(this.#noteHolds)) {
+      return;
+    }
+    await note.write(target);
+    this.#noteHolds = target;
+  }
+
+  /** Bring the note up to date in the background: one write at a time, the latest state wins. */
+  #scheduleNote(): void {
+    if (this.#note === undefined) return;
+    this.#noteDirty = true;
+    if (this.#noteWriting !== undefined) return;
+    this.#noteWriting = (async () => {
+      while (this.#noteDirty) {
+        this.#noteDirty = false;
+        try {
+          await this.#writeNote();
+          this.#noteFailing = false;
+        } catch (e) {
+          this.#noteError = e as Error;
+          // Reported once per failing streak; the next change tries again.
+          if (!this.#noteFailing) {
+            this.#onError?.(
+              new LedgerError(
+                'ledger_unavailable',
+                `audit gap note write failed (a stop or crash now would lose records silently): ${(e as Error).message}`,
+              ),
+            );
+          }
+          this.#noteFailing = true;
+          return;
+        }
+      }
+    })().finally(() => {
+      this.#noteWriting = undefined;
+    });
+  }
+
+  /** Bring the note up to date and wait for it (bounded: a few writes at most); failures in `#noteFailing`. */
+  async #settleNote(): Promise<void> {
+    if (this.#note === undefined) return;
+    this.#scheduleNote();
+    for (let i = 0; i < 8 && this.#noteWriting !== undefined; i++) await this.#noteWriting;
   }
 
   #report(): void {
@@ -736,6 +941,7 @@ export class PostgresLedgerSink implements AuditSink {
       this.#flushes = this.#flushes.filter((w) => !w.done);
     }
     this.#report();
+    this.#noteEvent();
   }
 
   #sql(rows: number): string {

@@ -21,6 +21,8 @@ export interface SpillBufferOptions {
   readonly chainId?: string;
   /** Called when a background append or fsync fails (the records stay staged and are retried). */
   readonly onWriteError?: (error: Error) => void;
+  /** Called after a group was appended and fsync'd (after a failure too: the write recovered). */
+  readonly onWritten?: () => void;
 }
 
 /** What {@link SpillBuffer.setAside} moved out of the spill file. */
@@ -68,6 +70,7 @@ export class SpillBuffer {
   readonly #chainId: string | undefined;
   readonly #lock: FileLockHandle;
   readonly #onWriteError: ((error: Error) => void) | undefined;
+  readonly #onWritten: (() => void) | undefined;
   /** Byte length of each unread line in the file (from `#lengthsHead` on). */
   #lengths: number[];
   #lengthsHead = 0;
@@ -76,6 +79,8 @@ export class SpillBuffer {
   /** Pushed but not yet in the file (logically after every file record). */
   #staged: Staged[] = [];
   #last: LedgerEntry | undefined;
+  /** The seq of the last record in the file (written and fsync'd), 0 when it is empty. */
+  #fileLastSeq: number;
   /** Index (in the file as opened) of the first record that does not link to the one before. */
   readonly #discontinuity: number | undefined;
   /** Serializes file operations: appends, reads and truncation never interleave. */
@@ -98,10 +103,12 @@ export class SpillBuffer {
     this.#lock = lock;
     this.#chainId = options.chainId;
     this.#onWriteError = options.onWriteError;
+    this.#onWritten = options.onWritten;
     this.#lengths = scanned.lengths;
     this.#readOffset = 0;
     this.#fileSize = scanned.validSize;
     this.#last = scanned.last;
+    this.#fileLastSeq = scanned.last?.seq ?? 0;
     this.#discontinuity = scanned.discontinuity;
   }
 
@@ -157,6 +164,19 @@ export class SpillBuffer {
   /** True while records wait for an append that failed (until one succeeds again). */
   get writeFailing(): boolean {
     return this.#writeError !== undefined && this.#staged.length > 0;
+  }
+
+  /**
+   * The seq of the last record the file holds (appended and fsync'd; consumed ones included until
+   * the file is emptied), 0 when it holds none: with the committed seq, what survives a crash.
+   */
+  get durableSeq(): number {
+    return this.#fileLastSeq;
+  }
+
+  /** The oldest record pushed and not yet in the file. */
+  get firstStaged(): LedgerEntry | undefined {
+    return this.#staged[0]?.record;
   }
 
   /** The last record ever pushed and not truncated away (also after reopening). */
@@ -244,6 +264,7 @@ export class SpillBuffer {
         this.#readOffset = 0;
         this.#fileSize = 0;
         this.#last = undefined;
+        this.#fileLastSeq = 0;
       }
     });
   }
@@ -286,6 +307,7 @@ export class SpillBuffer {
       this.#lengths.splice(this.#lengthsHead + index);
       this.#fileSize = offset;
       this.#last = before;
+      this.#fileLastSeq = before?.seq ?? 0;
       if (first === undefined || lastRecord === undefined) throw new Error('the spill file index is wrong');
       const firstTime = typeof first.time === 'string' ? first.time : undefined;
       const lastTime = typeof lastRecord.time === 'string' ? lastRecord.time : undefined;
@@ -396,9 +418,11 @@ export class SpillBuffer {
     }
     this.#fileSize += data.length;
     for (const s of group) this.#lengths.push(s.line.length);
+    this.#fileLastSeq = group[group.length - 1]?.record.seq ?? this.#fileLastSeq;
     this.#staged.splice(0, count);
     this.#writeError = undefined;
     this.#retryDelay = 0;
+    this.#onWritten?.();
     return this.#staged.length > 0;
   }
 

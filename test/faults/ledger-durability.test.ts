@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, HashChain } from '../../pkg/audit/chain.js';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
 import { ledgerGapEvent } from '../../pkg/audit/ledger-gap.js';
+import { GAP_NOTE_BYTES } from '../../pkg/audit/ledger-gap-note.js';
 import { DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_SPILL_AFTER_MS } from '../../pkg/audit/postgres-ledger-sink.js';
 import { SPILL_GROUP_BYTES, SPILL_GROUP_RECORDS } from '../../pkg/audit/spill-buffer.js';
 import { FILE_LEDGER_MAX_BATCH, FILE_LEDGER_SYNC_INTERVAL_MS } from '../../pkg/audit/file-ledger-sink.js';
@@ -396,6 +397,82 @@ describe('fault: the PostgreSQL audit ledger never forgets silently', () => {
     );
   }, 60_000);
 
+  // Red-team finding C1: the spill file at its size limit while PostgreSQL is down, then the
+  // process stops (SIGTERM: a rolling restart) or dies (SIGKILL) with records still waiting in
+  // memory for a spill write that keeps failing. They cannot be kept; they must be counted.
+  it.each(['SIGTERM', 'SIGKILL'] as const)(
+    'C1: a full spill (ulimit -f) at %s: the records waiting in memory are a gap record (decisions = records + lost, exactly), audit verify exits 1',
+    async (signal) => {
+      const chainId = `full-spill-${signal.toLowerCase()}`;
+      const spillPath = path.join(scratch, chainId, 'audit-spill.jsonl');
+      const args = ledgerArgs(chainId, spillPath);
+      const TOTAL = 4_000;
+      let adapter = await startAdapterProcess(chainId, args, { fileSizeKiB: 1024 });
+      await sendAll(
+        adapter.base,
+        Array.from({ length: 10 }, (_, i) => denySpec(`before-${i}`)),
+      );
+      await waitFor(async () => (await rowCount(chainId)) === 10, '10 committed records');
+
+      await db().stop();
+      const outage = await sendAll(
+        adapter.base,
+        Array.from({ length: TOTAL }, (_, i) => denySpec(`outage-${i}`)),
+        32,
+      );
+      expect(outage.filter((o) => statusOf(o) !== 401)).toEqual([]);
+      await sleep(SETTLE_MS);
+      const full = await readiness(adapter.admin);
+      const stopStarted = Date.now();
+      const exit = await adapter.stop(signal, 60_000);
+      const stopMs = Date.now() - stopStarted;
+      const spilled = existsSync(spillPath)
+        ? readFileSync(spillPath, 'utf8')
+            .split('\n')
+            .filter((l) => l !== '').length
+        : 0;
+
+      // The disk was freed and PostgreSQL is back.
+      await db().start();
+      adapter = await startAdapterProcess(chainId, args);
+      await sendAll(
+        adapter.base,
+        Array.from({ length: 10 }, (_, i) => denySpec(`after-${i}`)),
+      );
+      await waitFor(
+        async () => metricValue(await scrape(adapter.admin), 'trustplane_audit_buffer_depth') === 0,
+        'the spill drained',
+        30_000,
+      );
+      expect(await adapter.stop('SIGTERM', 30_000)).toBe(0);
+
+      const rows = await ledgerRows(chainId);
+      const decisions = rows.filter((r) => r.event_type === 'authorization_decision').length;
+      const gaps = rows.filter((r) => r.event_type === 'ledger_gap');
+      const lost = gaps.reduce((n, g) => n + Number(g.record.lost ?? 0), 0);
+      const made = 10 + TOTAL + 10;
+      const verify = await auditVerify(chainId);
+      console.info(
+        `[faults] ledger full spill + ${signal}: readyz ${full.status} ${JSON.stringify(full.checks)}; exit ${exit} after ${stopMs} ms; spill held ${spilled} records; ${made} decisions = ${decisions} records + ${lost} lost in ${gaps.length} gap record(s), ${made - decisions - lost} unaccounted; audit verify exit ${verify.code}: ${verify.stdout.trim().split('\n').join(' | ')}`,
+      );
+      expect(full).toEqual({ status: 503, checks: expect.objectContaining({ audit: 'spill_failed' }) });
+      expect(exit).toBe(signal === 'SIGTERM' ? 0 : 'SIGKILL');
+      expect(
+        decisions + lost,
+        `${decisions} records + ${lost} counted in gap records, for ${made} decisions (${made - decisions - lost} unaccounted)`,
+      ).toBe(made);
+      // Something really was lost (the spill file is much smaller than the outage).
+      expect(lost).toBeGreaterThan(0);
+      expect(gaps.map((g) => g.record.reason)).toEqual(Array(gaps.length).fill('ledger_records_lost'));
+      expect(verify.code).toBe(1);
+      expect(verify.stdout).toMatch(
+        new RegExp(`gap: chain ${chainId} seq \\d+: ${lost} records missing .*\\(ledger_records_lost\\)`),
+      );
+      expect(verify.stderr).toMatch(new RegExp(`ledger_records_lost: .* ${lost} events are missing`));
+    },
+    90_000,
+  );
+
   it('audit verify --file reports the gap records of a file ledger (exit 1, one gap line each); --accept-gaps lists them and exits 0', async () => {
     const file = path.join(scratch, 'gapped.jsonl');
     const chain = new HashChain({ chainId: 'file-1', seq: 0, hash: GENESIS_HASH });
@@ -477,5 +554,8 @@ describe('fault: the PostgreSQL audit ledger never forgets silently', () => {
     expect(DEFAULT_SPILL_AFTER_MS + 1_000).toBeLessThanOrEqual(SETTLE_MS);
     // The adapter's default spill path lives with its other state.
     expect(doc).toContain('./trustplane-state/audit-spill.jsonl');
+    // The gap note's size, as created by the code.
+    expect(doc).toContain(`a ${num(GAP_NOTE_BYTES / 1024)} KiB file (\`GAP_NOTE_BYTES\`)`);
+    expect(spill).toContain('gap note');
   });
 });
