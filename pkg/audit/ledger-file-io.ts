@@ -30,6 +30,15 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** {@link syncDirectory}, best effort: some platforms cannot open a directory. Never rejects. */
+export async function syncDirectoryBestEffort(dir: string): Promise<void> {
+  try {
+    await syncDirectory(dir);
+  } catch {
+    // not supported here: the file itself was synced
+  }
+}
+
 /** The Node error code of `e` (`EIO` when it has none). */
 export function errorCode(e: unknown): string {
   if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') return e.code;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { readExactly } from './ledger-file-io.js';
+import { readExactly, syncDirectoryBestEffort } from './ledger-file-io.js';
 import type { LedgerGapInput } from './ledger-gap.js';
 
 /**
@@ -102,7 +102,7 @@ export class LedgerGapNote {
           done += bytesWritten;
         }
         await file.sync();
-        await syncDirectory(dirname(path));
+        await syncDirectoryBestEffort(dirname(path));
       }
       const slots = [await readSlot(file, 0), await readSlot(file, 1)];
       const newest = slots.reduce<Slot | undefined>(
@@ -273,17 +273,4 @@ function parseState(value: unknown): GapNoteState | undefined {
     ...(typeof s.firstTime === 'string' ? { firstTime: s.firstTime.slice(0, 64) } : {}),
     ...(typeof s.lastTime === 'string' ? { lastTime: s.lastTime.slice(0, 64) } : {}),
   };
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, constants.O_RDONLY);
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // some platforms cannot open a directory: best effort
-  }
 }

@@ -3,7 +3,7 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { acquireFileLock, releaseFileLock, type FileLockHandle } from '../internal/node/file-lock.js';
 import type { LedgerEntry } from './chain.js';
-import { writeAll } from './ledger-file-io.js';
+import { syncDirectoryBestEffort, writeAll } from './ledger-file-io.js';
 
 /** Most records appended (and fsync'd) by one write: a failing write holds back at most these. */
 export const SPILL_GROUP_RECORDS = 256;
@@ -137,7 +137,7 @@ export class SpillBuffer {
         await file.truncate(scanned.validSize);
         await file.sync();
       }
-      await syncDirectory(dirname(path));
+      await syncDirectoryBestEffort(dirname(path));
       return new SpillBuffer(path, file, lock, options, scanned);
     } catch (e) {
       await file?.close();
@@ -301,7 +301,7 @@ export class SpillBuffer {
       } finally {
         await out.close();
       }
-      await syncDirectory(dirname(path));
+      await syncDirectoryBestEffort(dirname(path));
       await this.#file.truncate(offset);
       await this.#file.sync();
       this.#lengths.splice(this.#lengthsHead + index);
@@ -510,18 +510,4 @@ async function scan(path: string, chainId: string | undefined): Promise<ScanResu
     }
   }
   return { lengths, size, validSize, last, discontinuity };
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  // Makes the file's directory entry durable; some platforms cannot open a directory: best effort.
-  try {
-    const handle = await open(dir, constants.O_RDONLY);
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // ignore
-  }
 }
