@@ -6,7 +6,8 @@
 //   4. the same with 16 requests in flight.
 // Ratios to the floor are what to read; absolute figures move with the machine's load.
 //
-// Run: npm run build && node bench/broker.mjs   (BENCH_QUICK=1 for a short run)
+// Run: npm run build && node bench/broker.mjs   (BENCH_QUICK=1 for a short run, BENCH_SMOKE=1 for a
+//      tiny one; `--json <file>` or BENCH_JSON_OUT=<file> also writes the results as data)
 
 import console from 'node:console';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,25 +21,40 @@ import { MemoryAuditSink } from '../dist/pkg/audit/index.js';
 import { loadPolicyBundle, loadTrustMaterial } from '../dist/pkg/bundle/index.js';
 import { Broker, BrokerIpcClient, serveBrokerIpc, softwareIdentity } from '../dist/pkg/broker/index.js';
 import { describeRequestForBroker, prepareRequest } from '../dist/pkg/client/index.js';
+import { benchMode, createResults } from './results.mjs';
 import { ISSUER, ORIGIN, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
-const QUICK = process.env.BENCH_QUICK === '1';
-const BUDGET_MS = QUICK ? 400 : 2500;
+const MODE = benchMode();
+const BUDGET_MS = MODE === 'smoke' ? 150 : MODE === 'quick' ? 400 : 2500;
+const WARMUP = MODE === 'smoke' ? 10 : 50;
 const MAX_OPS = 200_000;
 
+/** Operations for at most BUDGET_MS (and MAX_OPS); each operation's latency, for percentiles. */
 async function measure(fn, concurrency = 1) {
-  for (let i = 0; i < 50; i++) await fn();
+  for (let i = 0; i < WARMUP; i++) await fn();
   let ops = 0;
+  const lat = [];
   const start = performance.now();
   const worker = async () => {
     while (ops < MAX_OPS && performance.now() - start < BUDGET_MS) {
       ops++;
+      const t = performance.now();
       await fn();
+      lat.push(performance.now() - t);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const ms = performance.now() - start;
-  return { ops, ms, usPerOp: (ms * 1000) / ops, perSecond: (ops * 1000) / ms };
+  lat.sort((a, b) => a - b);
+  const pct = (p) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] * 1000;
+  return {
+    ops,
+    ms,
+    usPerOp: (ms * 1000) / ops,
+    perSecond: (ops * 1000) / ms,
+    p50Us: pct(50),
+    p99Us: pct(99),
+  };
 }
 
 const now = Math.floor(Date.now() / 1000);
@@ -117,3 +133,34 @@ console.log(row('crypto floor (keygen + 2 Ed25519 signs)', floor));
 console.log(row('Broker.issue in process', inProcess));
 console.log(row('broker-ipc-v1 over Unix socket, 1 in flight', ipc1));
 console.log(row('broker-ipc-v1 over Unix socket, 16 in flight', ipc16));
+console.log(
+  `broker-ipc-v1, 1 in flight: round trip p50 ${ipc1.p50Us.toFixed(0)} µs, p99 ${ipc1.p99Us.toFixed(0)} µs`,
+);
+
+const out = createResults('broker');
+for (const [key, name, r] of [
+  ['floor', 'crypto floor (keygen + 2 Ed25519 signs)', floor],
+  ['in_process', 'Broker.issue in process', inProcess],
+  ['ipc_1', 'broker-ipc-v1 over a Unix socket, 1 in flight', ipc1],
+  ['ipc_16', 'broker-ipc-v1 over a Unix socket, 16 in flight', ipc16],
+]) {
+  out.add(`broker.${key}.us_per_issue`, r.usPerOp, {
+    unit: 'µs',
+    better: 'lower',
+    description: `${name}: wall time per issuance (1 / throughput)`,
+  });
+  if (r !== floor) {
+    out.add(`broker.${key}.vs_floor`, r.usPerOp / floor.usPerOp, {
+      unit: '×',
+      better: 'lower',
+      kind: 'ratio',
+      description: `${name}: time per issuance / the crypto floor's`,
+    });
+  }
+}
+out.add('broker.ipc_1.p99_us', ipc1.p99Us, {
+  unit: 'µs',
+  better: 'lower',
+  description: 'broker-ipc-v1, 1 in flight: p99 of one round trip (connect, request, response)',
+});
+out.write();

@@ -20,15 +20,23 @@ import {
 import { buildRouteTable, loadPolicyBundle, loadTrustMaterial } from '../dist/pkg/bundle/index.js';
 import { bodySha256, buildTranscript, normalizeQuery, signRequest } from '../dist/pkg/proof/index.js';
 import { verifyRequest } from '../dist/pkg/verifier/index.js';
+import { benchMode, createResults } from './results.mjs';
 import { BUNDLE_SIGNER, ISSUER, ORIGIN, SOFTWARE_SOURCE, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
 const subtle = webcrypto.subtle;
-const QUICK = process.env.BENCH_QUICK === '1';
+/** full, quick (BENCH_QUICK=1, ~10 s) or smoke (BENCH_SMOKE=1: tiny counts, proves the code runs). */
+const MODE = benchMode();
+const pick = (full, quick, smoke) => (MODE === 'smoke' ? smoke : MODE === 'quick' ? quick : full);
 /** Time budget per measurement, ms. */
-const BUDGET_MS = QUICK ? 300 : 2000;
+const BUDGET_MS = pick(2000, 300, 40);
 /** Pre-signed requests per verifyRequest measurement (each jti is used once). */
-const SIGNED_N = QUICK ? 600 : 3000;
+const SIGNED_N = pick(3000, 600, 200);
+/** Untimed pre-signed requests per kind before the verifyRequest rounds. */
+const WARM_N = pick(500, 500, 50);
+/** Untimed calls before a synchronous measurement. */
+const SYNC_WARMUP = pick(100_000, 100_000, 1_000);
 const CONCURRENCY = 32;
+const out = createResults('run');
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -37,7 +45,10 @@ const CONCURRENCY = 32;
  * Run `fn` sequentially (one operation in flight) until `budgetMs` or `maxOps` is reached, after
  * `warmup` untimed calls. `fn(i)` gets the iteration number; it may be sync or async.
  */
-async function measure(fn, { budgetMs = BUDGET_MS, maxOps = 5_000_000, warmup = 200, batch = 1 } = {}) {
+async function measure(
+  fn,
+  { budgetMs = BUDGET_MS, maxOps = 5_000_000, warmup = pick(200, 200, 20), batch = 1 } = {},
+) {
   for (let i = 0; i < warmup; i++) await fn(i);
   let ops = 0;
   const start = performance.now();
@@ -55,7 +66,7 @@ async function measure(fn, { budgetMs = BUDGET_MS, maxOps = 5_000_000, warmup = 
 }
 
 /** Synchronous variant for sub-microsecond operations (no await per call). */
-function measureSync(fn, { budgetMs = BUDGET_MS, maxOps = 50_000_000, warmup = 100_000 } = {}) {
+function measureSync(fn, { budgetMs = BUDGET_MS, maxOps = 50_000_000, warmup = SYNC_WARMUP } = {}) {
   let sink = 0;
   for (let i = 0; i < warmup; i++) sink ^= fn(i) ? 1 : 0;
   let ops = 0;
@@ -83,10 +94,10 @@ async function measureConcurrent(fn, count) {
 }
 
 const rows = [];
-function record(name, { ops, ms }, extra = {}) {
+function record(key, name, { ops, ms }, extra = {}) {
   const opsPerSec = (ops / ms) * 1000;
   const usPerOp = (ms * 1000) / ops;
-  const row = { name, ops, opsPerSec, usPerOp, ...extra };
+  const row = { key, name, ops, opsPerSec, usPerOp, ...extra };
   rows.push(row);
   process.stderr.write(`  ${name}: ${fmt(opsPerSec)} ops/s, ${usPerOp.toFixed(usPerOp < 1 ? 3 : 1)} µs/op\n`);
   return row;
@@ -208,30 +219,41 @@ async function main() {
   const verifyOnce = async () => {
     if (!(await subtle.verify({ name: 'Ed25519' }, pub, signature, digest))) throw new Error('bad sig');
   };
-  const ceiling = record('Ed25519 verify, WebCrypto (crypto.subtle.verify)', await measure(verifyOnce));
+  const ceiling = record(
+    'ed25519_verify_webcrypto',
+    'Ed25519 verify, WebCrypto (crypto.subtle.verify)',
+    await measure(verifyOnce),
+  );
   const nodeKey = createPublicKey({
     key: { kty: 'OKP', crv: 'Ed25519', x: world.caller.publicKey.x },
     format: 'jwk',
   });
   record(
+    'ed25519_verify_node_crypto',
     'Ed25519 verify, node:crypto sync (reference)',
-    measureSync(() => nodeVerify(null, digest, nodeKey, signature), { warmup: 2000, maxOps: 2_000_000 }),
+    measureSync(() => nodeVerify(null, digest, nodeKey, signature), {
+      warmup: pick(2000, 2000, 200),
+      maxOps: 2_000_000,
+    }),
   );
   const ceilingConc = record(
+    'ed25519_verify_webcrypto_concurrent',
     `Ed25519 verify, WebCrypto, ${CONCURRENCY} in flight`,
-    await measureConcurrent(verifyOnce, QUICK ? 2000 : 20_000),
+    await measureConcurrent(verifyOnce, pick(20_000, 2000, 200)),
   );
 
   // (2) verifyRequest end to end, fresh jti per request.
   process.stderr.write('pre-signing requests\n');
   const [warmGet, warmPost, gets, posts, getsConc] = await Promise.all([
-    presign(world, 'warm-get', 500),
-    presign(world, 'warm-post', 500),
+    presign(world, 'warm-get', WARM_N),
+    presign(world, 'warm-post', WARM_N),
     presign(world, 'get', SIGNED_N),
     presign(world, 'post', SIGNED_N),
     presign(world, 'get-conc', SIGNED_N),
   ]);
-  process.stderr.write(`  signed ${3 * SIGNED_N + 1000} requests in ${fmt(performance.now() - t0)} ms\n`);
+  process.stderr.write(
+    `  signed ${3 * SIGNED_N + 2 * WARM_N} requests in ${fmt(performance.now() - t0)} ms\n`,
+  );
   process.stderr.write('verifyRequest\n');
   const empty = new Uint8Array(0);
   {
@@ -261,10 +283,11 @@ async function main() {
       total.ms += m.ms;
     }
   }
-  const get = record('verifyRequest GET, no body', getTotal);
-  const post = record('verifyRequest POST, 1 KiB JSON body', postTotal);
+  const get = record('verify_request_get', 'verifyRequest GET, no body', getTotal);
+  const post = record('verify_request_post', 'verifyRequest POST, 1 KiB JSON body', postTotal);
   const concCtx = ctx();
   const getConc = record(
+    'verify_request_get_concurrent',
     `verifyRequest GET, ${CONCURRENCY} in flight`,
     await measureConcurrent((i) => verifyOne(concCtx, getsConc[i], empty), getsConc.length),
   );
@@ -273,25 +296,37 @@ async function main() {
   process.stderr.write('parts\n');
   const token = gets[0].headers.authorization.slice('Bearer '.length);
   record(
+    'verify_passport',
     'verifyPassport alone (1 Ed25519 verify + cnf key import)',
     await measure(() => verifyPassport(token, { issuers: world.trust, audience: 'orders-api', now: NOW })),
   );
   const cnfRaw = world.caller.publicKey.raw;
-  record('importRawPublicKey (cnf key, per request)', await measure(() => importRawPublicKey(cnfRaw)));
+  record(
+    'import_raw_public_key',
+    'importRawPublicKey (cnf key, per request)',
+    await measure(() => importRawPublicKey(cnfRaw)),
+  );
   const small = new Uint8Array(32);
   record(
+    'sha256_webcrypto_32b',
     'one crypto.subtle.digest SHA-256 call (32 B)',
     await measure(() => subtle.digest('SHA-256', small)),
   );
   record(
+    'sha256_node_crypto_32b',
     'node:crypto createHash SHA-256 (32 B, sync, reference)',
     measureSync(() => createHash('sha256').update(small).digest().length === 32, { maxOps: 5_000_000 }),
   );
-  record('bodySha256 of the 1 KiB body', await measure(() => bodySha256(JSON_BODY_BYTES)));
+  record(
+    'body_sha256_1kib',
+    'bodySha256 of the 1 KiB body',
+    await measure(() => bodySha256(JSON_BODY_BYTES)),
+  );
 
   // (4) normalizeQuery and buildTranscript alone.
   const rawQuery = 'z=last&a=2&a=10&space=a%20b&encoded=%7E&empty=&cursor=abc%2Fdef';
   record(
+    'normalize_query_7_pairs',
     'normalizeQuery (7 pairs)',
     measureSync(() => normalizeQuery(rawQuery).length > 0, { maxOps: 5_000_000 }),
   );
@@ -312,7 +347,11 @@ async function main() {
     issuedAt: NOW,
     keyBinding: 'software',
   };
-  record('buildTranscript (2 covered headers)', await measure(() => buildTranscript(transcriptInput)));
+  record(
+    'build_transcript',
+    'buildTranscript (2 covered headers)',
+    await measure(() => buildTranscript(transcriptInput)),
+  );
 
   // (3) route resolution, 10 vs 10,000 routes.
   process.stderr.write('route resolution\n');
@@ -346,6 +385,7 @@ async function main() {
     routeRows.set(
       `${n}`,
       record(
+        `route_resolve_${n}_routes_distinct`,
         `route resolve, ${fmt(n)} routes, ${fmt(PATHS)} distinct paths`,
         measureSync((i) => table.resolve('GET', paths[i & (PATHS - 1)]) !== undefined, {
           budgetMs: ROUTE_BUDGET_MS,
@@ -357,6 +397,7 @@ async function main() {
       routeRows.set(
         `${n}-hot`,
         record(
+          `route_resolve_${n}_routes_hot`,
           `route resolve, ${fmt(n)} routes, one hot path`,
           measureSync(() => table.resolve('GET', hot) !== undefined, { budgetMs: ROUTE_BUDGET_MS }),
         ),
@@ -405,6 +446,62 @@ async function main() {
   );
   lines.push(`total run time ${totalS.toFixed(1)} s`);
   console.log(lines.join('\n'));
+
+  // ---- results as data (bench/results.mjs)
+  for (const row of rows) {
+    out.add(`run.${row.key}.us_per_op`, row.usPerOp, {
+      unit: 'µs',
+      better: 'lower',
+      description: `${row.name}: wall time per operation`,
+    });
+  }
+  const nodeCeilingRps = 1e6 / (2 * rows.find((r) => r.key === 'ed25519_verify_node_crypto').usPerOp);
+  const vsCeiling = (id, row, ceilingOf, what) =>
+    out.add(id, row.opsPerSec / ceilingOf, {
+      unit: '×',
+      better: 'higher',
+      kind: 'ratio',
+      description: `${row.name} throughput / ${what}`,
+    });
+  vsCeiling(
+    'run.verify_request_get.vs_webcrypto_ceiling',
+    get,
+    ceilingRps,
+    'two sequential WebCrypto verifies',
+  );
+  vsCeiling(
+    'run.verify_request_post.vs_webcrypto_ceiling',
+    post,
+    ceilingRps,
+    'two sequential WebCrypto verifies',
+  );
+  vsCeiling(
+    'run.verify_request_get_concurrent.vs_webcrypto_ceiling',
+    getConc,
+    ceilingConcRps,
+    `two WebCrypto verifies with ${CONCURRENCY} in flight`,
+  );
+  vsCeiling(
+    'run.verify_request_get.vs_node_crypto_ceiling',
+    get,
+    nodeCeilingRps,
+    'two sync node:crypto verifies',
+  );
+  const routeRatioOf = (a, b) => routeRows.get(a).usPerOp / routeRows.get(b).usPerOp;
+  for (const [id, a, b, what] of [
+    ['run.route_resolve.10000_vs_10_routes_distinct', '10000', '10', '10,000 vs 10 routes, distinct paths'],
+    ['run.route_resolve.10000_vs_10_routes_hot', '10000-hot', '10-hot', '10,000 vs 10 routes, one hot path'],
+    ['run.route_resolve.100000_vs_10000_routes_distinct', '100000', '10000', '100,000 vs 10,000 routes'],
+  ]) {
+    out.add(id, routeRatioOf(a, b), {
+      unit: '×',
+      better: 'lower',
+      kind: 'ratio',
+      description: `route resolve time, ${what}`,
+    });
+  }
+  out.add('run.total_s', totalS, { unit: 's', better: 'lower', description: 'wall time of the whole run' });
+  out.write();
 }
 
 main().catch((e) => {
