@@ -33,6 +33,12 @@ export function encodeBase64Url(bytes: Uint8Array): string {
   return out;
 }
 
+/** The sextet of the character at `idx`, or -1 outside the alphabet. */
+function sextet(text: string, idx: number): number {
+  const c = text.charCodeAt(idx);
+  return c < 128 ? LOOKUP[c]! : -1;
+}
+
 /** Decode canonical unpadded base64url; returns undefined for any non-canonical or malformed input. */
 export function decodeBase64Url(text: string): Uint8Array | undefined {
   const len = text.length;
@@ -40,15 +46,11 @@ export function decodeBase64Url(text: string): Uint8Array | undefined {
   const out = new Uint8Array(Math.floor((len * 3) / 4));
   let o = 0;
   let i = 0;
-  const sextet = (idx: number): number => {
-    const c = text.charCodeAt(idx);
-    return c < 128 ? LOOKUP[c]! : -1;
-  };
   for (; i + 3 < len; i += 4) {
-    const a = sextet(i);
-    const b = sextet(i + 1);
-    const c = sextet(i + 2);
-    const d = sextet(i + 3);
+    const a = sextet(text, i);
+    const b = sextet(text, i + 1);
+    const c = sextet(text, i + 2);
+    const d = sextet(text, i + 3);
     if ((a | b | c | d) < 0) return undefined;
     const n = (a << 18) | (b << 12) | (c << 6) | d;
     out[o++] = (n >> 16) & 255;
@@ -57,14 +59,14 @@ export function decodeBase64Url(text: string): Uint8Array | undefined {
   }
   const rest = len - i;
   if (rest === 2) {
-    const a = sextet(i);
-    const b = sextet(i + 1);
+    const a = sextet(text, i);
+    const b = sextet(text, i + 1);
     if ((a | b) < 0 || (b & 15) !== 0) return undefined;
     out[o++] = ((a << 2) | (b >> 4)) & 255;
   } else if (rest === 3) {
-    const a = sextet(i);
-    const b = sextet(i + 1);
-    const c = sextet(i + 2);
+    const a = sextet(text, i);
+    const b = sextet(text, i + 1);
+    const c = sextet(text, i + 2);
     if ((a | b | c) < 0 || (c & 3) !== 0) return undefined;
     out[o++] = ((a << 2) | (b >> 4)) & 255;
     out[o++] = ((b << 4) | (c >> 2)) & 255;

@@ -1,5 +1,4 @@
 import { TrustplaneError } from '../authcore/errors.js';
-import { utf8 } from '../internal/bytes.js';
 import { sha256HexSync, sha256Sync } from '../internal/sha256.js';
 import { toHex } from '../internal/bytes.js';
 import { normalizeCoveredHeaders } from './covered-headers.js';
@@ -69,6 +68,16 @@ function field(name: string, value: string): string {
  * t.sha256 // '2e8a6583…'
  */
 export async function buildTranscript(input: TranscriptInput): Promise<Transcript> {
+  return buildTranscriptSync(input);
+}
+
+/**
+ * {@link buildTranscript}, synchronously (every digest it takes is of a small value).
+ * @throws TrustplaneError as {@link buildTranscript}
+ * @example
+ * const t = buildTranscriptSync({ method: 'GET', scheme: 'https', authority: 'orders.example', ... })
+ */
+export function buildTranscriptSync(input: TranscriptInput): Transcript {
   const normalizedQuery = input.normalizedQuery ?? normalizeQuery(input.query);
   const allowList = normalizeCoveredHeaders(input.coveredHeaders);
   const selected: { name: string; valueSha256: string }[] = [];
@@ -145,6 +154,7 @@ export function transcriptFromDigests(input: TranscriptDigestInput): Transcript 
     `key_binding=${field('key_binding', input.keyBinding)}`,
   ];
   const canonical = lines.join('\n');
-  const digest = sha256Sync(utf8(canonical));
+  // The string itself: a native primitive encodes it without an intermediate copy.
+  const digest = sha256Sync(canonical);
   return { lines, canonical, sha256: toHex(digest), digest, normalizedQuery: input.normalizedQuery };
 }

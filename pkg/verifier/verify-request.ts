@@ -11,7 +11,7 @@ import { assertSafeHeaders } from '../proof/header-safety.js';
 import { assertSafePath, pathSafetyProblem } from '../proof/path-safety.js';
 import { parseRequestTarget } from '../proof/request-target.js';
 import { verifyProof } from '../proof/request-proof.js';
-import { buildTranscript } from '../proof/transcript.js';
+import { buildTranscriptSync } from '../proof/transcript.js';
 import { MAX_NONCE_LENGTH, WIRE_HEADERS } from '../proof/wire.js';
 import {
   denyFrom,
@@ -105,16 +105,29 @@ function credentialsOf(req: NormalizedRequest): { token: string; proof: string; 
   return { token: m[1]!, proof: proofValue, nonce: nonceValue };
 }
 
-async function run<T>(stage: VerificationStage, fn: () => T | Promise<T>): Promise<T> {
+/** A TrustplaneError thrown at `stage` as the StageError it is reported as; anything else as is. */
+function atStage(stage: VerificationStage, e: unknown): unknown {
+  if (!(e instanceof TrustplaneError)) return e;
+  // The route policy ends with freshness: a stale bundle is reported at its own stage.
+  const at = stage === 'policy' && e.reason === 'stale_bundle_fail_closed' ? 'freshness' : stage;
+  return new StageError(at, e);
+}
+
+/** Run an asynchronous stage. */
+async function run<T>(stage: VerificationStage, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof TrustplaneError) {
-      // The route policy ends with freshness: a stale bundle is reported at its own stage.
-      const at = stage === 'policy' && e.reason === 'stale_bundle_fail_closed' ? 'freshness' : stage;
-      throw new StageError(at, e);
-    }
-    throw e;
+    throw atStage(stage, e);
+  }
+}
+
+/** Run a synchronous stage (no promise, no microtask: most stages are plain computation). */
+function runSync<T>(stage: VerificationStage, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw atStage(stage, e);
   }
 }
 
@@ -188,22 +201,23 @@ async function pipeline(
   const now = Math.floor(context.clock ? context.clock() : Date.now() / 1000);
 
   // 1. parse
-  const req = await run('parse', () =>
+  const req =
     request instanceof Request
-      ? normalizeWebRequest(
-          request,
-          context.maxBodyBytes !== undefined ? { maxBodyBytes: context.maxBodyBytes } : {},
+      ? await run('parse', () =>
+          normalizeWebRequest(
+            request,
+            context.maxBodyBytes !== undefined ? { maxBodyBytes: context.maxBodyBytes } : {},
+          ),
         )
-      : request,
-  );
+      : request;
   // Headers and query are the request layer: an unsafe header or a malformed query is refused
   // before any credential is looked at (so that a dry-run route never lets it through); the query
   // is normalized only once.
-  const normalizedQuery = await run('parse', () => {
+  const normalizedQuery = runSync('parse', () => {
     assertSafeHeaders(req.headers);
     return normalizeQuery(req.query);
   });
-  const { token, proof, nonce } = await run('parse', () => {
+  const { token, proof, nonce } = runSync('parse', () => {
     try {
       return credentialsOf(req);
     } catch (e) {
@@ -214,10 +228,10 @@ async function pipeline(
   });
 
   // 2. path safety: the raw path as sent, before routing.
-  await run('path', () => assertSafePath(req.path));
+  runSync('path', () => assertSafePath(req.path));
 
   // 3. route
-  const resolved = await run('route', () => resolveRoute(req, context));
+  const resolved = runSync('route', () => resolveRoute(req, context));
   const { route, api } = resolved;
   partial.routeId = route.route_id;
 
@@ -238,7 +252,7 @@ async function pipeline(
 
   // 5-6. route policy: revocations (jti, subject, header kid, cnf.kid), sources, key binding,
   // context, provenance, then freshness of the trust material and policy bundle.
-  const { source } = await run('policy', () =>
+  const { source } = runSync('policy', () =>
     evaluateRoutePolicy(
       route,
       context.policy,
@@ -256,7 +270,7 @@ async function pipeline(
   });
 
   // 7. transcript rebuild and proof
-  const origin = await run('proof', () => {
+  const origin = runSync('proof', () => {
     const o = resolveOrigin(context.publicOrigin, api.base_url, req);
     if (context.bindHost === true && req.authority !== o.authority) {
       throw new TrustplaneError(
@@ -282,7 +296,7 @@ async function pipeline(
     if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, body.sha256)) {
       throw new TrustplaneError('request_binding_mismatch', 'body digest mismatch');
     }
-    const transcript = await buildTranscript({
+    const transcript = buildTranscriptSync({
       method: req.method,
       scheme: origin.scheme,
       authority: origin.authority,
