@@ -1,4 +1,4 @@
-import { canonicalizeJson } from '../internal/jcs.js';
+import { canonicalMembers, canonicalizeJson } from '../internal/jcs.js';
 import { sha256HexSync } from '../internal/sha256.js';
 import type { AuditEvent } from './event.js';
 import { GapTally, chainGapOf, type ChainGaps, type LedgerGapEvent } from './ledger-gap.js';
@@ -72,6 +72,18 @@ export class HashChain {
   append(event: LedgerGapEvent): LedgerGapRecord;
   append(event: AuditEvent | LedgerGapEvent): LedgerEntry;
   append(event: AuditEvent | LedgerGapEvent): LedgerEntry {
+    return this.appendLine(event).record;
+  }
+
+  /**
+   * The next record for `event`, and its canonical JSON text (RFC 8785, no newline): what a ledger
+   * file stores, serialized once together with the hash input rather than twice.
+   * @example
+   * const { record, line } = chain.appendLine(event)
+   */
+  appendLine(event: AuditEvent): { readonly record: LedgerRecord; readonly line: string };
+  appendLine(event: AuditEvent | LedgerGapEvent): { readonly record: LedgerEntry; readonly line: string };
+  appendLine(event: AuditEvent | LedgerGapEvent): { readonly record: LedgerEntry; readonly line: string } {
     const {
       chain_id: _c,
       seq: _s,
@@ -79,15 +91,19 @@ export class HashChain {
       record_hash: _r,
       ...plain
     } = event as (AuditEvent | LedgerGapEvent) & Partial<LedgerChainFields>;
-    const body = {
-      ...plain,
-      chain_id: this.#head.chainId,
-      seq: this.#head.seq + 1,
-      prev_hash: this.#head.hash,
-    };
-    const record_hash = ledgerRecordHash(body);
-    this.#head = { chainId: this.#head.chainId, seq: body.seq, hash: record_hash };
-    return { ...body, record_hash } as LedgerEntry;
+    const body: Record<string, unknown> = plain;
+    body.chain_id = this.#head.chainId;
+    body.seq = this.#head.seq + 1;
+    body.prev_hash = this.#head.hash;
+    const members = canonicalMembers(body);
+    const record_hash = sha256HexSync(`${LEDGER_RECORD_PREFIX}{${members.map((m) => m[1]).join(',')}}`);
+    this.#head = { chainId: this.#head.chainId, seq: body.seq as number, hash: record_hash };
+    // record_hash in its canonical place: after every member name that sorts before it.
+    let at = 0;
+    while (at < members.length && members[at]![0] < 'record_hash') at++;
+    members.splice(at, 0, ['record_hash', `"record_hash":"${record_hash}"`]);
+    body.record_hash = record_hash;
+    return { record: body as LedgerEntry, line: `{${members.map((m) => m[1]).join(',')}}` };
   }
 }
 

@@ -356,7 +356,7 @@ export class FileLedgerSink implements AuditSink {
       }
       const head = this.#chain.head;
       try {
-        const line = Buffer.from(`${JSON.stringify(this.#chain.append(pending.event))}\n`, 'utf8');
+        const line = Buffer.from(`${this.#chain.appendLine(pending.event).line}\n`, 'utf8');
         if (line.length - 1 > MAX_LEDGER_LINE_BYTES) {
           throw new RangeError(`audit record longer than ${MAX_LEDGER_LINE_BYTES} bytes`);
         }

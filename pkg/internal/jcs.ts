@@ -76,6 +76,27 @@ function serialize(value: unknown, depth: number, seen: Set<object>): string {
 }
 
 /**
+ * The members of a plain object in canonical (RFC 8785) order, each as its canonical text
+ * `"name":value`: `{${members.join(',')}}` is `canonicalizeJson(object)`. For callers that add a
+ * member to a canonical object without serializing the rest again.
+ * @throws as {@link canonicalizeJson}; TypeError for a value that is not a plain object
+ * @example canonicalMembers({ b: 1, a: 2 }) // [['a', '"a":2'], ['b', '"b":1']]
+ */
+export function canonicalMembers(value: Readonly<Record<string, unknown>>): [string, string][] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlainObject(value)) {
+    throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
+  }
+  const seen = new Set<object>([value]);
+  const out: [string, string][] = [];
+  for (const key of Object.keys(value).sort()) {
+    const member = value[key];
+    if (member === undefined) continue;
+    out.push([key, `${serializeString(key, 'member name')}:${serialize(member, 1, seen)}`]);
+  }
+  return out;
+}
+
+/**
  * Canonical JSON text (RFC 8785) of a plain JSON value.
  *
  * @throws TypeError for NaN/Infinity, lone surrogates in strings or member names, bigint, symbol,

@@ -71,8 +71,58 @@ export function readJournal(path: string, data: Uint8Array): JournalContents {
   }
 }
 
-/** One format-2 record: `0x83 <a> <b> <crc>` with `a` a text key or a meta kind. */
+/** CBOR major-type header (`major` 3 = text string, 0 = unsigned integer) for `value` < 2^32, minimal. */
+function cborHead(out: Buffer, at: number, major: number, value: number): number {
+  const m = major << 5;
+  if (value < 24) {
+    out[at] = m | value;
+    return at + 1;
+  }
+  if (value < 0x100) {
+    out[at] = m | 24;
+    out[at + 1] = value;
+    return at + 2;
+  }
+  if (value < 0x10000) {
+    out[at] = m | 25;
+    out.writeUInt16BE(value, at + 1);
+    return at + 3;
+  }
+  out[at] = m | 26;
+  out.writeUInt32BE(value, at + 1);
+  return at + 5;
+}
+
+/**
+ * One format-2 record: `0x83 <a> <b> <crc>` with `a` a text key or a meta kind. An entry of an
+ * ASCII key and an integer expiry below 2^32 (every verifier key) is encoded here directly, the
+ * same bytes as the CBOR encoder writes (a test checks it); anything else goes through `encoder`.
+ */
 export function encodeJournalRecord(encoder: Encoder, a: string | number, b: number): Buffer {
+  if (
+    typeof a === 'string' &&
+    a.length <= MAX_KEY_BYTES &&
+    Number.isInteger(b) &&
+    b >= 0 &&
+    b <= 0xffffffff &&
+    ASCII.test(a)
+  ) {
+    const record = Buffer.allocUnsafe(1 + 3 + a.length + 5 + CRC_ITEM_BYTES);
+    record[0] = 0x83;
+    let at = cborHead(record, 1, 3, a.length);
+    at += record.write(a, at, 'latin1');
+    at = cborHead(record, at, 0, b);
+    record[at] = 0x1a;
+    record.writeUInt32BE(crc32(record.subarray(0, at)), at + 1);
+    return record.subarray(0, at + CRC_ITEM_BYTES);
+  }
+  return encodeWithEncoder(encoder, a, b);
+}
+
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+function encodeWithEncoder(encoder: Encoder, a: string | number, b: number): Buffer {
   // The encoder reuses its buffer: copy the items out.
   const items = Buffer.from(encoder.encode([a, b]) as Uint8Array);
   if (items[0] !== 0x82) throw new Error('unexpected CBOR encoding of a journal record');

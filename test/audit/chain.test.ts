@@ -74,6 +74,22 @@ describe('HashChain and verifyChain', () => {
     expect(auditEventSchema.safeParse(records[2]).success).toBe(true);
   });
 
+  it('appendLine: the line is the canonical JSON of the record, serialized once with its hash input', () => {
+    const chain = new HashChain({ chainId: 'adapter-1', seq: 0, hash: GENESIS_HASH });
+    const gap = ledgerGapEvent({ reason: 'ledger_event_dropped', lost: 3, detail: 'test' });
+    const events = [sampleEvent(1), sampleEvent(2), gap, sampleEvent(3, { reason: 'jti_replay' })];
+    const out = events.map((e) => chain.appendLine(e));
+    const reference = new HashChain({ chainId: 'adapter-1', seq: 0, hash: GENESIS_HASH });
+    for (const [i, { record, line }] of out.entries()) {
+      expect(line).toBe(canonicalizeJson(record));
+      expect(JSON.parse(line)).toEqual(record);
+      expect(record.record_hash).toBe(ledgerRecordHash(record));
+      // The same records as append gives.
+      expect(record).toEqual(reference.append(events[i]!));
+    }
+    expect(verifyChain(out.map((o) => JSON.parse(o.line) as unknown)).ok).toBe(true);
+  });
+
   it('an empty chain verifies with no head', () => {
     expect(verifyChain([])).toEqual({ ok: true, count: 0, head: undefined });
   });
