@@ -107,6 +107,13 @@ const OPEN_WARM_CONNECTIONS = 32;
 const OPEN_MAX_SOCKETS = 256;
 /** All cores: untimed fresh requests per adapter before its rounds. */
 const CORES_WARMUP = pick(500, 200, 30);
+// A/B: BENCH_AB_DIST=<a dist directory of another build> (e.g. a copy of dist/ made before a change)
+// runs that build's adapter beside this one, same requests, alternating rounds: CPU per request of
+// each and their ratio, from one run (the only way to see a 5 % change on a noisy machine).
+const AB_DIST = process.env.BENCH_AB_DIST ? path.resolve(process.env.BENCH_AB_DIST) : undefined;
+const AB_ROUNDS = intEnv('BENCH_AB_ROUNDS', pick(5, 3, 1));
+// The base adapter starts cold while this build's has served every earlier phase: warm both well.
+const AB_WARMUP = pick(3000, 1500, 50);
 /** How long an adapter may take to answer /readyz 200 (a cluster starts its workers first). */
 const READY_TIMEOUT_MS = 30_000;
 const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
@@ -227,12 +234,12 @@ function fetchText(url, timeoutMs = 5_000) {
  * Start `trustplane adapter` and wait until /readyz answers 200. `name` keeps each adapter's ledger
  * (and journal) apart; `extraArgs` come last (e.g. the Redis replay store, `--workers 2`).
  */
-async function startAdapterProcess({ upstreamPort, files, name = 'adapter', extraArgs = [] }) {
+async function startAdapterProcess({ upstreamPort, files, name = 'adapter', extraArgs = [], cli = CLI }) {
   const [port, adminPort] = [await freePort(), await freePort()];
   const args = [
     // Profiles of the main adapter only: cluster workers would all write the same file name.
     ...(name === 'adapter' ? cpuProfArgs(name) : []),
-    CLI,
+    cli,
     'adapter',
     '--upstream',
     `http://127.0.0.1:${upstreamPort}`,
@@ -901,6 +908,41 @@ async function main() {
     await redisServer.stop();
   }
 
+  let ab;
+  if (AB_DIST !== undefined) {
+    log(`A/B: the adapter of ${AB_DIST} beside this build's`);
+    const base = await startAdapterProcess({
+      upstreamPort: upstream.port,
+      files,
+      name: 'adapter-base',
+      cli: path.join(AB_DIST, 'cmd/trustplane/main.js'),
+    });
+    targets.adapter_base = { port: base.port, name: 'adapter (base build)', admin: base.admin };
+    const per = AB_WARMUP + AB_ROUNDS * PHASE_REQUESTS;
+    const abBatch = await signBatch({ GET: 2 * per, POST: 2 * per }, 'ab');
+    const pair = ['adapter', 'adapter_base'];
+    ab = {};
+    for (const kind of kinds) {
+      const list = abBatch.batch[kind];
+      const slice = (c, from, n) =>
+        list.slice(pair.indexOf(c) * per + from, pair.indexOf(c) * per + from + n);
+      for (const c of pair) {
+        await load(targets[c].port, slice(c, 0, AB_WARMUP), AB_WARMUP, 60_000, `warm-up ${c}`);
+      }
+      ab[kind] = { adapter: [], adapter_base: [] };
+      for (let r = 0; r < AB_ROUNDS; r++) {
+        for (const c of r % 2 === 0 ? pair : [...pair].reverse()) {
+          const reqs = slice(c, AB_WARMUP + r * PHASE_REQUESTS, PHASE_REQUESTS);
+          const res = await phase(c, kind, reqs, PHASE_REQUESTS, PHASE_MS);
+          ab[kind][c].push(res);
+          logPhase(`A/B round ${r + 1} ${kind.padEnd(4)} ${c.padEnd(12)}`, res);
+        }
+      }
+    }
+    abBatch.checkAge();
+    await base.stop();
+  }
+
   if (METRICS_FILE) writeFileSync(METRICS_FILE, (await fetchText(`${adapter.admin}/metrics`)).text);
   await adapter.stop();
   await Promise.all([stopForked(bare.child), stopForked(upstream.child)]);
@@ -1126,6 +1168,22 @@ async function main() {
       ...ratioKind('higher'),
       description: 'GET req/s, Redis replay store: --workers 2 / 1 worker',
     });
+  }
+  if (ab !== undefined) {
+    const medianCpu = (list) =>
+      [...list].map((x) => x.proxyCpuUs).sort((a, b) => a - b)[Math.floor((list.length - 1) / 2)];
+    console.log(`\nA/B against ${AB_DIST} (median of ${AB_ROUNDS} alternating rounds, CPU µs per request):`);
+    for (const kind of kinds) {
+      const now = medianCpu(ab[kind].adapter);
+      const was = medianCpu(ab[kind].adapter_base);
+      console.log(
+        `  ${kind}: this build ${now.toFixed(0)}, base ${was.toFixed(0)}, this/base ${(now / was).toFixed(3)}`,
+      );
+      out.add(`adapter.ab.${kind.toLowerCase()}.cpu_vs_base`, now / was, {
+        ...ratioKind('lower'),
+        description: `${kind}: adapter CPU per request, this build / the BENCH_AB_DIST build, same run`,
+      });
+    }
   }
   out.add('adapter.total_s', totalS, { unit: 's', ...lower, description: 'wall time of the whole run' });
   out.write();
