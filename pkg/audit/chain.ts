@@ -84,28 +84,35 @@ export class HashChain {
   appendLine(event: AuditEvent): { readonly record: LedgerRecord; readonly line: string };
   appendLine(event: AuditEvent | LedgerGapEvent): { readonly record: LedgerEntry; readonly line: string };
   appendLine(event: AuditEvent | LedgerGapEvent): { readonly record: LedgerEntry; readonly line: string } {
-    const {
-      chain_id: _c,
-      seq: _s,
-      prev_hash: _p,
-      record_hash: _r,
-      ...plain
-    } = event as (AuditEvent | LedgerGapEvent) & Partial<LedgerChainFields>;
-    const body: Record<string, unknown> = plain;
+    const source = event as unknown as Readonly<Record<string, unknown>>;
+    const body: Record<string, unknown> = {};
+    for (const key of Object.keys(source)) {
+      if (!CHAIN_FIELDS.has(key)) body[key] = source[key];
+    }
     body.chain_id = this.#head.chainId;
     body.seq = this.#head.seq + 1;
     body.prev_hash = this.#head.hash;
     const members = canonicalMembers(body);
-    const record_hash = sha256HexSync(`${LEDGER_RECORD_PREFIX}{${members.map((m) => m[1]).join(',')}}`);
+    let canonical = '{';
+    for (let i = 0; i < members.length; i++) canonical += (i === 0 ? '' : ',') + members[i]![1];
+    canonical += '}';
+    const record_hash = sha256HexSync(LEDGER_RECORD_PREFIX + canonical);
     this.#head = { chainId: this.#head.chainId, seq: body.seq as number, hash: record_hash };
+    body.record_hash = record_hash;
     // record_hash in its canonical place: after every member name that sorts before it.
     let at = 0;
     while (at < members.length && members[at]![0] < 'record_hash') at++;
-    members.splice(at, 0, ['record_hash', `"record_hash":"${record_hash}"`]);
-    body.record_hash = record_hash;
-    return { record: body as LedgerEntry, line: `{${members.map((m) => m[1]).join(',')}}` };
+    let line = '{';
+    for (let i = 0; i < at; i++) line += members[i]![1] + ',';
+    line += `"record_hash":"${record_hash}"`;
+    for (let i = at; i < members.length; i++) line += ',' + members[i]![1];
+    line += '}';
+    return { record: body as LedgerEntry, line };
   }
 }
+
+/** The members a chain sets on each record (replaced when an event carries them). */
+const CHAIN_FIELDS: ReadonlySet<string> = new Set(['chain_id', 'seq', 'prev_hash', 'record_hash']);
 
 /** The first broken link of a chain, with its position (1-based, in the order read). */
 export interface ChainBreak {

@@ -12,16 +12,21 @@ export const MAX_JCS_DEPTH = 256;
 // With the `u` flag a surrogate class only matches surrogates that are not part of a pair.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
+// What JSON.stringify escapes in a well-formed string: the quote, the backslash, C0 controls.
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
+
 function serializeString(text: string, what: string): string {
   if (LONE_SURROGATE.test(text)) throw new TypeError(`canonicalizeJson: lone surrogate in ${what}`);
-  // RFC 8785 section 3.2.2.2 adopts ECMAScript JSON.stringify string escaping verbatim.
-  return JSON.stringify(text);
+  // RFC 8785 section 3.2.2.2 adopts ECMAScript JSON.stringify string escaping verbatim; a string
+  // with nothing to escape (most are) is itself between quotes, without the call.
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
 function serializeNumber(value: number): string {
   if (!Number.isFinite(value)) throw new TypeError('canonicalizeJson: NaN and Infinity are not JSON');
-  // RFC 8785 section 3.2.2.3: ECMAScript Number::toString; JSON.stringify(-0) is already "0".
-  return JSON.stringify(value);
+  // RFC 8785 section 3.2.2.3: ECMAScript Number::toString (String(-0) is "0", as JSON has it).
+  return String(value);
 }
 
 function isPlainObject(value: object): boolean {

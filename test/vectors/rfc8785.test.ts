@@ -157,6 +157,32 @@ describe('canonicalizeJson properties', () => {
       { numRuns: 500 },
     );
   });
+  it('equals JSON.stringify of the value with its members sorted (strings with escapes included)', () => {
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(sorted)
+        : v !== null && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.keys(v)
+                .sort()
+                .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+            )
+          : v;
+    const text = fc.string({
+      unit: fc.constantFrom('a', '"', '\\', '\n', '\u0000', '\u001f', '\u007f', 'é', '\u2028', '😀', '/'),
+    });
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.jsonValue({ stringUnit: 'grapheme' }), text, fc.dictionary(text, text)),
+        (x) => {
+          // JSON.parse(JSON.stringify(x)): -0 becomes 0 and prototype-like keys become own members.
+          const v = JSON.parse(JSON.stringify(x)) as unknown;
+          expect(canonicalizeJson(v)).toBe(JSON.stringify(sorted(v)));
+        },
+      ),
+      { numRuns: 3000, seed: 8785 },
+    );
+  });
   it('agrees with JSON.parse on the value it encodes', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (x) => {
