@@ -1,8 +1,9 @@
-// One driver for every benchmark: runs bench/run.mjs, bench/adapter.mjs and bench/broker.mjs in
-// sequence (each its own process, output passed through), merges their results (bench/results.mjs)
-// into one JSON file, and compares a run with a saved baseline.
+// One driver for every benchmark: runs bench/run.mjs, bench/adapter.mjs, bench/broker.mjs and
+// bench/memory.mjs (with --expose-gc) in sequence (each its own process, output passed through),
+// merges their results (bench/results.mjs) into one JSON file, and compares a run with a saved
+// baseline.
 //
-//   npm run bench                                   build, run all three, write .tmp/bench/latest.json
+//   npm run bench                                   build, run all four, write .tmp/bench/latest.json
 //   npm run bench -- --save baseline.json           write the merged results there instead
 //   npm run bench -- --compare baseline.json        run, then print baseline / now / ratio per id
 //   npm run bench -- --only adapter                 one bench (repeatable, or --only run,broker)
@@ -27,13 +28,15 @@ import { SCHEMA, benchMode, machineInfo } from './results.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const BENCHES = ['run', 'adapter', 'broker'];
-const SCRIPT = { run: 'run.mjs', adapter: 'adapter.mjs', broker: 'broker.mjs' };
+const BENCHES = ['run', 'adapter', 'broker', 'memory'];
+const SCRIPT = { run: 'run.mjs', adapter: 'adapter.mjs', broker: 'broker.mjs', memory: 'memory.mjs' };
+/** Node flags per bench: memory.mjs calls global.gc() around its heap measurements. */
+const NODE_FLAGS = { memory: ['--expose-gc'] };
 const DEFAULT_OUT = path.join(ROOT, '.tmp/bench/latest.json');
 /** A bench that has not finished in this long is killed (a full adapter run takes ~80 s). */
 const BENCH_TIMEOUT_MS = 15 * 60_000;
 
-const USAGE = `usage: node bench/main.mjs [--only run|adapter|broker ...] [--save <file>]
+const USAGE = `usage: node bench/main.mjs [--only run|adapter|broker|memory ...] [--save <file>]
                           [--compare <baseline.json> [--current <file.json>]] [--threshold <percent>]
                           [--fail-on-regression]`;
 
@@ -112,7 +115,8 @@ function stopAndExit(code) {
 /** Run one bench script with `--json <file>`; resolves its exit code (or signal). */
 function runBench(name, jsonFile) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(HERE, SCRIPT[name]), '--json', jsonFile], {
+    const args = [...(NODE_FLAGS[name] ?? []), path.join(HERE, SCRIPT[name]), '--json', jsonFile];
+    const child = spawn(process.execPath, args, {
       cwd: ROOT,
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, BENCH_JSON_OUT: '' },

@@ -1,5 +1,6 @@
 // CI smoke run of every benchmark (issue 13): `node bench/main.mjs` with BENCH_SMOKE=1 (a few hundred
-// requests, ~300 ms phases, one round) against the built dist/, then `--compare` of the file it
+// requests, ~300 ms phases, one round; memory: 10,000 replay entries, 100 routes, 2 s of RSS) against
+// the built dist/, then `--compare` of the file it
 // wrote. Proves the benchmark code still works and writes every result id; performance is never
 // asserted here (no figure is compared with anything but itself).
 
@@ -14,7 +15,7 @@ import { REDIS_SERVER, requireServer } from './helpers/redis.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_CLI = path.join(ROOT, 'dist/cmd/trustplane/main.js');
-/** Generous: a smoke run of all three takes ~20 s on a busy 2-core machine. */
+/** Generous: a smoke run of all four takes ~25 s on a busy 2-core machine. */
 const RUN_TIMEOUT_MS = 100_000;
 
 interface BenchResult {
@@ -83,6 +84,20 @@ const REDIS_IDS = [
   'adapter.cores.redis_2w.cpu_us_per_req',
   'adapter.cores.redis_vs_memory',
   'adapter.cores.workers_2_vs_1',
+];
+const MEMORY_IDS = [
+  'memory.replay_store.bytes_per_entry',
+  'memory.replay_store.consume_us',
+  'memory.replay_store.max_consume_ms',
+  'memory.replay_store.replay_us',
+  'memory.replay_store.sweep_ms',
+  // smoke: 100 routes (full and quick: memory.reload_1000_routes_ms)
+  'memory.reload_100_routes_ms',
+  'memory.reload_max_stall_ms',
+  'memory.adapter_rps',
+  'memory.adapter_rss_max_mib',
+  'memory.adapter_rss_slope_mib_per_min',
+  'memory.total_s',
 ];
 const BROKER_IDS = [
   'broker.floor.us_per_issue',
@@ -174,15 +189,15 @@ describe('bench smoke: every benchmark with tiny counts (BENCH_SMOKE=1), results
     expect(Number.isInteger(doc.machine.nproc) && doc.machine.nproc > 0).toBe(true);
     expect(doc.machine.cpu_model.length).toBeGreaterThan(0);
     expect(doc.machine.node).toBe(process.version);
-    expect(Object.keys(doc.benches)).toEqual(['run', 'adapter', 'broker']);
+    expect(Object.keys(doc.benches)).toEqual(['run', 'adapter', 'broker', 'memory']);
 
     const ids = doc.results.map((r) => r.id);
     expect(new Set(ids).size, 'duplicate ids').toBe(ids.length);
-    const expected = [...RUN_IDS, ...ADAPTER_IDS, ...(redis ? REDIS_IDS : []), ...BROKER_IDS];
+    const expected = [...RUN_IDS, ...ADAPTER_IDS, ...(redis ? REDIS_IDS : []), ...BROKER_IDS, ...MEMORY_IDS];
     expect(expected.filter((id) => !ids.includes(id))).toEqual([]);
     if (!redis) expect(ids.filter((id) => id.startsWith('adapter.cores.'))).toEqual([]);
     for (const r of doc.results) {
-      expect(r.id).toMatch(/^(run|adapter|broker)\.[a-z0-9_.]+$/);
+      expect(r.id).toMatch(/^(run|adapter|broker|memory)\.[a-z0-9_.]+$/);
       expect(Number.isFinite(r.value), `${r.id} = ${r.value}`).toBe(true);
       // A difference (adapter p99 − bare p99) may be ≤ 0; every other figure is a rate, a time or a ratio.
       if (r.kind !== 'difference') expect(r.value, r.id).toBeGreaterThan(0);
@@ -203,7 +218,8 @@ describe('bench smoke: every benchmark with tiny counts (BENCH_SMOKE=1), results
     const rows = new Map<string, string[]>();
     for (const line of run.stdout.split('\n')) {
       const cells = line.trim().split(/\s{2,}/);
-      if (cells[0] !== undefined && /^(run|adapter|broker)\./.test(cells[0])) rows.set(cells[0], cells);
+      if (cells[0] !== undefined && /^(run|adapter|broker|memory)\./.test(cells[0]))
+        rows.set(cells[0], cells);
     }
     for (const r of doc.results) {
       const cells = rows.get(r.id);
@@ -224,7 +240,7 @@ describe('bench smoke: every benchmark with tiny counts (BENCH_SMOKE=1), results
     const compared = run.stdout
       .split('\n')
       .map((l) => l.trim().split(/\s{2,}/))
-      .filter((c) => c[0] !== undefined && /^(run|adapter|broker)\./.test(c[0]));
+      .filter((c) => c[0] !== undefined && /^(run|adapter|broker|memory)\./.test(c[0]));
     expect(compared.map((c) => c[0]?.split('.')[0]).every((b) => b === 'broker')).toBe(true);
     for (const id of BROKER_IDS) {
       const row = compared.find((c) => c[0] === id);
