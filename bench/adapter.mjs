@@ -260,6 +260,9 @@ async function startAdapterProcess({ upstreamPort, files, name = 'adapter', extr
     '--admin-listen',
     `127.0.0.1:${adminPort}`,
     ...extraArgs,
+    // BENCH_ADAPTER_ARGS: more adapter flags for every adapter of the run (they win over the above),
+    // e.g. "--replay-journal off" to see what the journal costs.
+    ...(process.env.BENCH_ADAPTER_ARGS ? process.env.BENCH_ADAPTER_ARGS.split(' ').filter(Boolean) : []),
   ];
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT }));
   let stderr = '';
