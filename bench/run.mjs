@@ -15,8 +15,11 @@ import {
   MemoryReplayStore,
   importRawPublicKey,
   issuePassport,
+  useEd25519Primitive,
+  useSha256Primitive,
   verifyPassport,
 } from '../dist/pkg/authcore/index.js';
+import { loadNativeEd25519, nodeSha256 } from '../dist/pkg/adapter/index.js';
 import { buildRouteTable, loadPolicyBundle, loadTrustMaterial } from '../dist/pkg/bundle/index.js';
 import { bodySha256, buildTranscript, normalizeQuery, signRequest } from '../dist/pkg/proof/index.js';
 import { verifyRequest } from '../dist/pkg/verifier/index.js';
@@ -405,6 +408,46 @@ async function main() {
     }
   }
 
+  // (6) The adapter's configuration: native Ed25519 (libsodium, else node:crypto) and native SHA-256
+  // injected through the one crypto interface, against two native verifies in the same run.
+  process.stderr.write('verifyRequest with native crypto injected\n');
+  const native = loadNativeEd25519();
+  useEd25519Primitive(native.verify);
+  useSha256Primitive(nodeSha256());
+  const nativeCeiling = record(
+    'ed25519_verify_native',
+    `Ed25519 verify, ${native.name} (the adapter's primitive)`,
+    measureSync(() => native.verify(world.caller.publicKey.raw, signature, digest), {
+      warmup: pick(2000, 2000, 200),
+      maxOps: 2_000_000,
+    }),
+  );
+  const [nGets, nPosts] = await Promise.all([
+    presign(world, 'native-get', SIGNED_N),
+    presign(world, 'native-post', SIGNED_N),
+  ]);
+  {
+    const c = ctx();
+    for (const s of warmGet.slice(0, Math.min(warmGet.length, 500))) await verifyOne(c, s, empty);
+  }
+  const nGetCtx = ctx();
+  const nPostCtx = ctx();
+  const nGet = record(
+    'verify_request_get_native',
+    'verifyRequest GET, native crypto injected',
+    await measure((i) => verifyOne(nGetCtx, nGets[i], empty), { warmup: 0, maxOps: nGets.length }),
+  );
+  const nPost = record(
+    'verify_request_post_native',
+    'verifyRequest POST 1 KiB, native crypto injected',
+    await measure((i) => verifyOne(nPostCtx, nPosts[i], JSON_BODY_BYTES), {
+      warmup: 0,
+      maxOps: nPosts.length,
+    }),
+  );
+  useEd25519Primitive(undefined);
+  useSha256Primitive(undefined);
+
   const totalS = (performance.now() - t0) / 1000;
   process.stderr.write(`done in ${totalS.toFixed(1)} s\n\n`);
 
@@ -422,6 +465,9 @@ async function main() {
     if (row === getConc)
       return `${(row.opsPerSec / ceilingConcRps).toFixed(2)}× of ${fmt(ceilingConcRps)} req/s`;
     if (row === ceiling) return `ceiling: ${fmt(ceilingRps)} req/s (2 verifies)`;
+    if (row === nativeCeiling) return `ceiling: ${fmt(nativeCeiling.opsPerSec / 2)} req/s (2 verifies)`;
+    if (row === nGet || row === nPost)
+      return `${(row.opsPerSec / (nativeCeiling.opsPerSec / 2)).toFixed(2)}× of ${fmt(nativeCeiling.opsPerSec / 2)} req/s`;
     if (row === ceilingConc) return `ceiling: ${fmt(ceilingConcRps)} req/s (2 verifies)`;
     return '';
   };
@@ -438,6 +484,11 @@ async function main() {
   lines.push(
     `verifyRequest POST 1 KiB: ${post.usPerOp.toFixed(1)} µs/request = 2 × ${ceiling.usPerOp.toFixed(1)} µs Ed25519 ` +
       `+ ${overhead(post).toFixed(1)} µs other (${((overhead(post) / post.usPerOp) * 100).toFixed(0)}%)`,
+  );
+  lines.push(
+    `verifyRequest GET, native crypto: ${nGet.usPerOp.toFixed(1)} µs/request = 2 × ${nativeCeiling.usPerOp.toFixed(1)} µs ` +
+      `${native.name} + ${(nGet.usPerOp - 2 * nativeCeiling.usPerOp).toFixed(1)} µs other; ` +
+      `${((nativeCeiling.usPerOp * 2) / nGet.usPerOp).toFixed(2)}× of its ceiling (target ≥ 0.85×)`,
   );
   const routeRatio = (a, b) => (routeRows.get(a).usPerOp / routeRows.get(b).usPerOp).toFixed(2);
   lines.push(
@@ -463,6 +514,18 @@ async function main() {
       kind: 'ratio',
       description: `${row.name} throughput / ${what}`,
     });
+  vsCeiling(
+    'run.verify_request_get_native.vs_native_ceiling',
+    nGet,
+    nativeCeiling.opsPerSec / 2,
+    'two native verifies',
+  );
+  vsCeiling(
+    'run.verify_request_post_native.vs_native_ceiling',
+    nPost,
+    nativeCeiling.opsPerSec / 2,
+    'two native verifies',
+  );
   vsCeiling(
     'run.verify_request_get.vs_webcrypto_ceiling',
     get,
