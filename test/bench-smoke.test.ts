@@ -106,6 +106,21 @@ const BROKER_IDS = [
   'broker.ipc_1.us_per_issue',
   'broker.ipc_16.vs_floor',
   'broker.ipc_1.p99_us',
+  'broker.ipc_1.p50_us',
+  'broker.in_process.issues_per_s',
+  'broker.in_process.cpu_us_per_issue',
+  // The SPIFFE source (an X.509-SVID from spiffe-helper files, attested_workload passports).
+  'broker.spiffe.in_process.us_per_issue',
+  'broker.spiffe.in_process.issues_per_s',
+  'broker.spiffe.in_process.cpu_us_per_issue',
+  'broker.spiffe.in_process.vs_floor',
+  'broker.spiffe.in_process.vs_software',
+  'broker.spiffe.ipc_1.us_per_issue',
+  'broker.spiffe.ipc_1.p50_us',
+  'broker.spiffe.ipc_1.p99_us',
+  'broker.spiffe.ipc_16.us_per_issue',
+  'broker.spiffe.ipc_16.issues_per_s',
+  'broker.spiffe.ipc_16.vs_floor',
 ];
 
 interface Run {
