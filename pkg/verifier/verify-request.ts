@@ -256,7 +256,12 @@ async function pipeline(
     evaluateRoutePolicy(
       route,
       context.policy,
-      { ...passport, kid: passport.header.kid },
+      {
+        claims: passport.claims,
+        issuer: passport.issuer,
+        effectiveKeyBinding: passport.effectiveKeyBinding,
+        kid: passport.header.kid,
+      },
       { now, trust: context.trust, ...(req.bodyUnverified === true ? { bodyUnverified: true } : {}) },
     ),
   );
