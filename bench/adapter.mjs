@@ -47,8 +47,8 @@ import { Buffer } from 'node:buffer';
 import { fork, spawn } from 'node:child_process';
 import { verify as nodeVerify, createPublicKey, webcrypto } from 'node:crypto';
 import { accessSync, constants as fsConstants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, get as httpGet, request as httpRequest } from 'node:http';
-import { createConnection, createServer } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
+import { createConnection } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -60,6 +60,7 @@ import { fileURLToPath } from 'node:url';
 import { issuePassport } from '../dist/pkg/authcore/index.js';
 import { loadNativeEd25519 } from '../dist/pkg/adapter/index.js';
 import { signRequest } from '../dist/pkg/proof/index.js';
+import { fetchText, freePort, killAll, onExit, track } from './processes.mjs';
 import { benchMode, createResults } from './results.mjs';
 import { ISSUER, ORIGIN, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
@@ -125,31 +126,12 @@ const log = (s) => process.stderr.write(`${s}\n`);
 const nowS = () => Math.floor(Date.now() / 1000);
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: tracked, and killed on every exit path.
+// Child processes are tracked (bench/processes.mjs) and killed on every exit path.
 
-const children = new Set();
 let tmpDir;
-function track(child) {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-}
-process.on('exit', () => {
-  killAll();
+onExit(() => {
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 });
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
 
 /** Node flags that write a V8 CPU profile `<dir>/<name>.cpuprofile` at exit (BENCH_CPU_PROF only). */
 function cpuProfArgs(name) {
@@ -201,32 +183,6 @@ function childCpuUs(child) {
     };
     child.on('message', onMessage);
     child.send({ cmd: 'cpu' });
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** GET on a fresh connection; resolves { status, text }. */
-function fetchText(url, timeoutMs = 5_000) {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
   });
 }
 

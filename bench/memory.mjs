@@ -27,8 +27,7 @@ import console from 'node:console';
 import { fork, spawn } from 'node:child_process';
 import { createHash, webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, get as httpGet, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -41,6 +40,7 @@ import { MemoryReplayStore, issuePassport } from '../dist/pkg/authcore/index.js'
 import { signDocument } from '../dist/pkg/bundle/index.js';
 import { signRequest } from '../dist/pkg/proof/index.js';
 import { BundleManager, parseConfiguredKeys } from '../dist/pkg/runtime/index.js';
+import { fetchText, freePort, killAll, track } from './processes.mjs';
 import { benchMode, createResults } from './results.mjs';
 import { BUNDLE_SIGNER, ISSUER, ORIGIN, SOFTWARE_SOURCE, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
 
@@ -310,48 +310,6 @@ async function benchReload(dir) {
 // ---------------------------------------------------------------------------------------------
 // Adapter RSS at peak
 
-const children = new Set();
-function track(child) {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killChildren() {
-  for (const c of children) c.kill('SIGKILL');
-}
-process.on('exit', killChildren);
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    killChildren();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function fetchText(url, timeoutMs = 5_000) {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-  });
-}
-
 async function adapterRss(admin) {
   const { status, text } = await fetchText(`${admin}/metrics`);
   if (status !== 200) throw new Error(`adapter /metrics answered ${status}`);
@@ -618,6 +576,6 @@ async function main() {
 
 main().catch((e) => {
   console.error(e instanceof Error ? e.stack : e);
-  killChildren();
+  killAll();
   process.exit(1);
 });
