@@ -2,11 +2,32 @@ import { deepFreeze } from './deep-freeze.js';
 import { FrozenMap } from './frozen-map.js';
 import { checkNotExpired, type LoadDocumentOptions } from './load-document-options.js';
 import { parsePolicyBundle } from './parse-policy-bundle.js';
-import { assertParsedUnaltered } from './parse-document.js';
+import { assertParsedUnaltered, canonicalOrUndefined } from './parse-document.js';
+import { yieldToEventLoop } from '../internal/yield.js';
 import type { PolicyApi, PolicyBundle } from './policy-bundle-schema.js';
 import { createRevocationCheck, type RevocationQuery } from './revocation-index.js';
 import { buildRouteTable, type RouteEntry, type RouteTable } from './route-table.js';
 import { verifyDocument } from './verify-document.js';
+
+/** Routes past which a bundle is loaded in steps (see {@link loadPolicyBundle}). */
+const LARGE_BUNDLE_ROUTES = 200;
+
+/** Whether untrusted bundle JSON holds more than {@link LARGE_BUNDLE_ROUTES} routes (a guess; the schema decides). */
+function isLarge(json: unknown): boolean {
+  if (typeof json !== 'object' || json === null) return false;
+  const groups = (json as { route_groups?: unknown }).route_groups;
+  if (!Array.isArray(groups)) return false;
+  let routes = 0;
+  for (const group of groups) {
+    const list =
+      typeof group === 'object' && group !== null ? (group as { routes?: unknown }).routes : undefined;
+    if (Array.isArray(list)) routes += list.length;
+    if (routes > LARGE_BUNDLE_ROUTES) return true;
+  }
+  return false;
+}
+
+const noPause = (): Promise<void> => Promise.resolve();
 
 /** A verified policy bundle with its lookup tables. */
 export interface LoadedPolicy {
@@ -48,12 +69,21 @@ export interface LoadedPolicy {
  * const match = policy.routeTable.resolve('GET', '/v1/orders/42')
  */
 export async function loadPolicyBundle(json: unknown, options: LoadDocumentOptions): Promise<LoadedPolicy> {
+  // A large bundle takes tens of milliseconds to load; an adapter reloading it keeps serving, so
+  // the work is split into steps of a few milliseconds with the event loop let run between them.
+  const pause = isLarge(json) ? yieldToEventLoop : noPause;
+  await pause();
   const document = parsePolicyBundle(json);
-  assertParsedUnaltered(json, document, 'policy bundle');
+  await pause();
+  const canonicalInput = canonicalOrUndefined(json);
+  await pause();
+  assertParsedUnaltered(canonicalInput, document, 'policy bundle');
+  await pause();
   const verified = await verifyDocument(document, {
     keys: options.signers,
     allowUnsigned: options.allowUnsigned === true,
   });
+  await pause();
   checkNotExpired(document.expires_at, options.now, 'policy bundle');
   deepFreeze(document);
   const apisById = new FrozenMap(document.apis.map((a) => [a.api_id, a] as const));
