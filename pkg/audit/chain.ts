@@ -42,7 +42,12 @@ export interface ChainHead {
 /** The `record_hash` of a record (its own `record_hash` member, if any, is ignored). */
 export function ledgerRecordHash(record: Readonly<Record<string, unknown>>): string {
   const { record_hash: _ignored, ...rest } = record;
-  return sha256HexSync(LEDGER_RECORD_PREFIX + canonicalizeJson(rest));
+  return recordHashOfCanonical(canonicalizeJson(rest));
+}
+
+/** The `record_hash` of a record whose canonical JSON (without `record_hash`) is `canonical`. */
+function recordHashOfCanonical(canonical: string): string {
+  return sha256HexSync(LEDGER_RECORD_PREFIX + canonical);
 }
 
 /**
@@ -96,7 +101,7 @@ export class HashChain {
     let canonical = '{';
     for (let i = 0; i < members.length; i++) canonical += (i === 0 ? '' : ',') + members[i]![1];
     canonical += '}';
-    const record_hash = sha256HexSync(LEDGER_RECORD_PREFIX + canonical);
+    const record_hash = recordHashOfCanonical(canonical);
     this.#head = { chainId: this.#head.chainId, seq: body.seq as number, hash: record_hash };
     body.record_hash = record_hash;
     // record_hash in its canonical place: after every member name that sorts before it.

@@ -2,7 +2,7 @@ import { deepFreeze } from './deep-freeze.js';
 import { FrozenMap } from './frozen-map.js';
 import { checkNotExpired, type LoadDocumentOptions } from './load-document-options.js';
 import { parsePolicyBundle } from './parse-policy-bundle.js';
-import { assertParsedUnaltered, canonicalOrUndefined } from './parse-document.js';
+import { assertCanonicalUnaltered, canonicalOrUndefined } from './parse-document.js';
 import { yieldToEventLoop } from '../internal/yield.js';
 import type { PolicyApi, PolicyBundle } from './policy-bundle-schema.js';
 import { createRevocationCheck, type RevocationQuery } from './revocation-index.js';
@@ -77,7 +77,7 @@ export async function loadPolicyBundle(json: unknown, options: LoadDocumentOptio
   await pause();
   const canonicalInput = canonicalOrUndefined(json);
   await pause();
-  assertParsedUnaltered(canonicalInput, document, 'policy bundle');
+  assertCanonicalUnaltered(canonicalInput, document, 'policy bundle');
   await pause();
   const verified = await verifyDocument(document, {
     keys: options.signers,

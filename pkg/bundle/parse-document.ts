@@ -44,31 +44,36 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string
  * signed. Internal to pkg/bundle.
  * @throws TrustplaneError `invalid_bundle`
  */
-export function assertParsedUnaltered(input: unknown, parsed: unknown, label: string): void;
-/** The same, with the input's canonical form computed beforehand ({@link canonicalOrUndefined}). */
-export function assertParsedUnaltered(input: CanonicalInput, parsed: unknown, label: string): void;
 export function assertParsedUnaltered(input: unknown, parsed: unknown, label: string): void {
+  assertCanonicalUnaltered(canonicalOrUndefined(input), parsed, label);
+}
+
+/**
+ * {@link assertParsedUnaltered} with the input's canonical JSON computed beforehand (a loader that
+ * lets the event loop run between the two canonicalizations).
+ * @param canonicalInput `canonicalOrUndefined(input)`
+ * @throws TrustplaneError `invalid_bundle`
+ */
+export function assertCanonicalUnaltered(
+  canonicalInput: string | undefined,
+  parsed: unknown,
+  label: string,
+): void {
   let same: boolean;
   try {
-    const before = input instanceof CanonicalInput ? input.text : canonicalizeJson(input);
-    same = before !== undefined && before === canonicalizeJson(parsed);
+    same = canonicalInput !== undefined && canonicalInput === canonicalizeJson(parsed);
   } catch {
     same = false;
   }
   if (!same) throw new TrustplaneError('invalid_bundle', `${label} is not in the form its schema keeps`);
 }
 
-/** A document's canonical JSON, computed ahead of {@link assertParsedUnaltered} (undefined: not JSON). */
-export class CanonicalInput {
-  constructor(readonly text: string | undefined) {}
-}
-
-/** The canonical JSON of untrusted input, or undefined when it has none (never throws). */
-export function canonicalOrUndefined(input: unknown): CanonicalInput {
+/** The canonical JSON of untrusted input, or undefined when it is not plain JSON (never throws). */
+export function canonicalOrUndefined(input: unknown): string | undefined {
   try {
-    return new CanonicalInput(canonicalizeJson(input));
+    return canonicalizeJson(input);
   } catch {
-    return new CanonicalInput(undefined);
+    return undefined;
   }
 }
 

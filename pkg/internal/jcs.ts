@@ -34,6 +34,29 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * The members of a plain object (at `depth`), sorted, each as its text `"name":value`; with `names`,
+ * their names are pushed to it in the same order.
+ */
+function serializeMembers(
+  record: Readonly<Record<string, unknown>>,
+  depth: number,
+  seen: Set<object>,
+  names?: string[],
+): string[] {
+  const parts: string[] = [];
+  // RFC 8785 section 3.2.3: sort by UTF-16 code units, which is the default Array sort order.
+  for (const key of Object.keys(record).sort()) {
+    const member = record[key];
+    // Like JSON.stringify, an undefined member is absent, so the signed bytes equal what a
+    // JSON.stringify round trip of the same object would carry.
+    if (member === undefined) continue;
+    parts.push(`${serializeString(key, 'member name')}:${serialize(member, depth + 1, seen)}`);
+    names?.push(key);
+  }
+  return parts;
+}
+
 function serialize(value: unknown, depth: number, seen: Set<object>): string {
   switch (typeof value) {
     case 'string':
@@ -63,18 +86,7 @@ function serialize(value: unknown, depth: number, seen: Set<object>): string {
     out = `[${parts.join(',')}]`;
   } else {
     if (!isPlainObject(value)) throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
-    const record = value as Record<string, unknown>;
-    // RFC 8785 section 3.2.3: sort by UTF-16 code units, which is the default Array sort order.
-    const keys = Object.keys(record).sort();
-    const parts: string[] = [];
-    for (const key of keys) {
-      const member = record[key];
-      // Like JSON.stringify, an undefined member is absent, so the signed bytes equal what a
-      // JSON.stringify round trip of the same object would carry.
-      if (member === undefined) continue;
-      parts.push(`${serializeString(key, 'member name')}:${serialize(member, depth + 1, seen)}`);
-    }
-    out = `{${parts.join(',')}}`;
+    out = `{${serializeMembers(value as Record<string, unknown>, depth, seen).join(',')}}`;
   }
   seen.delete(value);
   return out;
@@ -91,14 +103,9 @@ export function canonicalMembers(value: Readonly<Record<string, unknown>>): [str
   if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlainObject(value)) {
     throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
   }
-  const seen = new Set<object>([value]);
-  const out: [string, string][] = [];
-  for (const key of Object.keys(value).sort()) {
-    const member = value[key];
-    if (member === undefined) continue;
-    out.push([key, `${serializeString(key, 'member name')}:${serialize(member, 1, seen)}`]);
-  }
-  return out;
+  const names: string[] = [];
+  const parts = serializeMembers(value, 0, new Set<object>([value]), names);
+  return parts.map((text, i) => [names[i]!, text]);
 }
 
 /**
