@@ -44,7 +44,7 @@
 
 import console from 'node:console';
 import { Buffer } from 'node:buffer';
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { verify as nodeVerify, createPublicKey, webcrypto } from 'node:crypto';
 import { accessSync, constants as fsConstants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -55,18 +55,22 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { issuePassport } from '../dist/pkg/authcore/index.js';
 import { loadNativeEd25519 } from '../dist/pkg/adapter/index.js';
 import { signRequest } from '../dist/pkg/proof/index.js';
-import { fetchText, freePort, killAll, onExit, track } from './processes.mjs';
+import {
+  fetchText,
+  forkServer,
+  freePort,
+  killAll,
+  onExit,
+  startAdapterProcess,
+  stopForked,
+  track,
+} from './processes.mjs';
 import { benchMode, createResults } from './results.mjs';
 import { ISSUER, ORIGIN, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..');
-const CLI = path.join(ROOT, 'dist/cmd/trustplane/main.js');
 
 /** full, quick (BENCH_QUICK=1) or smoke (BENCH_SMOKE=1: a few hundred requests, ~300 ms phases). */
 const MODE = benchMode();
@@ -116,7 +120,6 @@ const AB_ROUNDS = intEnv('BENCH_AB_ROUNDS', pick(4, 3, 1));
 // The base adapter starts cold while this build's has served every earlier phase: warm both well.
 const AB_WARMUP = pick(2000, 1500, 50);
 /** How long an adapter may take to answer /readyz 200 (a cluster starts its workers first). */
-const READY_TIMEOUT_MS = 30_000;
 const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const METRICS_FILE = process.env.BENCH_ADAPTER_METRICS;
@@ -139,38 +142,6 @@ function cpuProfArgs(name) {
   return ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, `--cpu-prof-name=${name}.cpuprofile`];
 }
 
-/** Fork a bench helper; resolves when it reports its port over IPC. */
-async function forkServer(script, args) {
-  const child = track(
-    fork(path.join(HERE, script), args, {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      execArgv: cpuProfArgs(script.replace(/\.mjs$/, '')),
-    }),
-  );
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not start within 10 s`)), 10_000);
-    child.once('message', (m) => {
-      clearTimeout(timer);
-      resolve(m.port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${script} exited with ${code} before listening`));
-    });
-  });
-  return { child, port };
-}
-
-/** Disconnect a forked helper (it exits on disconnect) and wait for it, SIGKILL after 5 s. */
-async function stopForked(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.disconnect();
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** process.cpuUsage() of a forked helper, µs (user + system). */
 function childCpuUs(child) {
   return new Promise((resolve, reject) => {
@@ -186,67 +157,11 @@ function childCpuUs(child) {
   });
 }
 
-/**
- * Start `trustplane adapter` and wait until /readyz answers 200. `name` keeps each adapter's ledger
- * (and journal) apart; `extraArgs` come last (e.g. the Redis replay store, `--workers 2`).
- */
-async function startAdapterProcess({ upstreamPort, files, name = 'adapter', extraArgs = [], cli = CLI }) {
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const args = [
-    // Profiles of the main adapter only: cluster workers would all write the same file name.
-    ...(name === 'adapter' ? cpuProfArgs(name) : []),
-    cli,
-    'adapter',
-    '--upstream',
-    `http://127.0.0.1:${upstreamPort}`,
-    '--trust-material',
-    files.trustMaterial,
-    '--policy-bundle',
-    files.policyBundle,
-    '--bundle-public-key',
-    files.signerKey,
-    '--audit',
-    path.join(files.dir, `${name}-ledger.jsonl`),
-    '--log-level',
-    'error',
-    '--replay-journal',
-    path.join(files.dir, `${name}-replay.journal`),
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--admin-listen',
-    `127.0.0.1:${adminPort}`,
-    ...extraArgs,
-    // BENCH_ADAPTER_ARGS: more adapter flags for every adapter of the run (they win over the above),
-    // e.g. "--replay-journal off" to see what the journal costs.
-    ...(process.env.BENCH_ADAPTER_ARGS ? process.env.BENCH_ADAPTER_ARGS.split(' ').filter(Boolean) : []),
-  ];
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT }));
-  let stderr = '';
-  child.stderr.on('data', (c) => (stderr = (stderr + c.toString()).slice(-20_000)));
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before ready:\n${stderr}`);
-    try {
-      if ((await fetchText(`${admin}/readyz`, 1_000)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${name} not ready within ${READY_TIMEOUT_MS / 1000} s:\n${stderr}`);
-    }
-    await sleep(50);
-  }
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { child, port, admin, stderr: () => stderr, stop };
+/** `startAdapterProcess` of bench/processes.mjs, with a CPU profile for the main adapter (BENCH_CPU_PROF). */
+function startAdapter(options) {
+  const name = options.name ?? 'adapter';
+  // Profiles of the main adapter only: cluster workers would all write the same file name.
+  return startAdapterProcess({ ...options, nodeArgs: name === 'adapter' ? cpuProfArgs(name) : [] });
 }
 
 /** Counters the bench reads from the adapter's /metrics (Prometheus text). */
@@ -644,9 +559,9 @@ async function main() {
   const { caller, files } = await writeWorld(tmpDir);
 
   log('starting upstream, bare proxy and adapter');
-  const upstream = await forkServer('upstream.mjs', ['0']);
-  const bare = await forkServer('bare-proxy.mjs', [String(upstream.port), '0']);
-  const adapter = await startAdapterProcess({ upstreamPort: upstream.port, files });
+  const upstream = await forkServer('upstream.mjs', ['0'], cpuProfArgs('upstream'));
+  const bare = await forkServer('bare-proxy.mjs', [String(upstream.port), '0'], cpuProfArgs('bare-proxy'));
+  const adapter = await startAdapter({ upstreamPort: upstream.port, files });
 
   log('crypto ceiling');
   const ceiling = await cryptoCeiling(caller);
@@ -827,13 +742,13 @@ async function main() {
       '--redis-key-prefix',
       prefix,
     ];
-    const redis1 = await startAdapterProcess({
+    const redis1 = await startAdapter({
       upstreamPort: upstream.port,
       files,
       name: 'redis-1w',
       extraArgs: redisArgs('bench-1w:'),
     });
-    const redis2 = await startAdapterProcess({
+    const redis2 = await startAdapter({
       upstreamPort: upstream.port,
       files,
       name: 'redis-2w',
@@ -870,7 +785,7 @@ async function main() {
   let ab;
   if (AB_DIST !== undefined) {
     log(`A/B: the adapter of ${AB_DIST} beside this build's`);
-    const base = await startAdapterProcess({
+    const base = await startAdapter({
       upstreamPort: upstream.port,
       files,
       name: 'adapter-base',

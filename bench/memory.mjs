@@ -24,7 +24,6 @@
 //                 smoke 2 s); first, last, max and the least-squares slope after warm-up.
 
 import console from 'node:console';
-import { fork, spawn } from 'node:child_process';
 import { createHash, webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -32,21 +31,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
+import { clearInterval, setInterval } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { MemoryReplayStore, issuePassport } from '../dist/pkg/authcore/index.js';
 import { signDocument } from '../dist/pkg/bundle/index.js';
 import { signRequest } from '../dist/pkg/proof/index.js';
 import { BundleManager, parseConfiguredKeys } from '../dist/pkg/runtime/index.js';
-import { fetchText, freePort, killAll, track } from './processes.mjs';
+import { fetchText, forkServer, killAll, startAdapterProcess } from './processes.mjs';
 import { benchMode, createResults } from './results.mjs';
 import { BUNDLE_SIGNER, ISSUER, ORIGIN, SOFTWARE_SOURCE, TRUST_DOMAIN, buildBenchWorld } from './world.mjs';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..');
-const CLI = path.join(ROOT, 'dist/cmd/trustplane/main.js');
 
 const MODE = benchMode();
 const pick = (full, quick, smoke) => (MODE === 'smoke' ? smoke : MODE === 'quick' ? quick : full);
@@ -321,81 +315,6 @@ async function adapterRss(admin) {
   return { rss: Number(m[1]), allowed };
 }
 
-async function startUpstream() {
-  const child = track(
-    fork(path.join(HERE, 'upstream.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
-  );
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('upstream did not start within 10 s')), 10_000);
-    child.once('message', (m) => {
-      clearTimeout(timer);
-      resolve(m.port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`upstream exited with ${code}`));
-    });
-  });
-  return { child, port };
-}
-
-async function startAdapter(dir, files, upstreamPort) {
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const child = track(
-    spawn(
-      process.execPath,
-      [
-        CLI,
-        'adapter',
-        '--upstream',
-        `http://127.0.0.1:${upstreamPort}`,
-        '--trust-material',
-        files.trustMaterial,
-        '--policy-bundle',
-        files.policyBundle,
-        '--bundle-public-key',
-        files.signerKey,
-        '--audit',
-        path.join(dir, 'rss-ledger.jsonl'),
-        '--log-level',
-        'error',
-        '--replay-journal',
-        path.join(dir, 'rss-replay.journal'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--admin-listen',
-        `127.0.0.1:${adminPort}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT },
-    ),
-  );
-  let stderr = '';
-  child.stderr.on('data', (c) => (stderr = (stderr + c.toString()).slice(-20_000)));
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`adapter exited (${child.exitCode ?? child.signalCode}) before ready:\n${stderr}`);
-    try {
-      if ((await fetchText(`${admin}/readyz`, 1_000)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`adapter not ready within ${READY_TIMEOUT_MS / 1000} s:\n${stderr}`);
-    await sleep(50);
-  }
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { port, admin, stop, stderr: () => stderr };
-}
-
 const GET_TARGET = '/v1/orders/search?status=open&limit=50';
 
 async function signedGet(caller, i) {
@@ -449,8 +368,13 @@ async function benchAdapterRss(dir) {
   };
   writeFileSync(files.trustMaterial, JSON.stringify(trustDoc));
   writeFileSync(files.policyBundle, JSON.stringify(policyDoc));
-  const upstream = await startUpstream();
-  const adapter = await startAdapter(dir, files, upstream.port);
+  const upstream = await forkServer('upstream.mjs');
+  const adapter = await startAdapterProcess({
+    upstreamPort: upstream.port,
+    files: { ...files, dir },
+    name: 'rss',
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  });
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const samples = [];
   let seq = 0;
