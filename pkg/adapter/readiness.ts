@@ -6,6 +6,8 @@ export interface Readiness {
   readonly ready: boolean;
   /** One entry per component: `ok` or the reason it cannot serve (docs/operations.md). */
   readonly checks: Record<string, string>;
+  /** Each bundle's age, limit and time left (`freshnessJson`), added by the adapter. */
+  readonly bundles?: Readonly<Record<string, Readonly<Record<string, number | string>>>>;
 }
 
 /** How long one component may take to answer before it counts as `unavailable`. */

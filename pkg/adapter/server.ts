@@ -19,6 +19,7 @@ import { createEnforcementRuntime, reportAuditFailure, requestIdOf } from './enf
 import { handleForwardAuthRequest } from './forward-auth.js';
 import { handleProxyRequest, OVERLOADED_RETRY_AFTER_SECONDS } from './proxy.js';
 import { writeDeny } from '../internal/node-http/index.js';
+import { freshnessJson } from '../bundle/index.js';
 import { denyAnswer } from '../verifier/index.js';
 import { createAdminServer } from './admin-server.js';
 import { readiness, replayHealth, type Readiness } from './readiness.js';
@@ -128,6 +129,7 @@ export async function startAdapter(
     const bm = bundles;
     cleanups.push(() => bm.close());
     bm.watch(config.reloadIntervalMs);
+    bm.watchFreshness();
 
     const replayStore =
       options.replayStore ??
@@ -224,13 +226,19 @@ export async function startAdapter(
         }),
     );
 
-    const ready = () =>
-      readiness({
+    const ready = async (): Promise<Readiness> => {
+      const r = await readiness({
         draining,
         bundles: () => bm.health(clock()),
         replayStore: () => replayHealth(replayStore),
         audit: audit.health ? () => audit.health!() : undefined,
       });
+      const f = bm.freshness(clock());
+      return {
+        ...r,
+        bundles: { trust_material: freshnessJson(f.trust_material), policy: freshnessJson(f.policy) },
+      };
+    };
 
     let adminServer: Server | undefined;
     let adminAddress: AddressInfo | undefined;

@@ -108,6 +108,7 @@ export async function startBroker(
     );
     cleanups.push(() => bundles.close());
     bundles.watch(config.reloadIntervalMs ?? 5000);
+    bundles.watchFreshness();
     const listed = bundles.current.trust.getIssuer(config.issuer)?.keys.get(config.issuerKid);
     if (listed === undefined || listed.key.x !== issuerKey.publicKey.x) {
       throw new Error(

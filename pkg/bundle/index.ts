@@ -78,6 +78,16 @@ export {
   type FreshnessResult,
 } from './freshness.js';
 export {
+  describePolicyFreshness,
+  describeTrustFreshness,
+  freshnessJson,
+  routeLimitSeconds,
+  shortestRouteLimitSeconds,
+  staleSoonMarginSeconds,
+  type FreshnessReport,
+  type FreshnessState,
+} from './freshness-report.js';
+export {
   buildPolicyBundle,
   policyBundleConfigSchema,
   type PolicyBundleConfig,

@@ -3,8 +3,12 @@ import { dirname } from 'node:path';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import {
-  checkFreshness,
+  describePolicyFreshness,
+  describeTrustFreshness,
+  freshnessJson,
   loadPolicyBundle,
+  type FreshnessReport,
+  type FreshnessState,
   loadTrustMaterial,
   type LoadedPolicy,
   type LoadedTrustMaterial,
@@ -69,6 +73,8 @@ export class BundleManager {
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #closed = false;
+  #freshnessTimer: NodeJS.Timeout | undefined;
+  readonly #freshnessSeen: Partial<Record<BundleName, FreshnessState>> = {};
 
   private constructor(snapshot: BundleSnapshot, sources: BundleSources, options: BundleManagerOptions) {
     this.#current = snapshot;
@@ -145,26 +151,56 @@ export class BundleManager {
     if (doc.issuedAt !== undefined) this.#metrics?.bundleIssuedAt.set({ bundle: name }, doc.issuedAt);
   }
 
+  /** Age, limit and time left of each bundle in force ({@link describePolicyFreshness}). */
+  freshness(now: number = this.#clock()): Record<BundleName, FreshnessReport> {
+    const { trust, policy } = this.#current;
+    return {
+      trust_material: describeTrustFreshness(trust, now),
+      policy: describePolicyFreshness(policy.document, now),
+    };
+  }
+
   /**
-   * Readiness of the bundles in force: `expired` once either document's `expires_at` has passed,
-   * `stale` once no route of the policy passes its freshness class (every request would be denied
-   * `stale_bundle_fail_closed`). A bundle stale for some routes only (a `realtime` route) keeps the
-   * adapter ready: those routes fail closed, the others serve, and the bundle-age metric shows it.
+   * Readiness of the bundles in force: `expired` once either document's `expires_at` has passed;
+   * `stale` once a `bounded` route of the policy is past its limit (it denies
+   * `stale_bundle_fail_closed`) or no route passes its class at all; `stale_soon` within the margin
+   * (min(60 s, 20 % of the limit)) of the shortest `bounded` limit or of an `expires_at`. A stale
+   * `realtime` route alone keeps the adapter ready: it follows a publisher re-signing in seconds,
+   * and the age metric shows it.
    */
   health(now: number = this.#clock()): ComponentHealth {
-    const { trust, policy } = this.#current;
-    for (const doc of [trust, policy]) {
-      if (doc.expiresAt !== undefined && now >= doc.expiresAt) return unhealthy('expired');
-    }
-    for (const { route } of policy.routesById.values()) {
-      try {
-        checkFreshness(policy, route, now);
-        return HEALTHY;
-      } catch {
-        // this route is stale; look for one that is not
+    const f = this.freshness(now);
+    if (f.trust_material.state === 'expired' || f.policy.state === 'expired') return unhealthy('expired');
+    if (f.policy.state === 'stale') return unhealthy('stale');
+    if (f.policy.state === 'stale_soon' || f.trust_material.state === 'stale_soon')
+      return unhealthy('stale_soon');
+    return HEALTHY;
+  }
+
+  /**
+   * Log each bundle's freshness transitions, checked every `intervalMs`: one warning when it comes
+   * within the margin of its limit (`bundle about to go stale`), one error when it is stale or
+   * expired, one info line when a newer bundle makes it fresh again. Never one line per check.
+   */
+  watchFreshness(intervalMs = 1_000): void {
+    if (this.#freshnessTimer !== undefined) return;
+    const check = () => {
+      const now = this.#clock();
+      for (const [name, report] of Object.entries(this.freshness(now)) as [BundleName, FreshnessReport][]) {
+        const before = this.#freshnessSeen[name];
+        this.#freshnessSeen[name] = report.state;
+        if (before === report.state) continue;
+        const fields = { bundle: name, ...freshnessJson(report) };
+        if (report.state === 'stale_soon')
+          this.#log.warn('bundle about to go stale: publish a newer one', fields);
+        else if (report.state === 'stale' || report.state === 'expired')
+          this.#log.error('bundle stale: bounded routes deny stale_bundle_fail_closed', fields);
+        else if (before !== undefined) this.#log.info('bundle fresh again', fields);
       }
-    }
-    return policy.routesById.size === 0 ? HEALTHY : unhealthy('stale');
+    };
+    check();
+    this.#freshnessTimer = setInterval(check, intervalMs);
+    this.#freshnessTimer.unref();
   }
 
   /**
@@ -254,6 +290,7 @@ export class BundleManager {
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
     clearInterval(this.#timer);
+    clearInterval(this.#freshnessTimer);
     clearTimeout(this.#debounce);
     await this.#chain;
   }

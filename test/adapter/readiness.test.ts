@@ -51,7 +51,9 @@ async function start(
   return {
     readyz: async () => {
       const res = await fetch(url);
-      return { status: res.status, body: await res.json() };
+      // The bundles' age report is checked in freshness-visibility.test.ts.
+      const { bundles: _ages, ...body } = (await res.json()) as Record<string, unknown>;
+      return { status: res.status, body };
     },
   };
 }
@@ -95,7 +97,7 @@ describe('/readyz: bundles', () => {
     });
   });
 
-  it('an offline-ok route keeps the adapter ready when the others are stale', async () => {
+  it('an offline-ok route no longer keeps the adapter ready once a bounded route is stale', async () => {
     const world = await createWorld({
       policyPatch: (doc) => {
         const groups = doc.route_groups as { routes: Record<string, unknown>[] }[];
@@ -103,7 +105,8 @@ describe('/readyz: bundles', () => {
       },
     });
     const { readyz } = await start(world, { clock: () => NOW + 86_400 });
-    expect(await readyz()).toMatchObject({ status: 200, body: { checks: { bundles: 'ok' } } });
+    // Issue 14: readiness follows the bounded routes, which now deny stale_bundle_fail_closed.
+    expect(await readyz()).toMatchObject({ status: 503, body: { checks: { bundles: 'stale' } } });
   });
 
   it('`expired` once the policy bundle has expired, whatever the routes allow', async () => {

@@ -6,6 +6,7 @@ import {
   type AdapterConfig,
 } from '../../../pkg/adapter/index.js';
 import { BundleManager, createLogger, parseConfiguredKeys } from '../../../pkg/runtime/index.js';
+import type { FreshnessReport } from '../../../pkg/bundle/index.js';
 import { CliError, collect, readValue } from '../io.js';
 
 /** Flag → config key; only flags given on the command line override environment and config file. */
@@ -197,6 +198,26 @@ a JSON file (--config adapter.json, keys as in docs/adapter.md); flags win over 
 which wins over the file.`;
 }
 
+/** One line of `--check`'s freshness report: age, limit, time left, state. */
+function formatFreshness(name: string, r: FreshnessReport): string {
+  const parts = [name.padEnd(15)];
+  if (r.issuedAt !== undefined) parts.push(`issued ${new Date(r.issuedAt * 1000).toISOString()}`);
+  parts.push(r.ageSeconds !== undefined ? `age ${r.ageSeconds} s` : 'age unknown (no issued_at)');
+  parts.push(
+    r.limitSeconds !== undefined ? `limit ${r.limitSeconds} s (shortest bounded route)` : 'no age limit',
+  );
+  if (r.expiresAt !== undefined) parts.push(`expires ${new Date(r.expiresAt * 1000).toISOString()}`);
+  if (r.timeLeftSeconds !== undefined) parts.push(`time left ${r.timeLeftSeconds} s`);
+  const state = {
+    fresh: 'ok',
+    stale_soon: 'STALE SOON: readiness is false',
+    stale: 'STALE: bounded routes deny stale_bundle_fail_closed',
+    expired: 'EXPIRED: every route denies',
+  }[r.state];
+  parts.push(state);
+  return parts.join('  ');
+}
+
 /** Add the adapter's options and action to a command (shared by `trustplane adapter` and `trustplane-adapter`). */
 export function configureAdapterCommand(cmd: Command): Command {
   cmd.description('Run the reverse-proxy adapter or the gateway forward-auth endpoint.');
@@ -232,7 +253,7 @@ export function configureAdapterCommand(cmd: Command): Command {
     }
     if (opts.check === true) {
       const log = createLogger('warn');
-      await BundleManager.open(
+      const bundles = await BundleManager.open(
         {
           trustMaterialPath: config.trustMaterial,
           policyBundlePath: config.policyBundle,
@@ -242,7 +263,19 @@ export function configureAdapterCommand(cmd: Command): Command {
         },
         { log },
       );
+      await bundles.close();
       process.stdout.write('configuration and bundles OK\n');
+      const freshness = bundles.freshness();
+      for (const [name, report] of Object.entries(freshness)) {
+        process.stdout.write(`${formatFreshness(name, report)}\n`);
+      }
+      if (freshness.policy.state === 'stale' || freshness.policy.state === 'expired') {
+        throw new CliError(
+          'the policy bundle in force is stale: bounded routes deny stale_bundle_fail_closed; publish a newer one',
+          'stale_bundle_fail_closed',
+          1,
+        );
+      }
       return;
     }
     await runAdapter(config);

@@ -10,6 +10,9 @@ import type { PolicyCheck } from './passport.js';
 import {
   buildPolicyBundle,
   buildTrustMaterial,
+  describePolicyFreshness,
+  describeTrustFreshness,
+  freshnessJson,
   loadPolicyBundle,
   loadTrustMaterial,
   mergeSource,
@@ -221,6 +224,8 @@ export function registerBundle(program: Command): void {
             apis: p.apisById.size,
             routes: p.routesById.size,
             ...(p.issuedAt !== undefined ? { issued_at: p.issuedAt } : {}),
+            // age, shortest bounded limit, time left and state at --now (docs/operations.md)
+            freshness: freshnessJson(describePolicyFreshness(p.document, load.now)),
           });
         } else {
           const t = await loadTrustMaterial(raw, load);
@@ -232,6 +237,7 @@ export function registerBundle(program: Command): void {
             ...(t.signerKid !== undefined ? { signer_kid: t.signerKid } : {}),
             issuers: [...t.issuers.keys()],
             ...(t.issuedAt !== undefined ? { issued_at: t.issuedAt } : {}),
+            freshness: freshnessJson(describeTrustFreshness(t, load.now)),
           });
         }
       },
