@@ -83,11 +83,11 @@ export const adapterConfigSchema = z
      * Forward-auth mode: the gateway in front (required there). Only that gateway's protocol
      * headers describe the original request: `nginx` (`X-Original-Method`, `X-Original-URI`,
      * `X-Forwarded-Host`, set by `proxy_set_header`), `traefik` (`X-Forwarded-Method`,
-     * `X-Forwarded-Uri`, `X-Forwarded-Host`, which Traefik overwrites), `envoy` (the check request's
-     * own method, path and Host). Headers of another gateway's protocol are never read: a caller
-     * could send them.
+     * `X-Forwarded-Uri`, `X-Forwarded-Host`, which Traefik overwrites), `caddy` (the same headers,
+     * which `forward_auth` overwrites), `envoy` (the check request's own method, path and Host).
+     * Headers of another gateway's protocol are never read: a caller could send them.
      */
-    forwardAuthGateway: z.enum(['nginx', 'traefik', 'envoy']).optional(),
+    forwardAuthGateway: z.enum(['nginx', 'traefik', 'caddy', 'envoy']).optional(),
     /** Envoy ext_authz: path prefix configured on the HTTP service, stripped from the auth path. */
     forwardAuthPathPrefix: z
       .string()
@@ -171,7 +171,7 @@ export const adapterConfigSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['forwardAuthGateway'],
-        message: 'is required in forward-auth mode: nginx, traefik or envoy',
+        message: 'is required in forward-auth mode: nginx, traefik, caddy or envoy',
       });
     }
     if (c.replayStore === 'redis' && c.redisUrl === undefined) {

@@ -20,7 +20,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** The gateway in front of the forward-auth endpoint (`forwardAuthGateway`). */
-type Gateway = 'nginx' | 'traefik' | 'envoy';
+type Gateway = 'nginx' | 'traefik' | 'caddy' | 'envoy';
 
 /** What the gateway says about the original request's body when it did not pass it. */
 type BodySignal = 'none' | 'present' | 'unknown';
@@ -45,6 +45,8 @@ function scheme(req: IncomingMessage): string {
  *   set with `proxy_set_header` in the auth location (which replaces caller-sent values);
  * - Traefik: `X-Forwarded-Method`, `X-Forwarded-Uri`, `X-Forwarded-Host`, `X-Forwarded-Proto`,
  *   which Traefik overwrites on the auth request;
+ * - Caddy: the same four headers, which `forward_auth` (`X-Forwarded-Method`, `-Uri`) and its
+ *   reverse proxy (`-Host`, `-Proto`, unless `trusted_proxies` says otherwise) overwrite;
  * - Envoy: the check request's own method, path (`forwardAuthPathPrefix` stripped) and Host.
  * @throws TrustplaneError `malformed_request` when a header the protocol requires is missing
  */
@@ -61,7 +63,7 @@ function originalRequest(
       scheme: scheme(req),
     };
   }
-  if (gateway === 'traefik') {
+  if (gateway === 'traefik' || gateway === 'caddy') {
     return {
       method: required(req, 'x-forwarded-method'),
       target: required(req, 'x-forwarded-uri'),
@@ -81,10 +83,26 @@ function originalRequest(
 }
 
 /**
+ * The caller's address, for the audit event. nginx sets `X-Real-IP` (`proxy_set_header`). Traefik
+ * and Caddy set `X-Forwarded-For` on the auth request to the peer they took the request from
+ * (appended to the client's value only when they trust it: `trustForwardHeader`,
+ * `trusted_proxies`) and pass a client-sent `X-Real-IP` through, so their address is the last
+ * `X-Forwarded-For` entry.
+ */
+function clientAddress(gateway: Gateway, req: IncomingMessage): string | undefined {
+  if (gateway === 'traefik' || gateway === 'caddy') {
+    const last = headerValue(req, 'x-forwarded-for')?.split(',').at(-1)?.trim();
+    return last !== undefined && last !== '' ? last : req.socket.remoteAddress;
+  }
+  return headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress;
+}
+
+/**
  * What the gateway says about a body it did not pass: nginx sends `X-Original-Content-Length` and
  * `X-Original-Transfer-Encoding` (`0` / `identity` when there is no body: see the maps in
  * examples/nginx/trustplane-server.conf; both absent is "unknown"); Envoy with `with_request_body`
- * marks the check request `x-envoy-auth-partial-body`; Traefik without `forwardBody` says nothing.
+ * marks the check request `x-envoy-auth-partial-body`; Traefik without `forwardBody` and Caddy
+ * (whose `forward_auth` never passes the body) say nothing.
  */
 function bodySignal(gateway: Gateway, req: IncomingMessage): BodySignal {
   if (gateway === 'nginx') {
@@ -195,7 +213,7 @@ export async function handleForwardAuthRequest(
     budget: rt.budget,
     requestId,
     echoRequestId: true,
-    clientAddress: headerValue(req, 'x-real-ip') ?? req.socket.remoteAddress,
+    clientAddress: clientAddress(gateway, req),
     ...(refusal !== undefined ? { refusal } : {}),
     prepare: (request, received) => {
       const body = gatewayBody(gateway, req, request, received);

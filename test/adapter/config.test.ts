@@ -148,7 +148,7 @@ describe('adapter config', () => {
       problems(() =>
         resolveAdapterConfig({ flags: { ...rest, devAllowUnsigned: true, mode: 'forward-auth' } }),
       ),
-    ).toEqual(['forwardAuthGateway: is required in forward-auth mode: nginx, traefik or envoy']);
+    ).toEqual(['forwardAuthGateway: is required in forward-auth mode: nginx, traefik, caddy or envoy']);
   });
 
   it('receipt key and kid go together; an unreadable key file is named, the key never echoed', () => {

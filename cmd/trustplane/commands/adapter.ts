@@ -72,7 +72,7 @@ const FLAG_KEYS: readonly (readonly [
   [
     '--forward-auth-gateway <gateway>',
     'forwardAuthGateway',
-    'forward-auth mode: the gateway in front, nginx | traefik | envoy (required there)',
+    'forward-auth mode: the gateway in front, nginx | traefik | caddy | envoy (required there)',
   ],
   ['--forward-auth-path-prefix <path>', 'forwardAuthPathPrefix', 'Envoy ext_authz path_prefix to strip'],
   ['--replay-store <kind>', 'replayStore', 'memory (default, single process, journaled) or redis'],
