@@ -2,11 +2,13 @@ import { writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdapter, resolveAdapterConfig, type Adapter } from '../pkg/adapter/index.js';
 import { MemoryAuditSink, type AuditEvent } from '../pkg/audit/index.js';
 import { MemoryReplayStore, type ReasonCode, type ReplayStore } from '../pkg/authcore/index.js';
+import { trustplane as fastifyTrustplane } from '../pkg/middleware/fastify/index.js';
 import { trustplane as honoTrustplane, type TrustplaneEnv } from '../pkg/middleware/hono/index.js';
 import { trustplane as nodeTrustplane } from '../pkg/middleware/node/index.js';
 import { createLogger } from '../pkg/runtime/index.js';
@@ -15,9 +17,9 @@ import { rawSend, startUpstream, writeWorld, type Upstream } from './helpers/ada
 import { NOW, ORIGIN, createWorld, signed, type SignSpec, type World } from './helpers/fixture.js';
 import { patchedPolicy } from './middleware/helpers.js';
 
-// One table of cases, run against all five enforcement points: the kernel called directly
-// (library), the Hono middleware (app.request), the Node middleware in a real Express app, and the
-// adapter in proxy and forward-auth modes over loopback. Reasons, statuses, deny bodies,
+// One table of cases, run against every enforcement point: the kernel called directly (library),
+// the Hono middleware (app.request), the Node middleware in a real Express app, the Fastify plugin
+// in a real Fastify 5 app, and the adapter in proxy and forward-auth modes over loopback. Reasons, statuses, deny bodies,
 // X-TrustPlane-Reason, whether the upstream was reached (and with which identity) and the audit
 // events must be the same everywhere; the differences a point's protocol forces are listed in
 // docs/architecture.md and asserted here where they apply.
@@ -87,7 +89,7 @@ type EventView = Pick<
 >;
 
 interface Harness {
-  readonly name: 'library' | 'hono' | 'express' | 'proxy' | 'forward-auth';
+  readonly name: 'library' | 'hono' | 'express' | 'fastify' | 'proxy' | 'forward-auth';
   /** Web points see headers through the Fetch API, which merges repeated lines. */
   readonly web: boolean;
   send(req: CaseRequest): Promise<Outcome>;
@@ -321,6 +323,45 @@ async function expressHarness(): Promise<Harness> {
         server.closeAllConnections();
         server.close(() => r());
       }),
+  };
+}
+
+/** The Fastify plugin in a real Fastify 5 app over loopback; the route handler parses the body. */
+async function fastifyHarness(): Promise<Harness> {
+  const sink = new MemoryAuditSink();
+  const replay = new HookedReplayStore();
+  const material = materialSwitch();
+  const app = Fastify();
+  await app.register(fastifyTrustplane, {
+    material: material.provider,
+    replayStore: replay,
+    audit: sink,
+    clock: () => NOW,
+    maxBodyBytes: MAX_BODY,
+  });
+  app.all('*', async (request, reply) => {
+    reply.header('x-upstream', 'yes');
+    return { subject: request.trustplane?.subject ?? null };
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  return {
+    name: 'fastify',
+    web: false,
+    async send(req) {
+      return fromRaw(
+        await rawSend(base, {
+          method: req.method,
+          target: req.target,
+          headers: rawHeaders(req),
+          ...(req.body !== undefined ? { body: req.body } : {}),
+        }),
+      );
+    },
+    events: eventLog(sink),
+    afterNextConsume: (hook) => (replay.hook = hook),
+    load: material.load,
+    close: () => app.close(),
   };
 }
 
@@ -702,6 +743,7 @@ beforeAll(async () => {
     await libraryHarness(),
     await honoHarness(),
     await expressHarness(),
+    await fastifyHarness(),
     await adapterHarness('proxy', upstream),
     await adapterHarness('forward-auth', upstream),
   );
@@ -712,7 +754,7 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-describe('one case table, five enforcement points', () => {
+describe('one case table, every enforcement point', () => {
   it.each(CASES.map((c) => [c.name, c]))('%s', async (_name, c) => {
     const results: Record<string, { outcome: Outcome; events: EventView[] }> = {};
     for (const h of harnesses) {

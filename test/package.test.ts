@@ -29,6 +29,7 @@ const EXPECTED: Record<string, string> = {
   './runtime': 'BundleManager',
   './middleware/hono': 'trustplane',
   './middleware/node': 'trustplane',
+  './middleware/fastify': 'trustplane',
   './adapter': 'startAdapter',
   './broker': 'Broker',
   './client': 'ProtectedClient',

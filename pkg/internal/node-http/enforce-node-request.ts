@@ -44,6 +44,8 @@ export interface EnforceNodeRequestOptions {
   readonly onDecision?: (decision: Decision) => void;
   /** Called when the body was consumed by an earlier parser (a misconfiguration). */
   readonly onConsumedBody?: () => void;
+  /** Called right before the deny is written on `res` (Fastify: take the reply over, `hijack()`). */
+  readonly beforeDeny?: () => void;
 }
 
 /** A request the point lets through: allowed (with identity) or a dry-run pass (without). */
@@ -110,6 +112,7 @@ export async function enforceNodeRequest(
   // A refusal of the reading layer is always a deny: request-layer reasons are always enforced.
   const answer =
     enforcement.outcome === 'deny' ? enforcement.answer : denyAnswer({ reason: 'internal_error' });
+  options.beforeDeny?.();
   writeDeny(res, answer, {
     close: drain,
     ...(options.echoRequestId === true && options.requestId !== undefined

@@ -27,6 +27,7 @@ export {
   type NodeRequestRefusal,
 } from './read-request.js';
 export { writeDeny, type WriteDenyOptions } from './write-deny.js';
+export { canonicalizeNodeRequest } from './canonical-request.js';
 export {
   enforceNodeRequest,
   type EnforceNodeRequestOptions,

@@ -1,13 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import {
+  canonicalizeNodeRequest,
   enforceNodeRequest,
   firstHeaderValue,
   requestScheme,
-  splitTarget,
   writeDeny,
 } from '../../internal/node-http/index.js';
-import { normalizeQuery } from '../../proof/normalize-query.js';
 import {
   createEnforcementKernel,
   denyAnswer,
@@ -62,28 +61,6 @@ const CONSUMED_BODY =
   'is left; register trustplane() before express.json()/text()/urlencoded() (a Buffer req.body ' +
   'from express.raw() is accepted when the request has no Content-Encoding)';
 
-/** `target` with its query replaced by `query` (already canonical). */
-function withQuery(target: string, query: string): string {
-  const { path } = splitTarget(target);
-  return query === '' ? path : `${path}?${query}`;
-}
-
-/**
- * Hand the handlers what the transcript covers. The query: `req.url` (what `req.query` and routers
- * read) and Express's `req.originalUrl` get the canonical query (pair order, escapes and `+` as
- * verified). On an allow, the Host: `req.headers.host` becomes the authority the transcript covered
- * (`publicOrigin` or the API's `base_url`, when set), so `req.hostname` cannot name another host.
- */
-function canonicalize(req: IncomingMessage, allow: AllowDecision | undefined): void {
-  const raw = splitTarget(req.url ?? '').query;
-  const query = allow?.query ?? (raw === '' ? '' : normalizeQuery(raw));
-  if (req.url !== undefined && (raw !== '' || query !== '')) req.url = withQuery(req.url, query);
-  const r = req as IncomingMessage & { originalUrl?: unknown };
-  if (typeof r.originalUrl === 'string' && r.originalUrl.includes('?'))
-    r.originalUrl = withQuery(r.originalUrl, query);
-  if (allow !== undefined && req.headers.host !== allow.authority) req.headers.host = allow.authority;
-}
-
 /** The raw request target: Express strips a mount path from `req.url`, never from `originalUrl`. */
 function rawTarget(req: IncomingMessage): string {
   const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
@@ -119,9 +96,8 @@ function rawTarget(req: IncomingMessage): string {
  * scheme is the socket's (`https` on TLS), or `X-Forwarded-Proto` with `trustProxy`; the authority
  * is `Host`. Both only matter when neither `publicOrigin` nor the API's `base_url` is set.
  *
- * Fastify (not tested here): register `@fastify/middie` and `fastify.use(trustplane(options))`;
- * it then runs in the `onRequest` phase, before Fastify parses the body, and the decision is on
- * `request.raw.trustplane`. A `preHandler` hook is too late (the body is parsed by then).
+ * Fastify: use the plugin of `trustplane/middleware/fastify` (the same kernel and deny answer, the verified
+ * bytes handed to Fastify's body parsers, `request.trustplane`).
  *
  * Every decision writes one audit event (component `middleware-node`, with `client_address`) to
  * `options.audit` when set; an audit failure goes to `onAuditError` and the decision stands.
@@ -178,7 +154,7 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
     // A dry-run route's unenforced deny runs the handler without a verified identity.
     const allow = granted.enforcement.outcome === 'allow' ? granted.enforcement.decision : undefined;
     if (allow !== undefined) req.trustplane = allow;
-    canonicalize(req, allow);
+    canonicalizeNodeRequest(req, allow);
     next();
   };
 
