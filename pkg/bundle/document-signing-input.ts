@@ -1,5 +1,5 @@
 import { utf8 } from '../internal/bytes.js';
-import { canonicalizeJson } from '../internal/jcs.js';
+import { canonicalMembers } from '../internal/jcs.js';
 
 /** Domain-separation prefix of every signed document (trust material, policy bundle). */
 export const SIGNED_DOCUMENT_PREFIX = 'trustplane-signed-document-v1\n';
@@ -15,7 +15,19 @@ export const SIGNED_DOCUMENT_PREFIX = 'trustplane-signed-document-v1\n';
  * @example const bytes = documentSigningInput(bundle)
  */
 export function documentSigningInput(document: Readonly<Record<string, unknown>>): Uint8Array {
-  const covered = { ...document };
-  delete covered.signature;
-  return utf8(SIGNED_DOCUMENT_PREFIX + canonicalizeJson(covered));
+  return signingInputFromMembers(canonicalMembers(document));
+}
+
+/**
+ * {@link documentSigningInput} from the document's canonical members (`canonicalMembers`), for a
+ * caller that already has them.
+ * @example const bytes = signingInputFromMembers(canonicalMembers(bundle))
+ */
+export function signingInputFromMembers(members: readonly (readonly [string, string])[]): Uint8Array {
+  let covered = '';
+  for (const [name, text] of members) {
+    if (name === 'signature') continue;
+    covered += covered === '' ? text : `,${text}`;
+  }
+  return utf8(`${SIGNED_DOCUMENT_PREFIX}{${covered}}`);
 }

@@ -1,13 +1,15 @@
 import { deepFreeze } from './deep-freeze.js';
 import { FrozenMap } from './frozen-map.js';
 import { checkNotExpired, type LoadDocumentOptions } from './load-document-options.js';
-import { parsePolicyBundle } from './parse-policy-bundle.js';
-import { assertCanonicalUnaltered, canonicalOrUndefined } from './parse-document.js';
-import { yieldToEventLoop } from '../internal/yield.js';
+import { assertCanonicalUnaltered } from './parse-document.js';
+import { canonicalMembersSliced } from '../internal/jcs.js';
+import { NEVER_PAUSE, type SlicePoint, timeSlicer } from '../internal/yield.js';
+import { signingInputFromMembers } from './document-signing-input.js';
+import { parsePolicyBundleSliced } from './parse-policy-bundle.js';
 import type { PolicyApi, PolicyBundle } from './policy-bundle-schema.js';
 import { createRevocationCheck, type RevocationQuery } from './revocation-index.js';
-import { buildRouteTable, type RouteEntry, type RouteTable } from './route-table.js';
-import { verifyDocument } from './verify-document.js';
+import { createRouteTableBuilder, type RouteEntry, type RouteTable } from './route-table.js';
+import { verifyDocumentOver } from './verify-document.js';
 
 /** Routes past which a bundle is loaded in steps (see {@link loadPolicyBundle}). */
 const LARGE_BUNDLE_ROUTES = 200;
@@ -27,7 +29,27 @@ function isLarge(json: unknown): boolean {
   return false;
 }
 
-const noPause = (): Promise<void> => Promise.resolve();
+/**
+ * The longest a large bundle's load holds the event loop between two yields (ms), give or take one
+ * route's work: the adapter keeps serving while it reloads.
+ */
+const SLICE_BUDGET_MS = 2;
+
+/** `{members}` as one canonical JSON text. */
+function joinMembers(members: readonly (readonly [string, string])[]): string {
+  let out = '';
+  for (const [, text] of members) out += out === '' ? text : `,${text}`;
+  return `{${out}}`;
+}
+
+/** The canonical JSON of untrusted input computed in slices, or undefined when it is not plain JSON. */
+async function canonicalSliced(input: unknown, pause: SlicePoint): Promise<string | undefined> {
+  try {
+    return joinMembers(await canonicalMembersSliced(input as Record<string, unknown>, pause));
+  } catch {
+    return undefined;
+  }
+}
 
 /** A verified policy bundle with its lookup tables. */
 export interface LoadedPolicy {
@@ -70,32 +92,33 @@ export interface LoadedPolicy {
  */
 export async function loadPolicyBundle(json: unknown, options: LoadDocumentOptions): Promise<LoadedPolicy> {
   // A large bundle takes tens of milliseconds to load; an adapter reloading it keeps serving, so
-  // the work is split into steps of a few milliseconds with the event loop let run between them.
-  const pause = isLarge(json) ? yieldToEventLoop : noPause;
-  await pause();
-  const document = parsePolicyBundle(json);
-  await pause();
-  const canonicalInput = canonicalOrUndefined(json);
-  await pause();
-  assertCanonicalUnaltered(canonicalInput, document, 'policy bundle');
-  await pause();
-  const verified = await verifyDocument(document, {
-    keys: options.signers,
-    allowUnsigned: options.allowUnsigned === true,
-  });
-  await pause();
+  // the work is done in slices of about SLICE_BUDGET_MS with the event loop let run between them.
+  const pause = isLarge(json) ? timeSlicer(SLICE_BUDGET_MS) : NEVER_PAUSE;
+  const document = await parsePolicyBundleSliced(json, pause);
+  // The signature is checked over the parsed document, which must then be the very document that
+  // was signed: the schema may not have rewritten anything (trimmed, normalized, added defaults).
+  const canonicalInput = await canonicalSliced(json, pause);
+  const members = canonicalInput === undefined ? [] : await canonicalMembersSliced(document, pause);
+  assertCanonicalUnaltered(canonicalInput, joinMembers(members), 'policy bundle');
+  const verified = await verifyDocumentOver(
+    document,
+    { keys: options.signers, allowUnsigned: options.allowUnsigned === true },
+    () => signingInputFromMembers(members),
+  );
   checkNotExpired(document.expires_at, options.now, 'policy bundle');
   deepFreeze(document);
   const apisById = new FrozenMap(document.apis.map((a) => [a.api_id, a] as const));
-  const entries: RouteEntry[] = [];
+  const builder = createRouteTableBuilder();
   for (const group of document.route_groups) {
     // The schema guarantees the api exists.
     const api = apisById.get(group.api_id)!;
     for (const route of group.routes) {
-      entries.push(Object.freeze({ route, api, routeGroupId: group.route_group_id }));
+      const paused = pause();
+      if (paused) await paused;
+      builder.add(Object.freeze({ route, api, routeGroupId: group.route_group_id }));
     }
   }
-  const routeTable = buildRouteTable(entries);
+  const routeTable = builder.finish();
   const isRevoked = createRevocationCheck(document.revocations ?? []);
   const loaded: LoadedPolicy = {
     document,

@@ -23,13 +23,19 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 /**
  * Validate `value` with `schema`; on failure throw `invalid_bundle` naming the first issue's path
- * (never the offending value or the payload). Internal to pkg/bundle.
+ * (never the offending value or the payload), prefixed with `at` when `value` is a part of the
+ * document. Internal to pkg/bundle.
  */
-export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string): T {
+export function parseWith<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  label: string,
+  at: readonly PropertyKey[] = [],
+): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const path = formatPath(issue?.path ?? []);
+  const path = formatPath([...at, ...(issue?.path ?? [])]);
   // The message names the path and zod's reason, never the offending value or the payload.
   throw new TrustplaneError(
     'invalid_bundle',
@@ -42,39 +48,34 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string
  * Refuse a signed document that its schema would rewrite (trim, normalize, add defaults): the
  * signature is checked over the parsed document, which must then be the very document that was
  * signed. Internal to pkg/bundle.
- * @throws TrustplaneError `invalid_bundle`
- */
-export function assertParsedUnaltered(input: unknown, parsed: unknown, label: string): void {
-  assertCanonicalUnaltered(canonicalOrUndefined(input), parsed, label);
-}
-
-/**
- * {@link assertParsedUnaltered} with the input's canonical JSON computed beforehand (a loader that
- * lets the event loop run between the two canonicalizations).
- * @param canonicalInput `canonicalOrUndefined(input)`
+ * @param canonicalInput the input's canonical JSON, or undefined when the input is not plain JSON
+ * @param canonicalParsed the parsed document's canonical JSON (compute it only when the input has
+ *   one: the parsed document is made of the input's values, so it then has one too)
  * @throws TrustplaneError `invalid_bundle`
  */
 export function assertCanonicalUnaltered(
   canonicalInput: string | undefined,
-  parsed: unknown,
+  canonicalParsed: string,
   label: string,
 ): void {
-  let same: boolean;
-  try {
-    same = canonicalInput !== undefined && canonicalInput === canonicalizeJson(parsed);
-  } catch {
-    same = false;
+  if (canonicalInput === undefined || canonicalInput !== canonicalParsed) {
+    throw new TrustplaneError('invalid_bundle', `${label} is not in the form its schema keeps`);
   }
-  if (!same) throw new TrustplaneError('invalid_bundle', `${label} is not in the form its schema keeps`);
 }
 
-/** The canonical JSON of untrusted input, or undefined when it is not plain JSON (never throws). */
-export function canonicalOrUndefined(input: unknown): string | undefined {
+/** {@link assertCanonicalUnaltered} for a small document, canonicalized here. Internal to pkg/bundle. */
+export function assertParsedUnaltered(input: unknown, parsed: unknown, label: string): void {
+  let canonicalInput: string | undefined;
   try {
-    return canonicalizeJson(input);
+    canonicalInput = canonicalizeJson(input);
   } catch {
-    return undefined;
+    canonicalInput = undefined;
   }
+  assertCanonicalUnaltered(
+    canonicalInput,
+    canonicalInput === undefined ? '' : canonicalizeJson(parsed),
+    label,
+  );
 }
 
 /**

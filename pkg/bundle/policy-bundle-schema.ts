@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
 import { signatureSchema, signedBySchema } from './document-signature-schema.js';
-import { parsePathTemplate, templateShape } from './path-template.js';
+import { parsePathTemplate, templateShapeOf } from './path-template.js';
 import {
   addDuplicateIssues,
   epochSeconds,
@@ -130,10 +130,20 @@ export const policyApiSchema = z.strictObject({
 });
 
 /** Routes of one API, grouped (scopes name groups). */
-export const policyRouteGroupSchema = z.strictObject({
+const policyRouteGroupShape = {
   route_group_id: identifier,
   api_id: identifier,
   routes: z.array(policyRouteSchema),
+};
+export const policyRouteGroupSchema = z.strictObject(policyRouteGroupShape);
+
+/**
+ * A route group with its routes left unchecked: a loader that checks a large bundle in slices
+ * checks each route with {@link policyRouteSchema} itself (see parsePolicyBundleSliced).
+ */
+export const policyRouteGroupHeadSchema = z.strictObject({
+  ...policyRouteGroupShape,
+  routes: z.array(z.unknown()),
 });
 
 /** A scope granting a route group. */
@@ -156,93 +166,108 @@ export const revocationFeedSchema = z.strictObject({
   freshness_class: freshnessClassSchema,
 });
 
-/** The trustplane-bundle-v1 policy bundle (the conformance vector's `policy_bundle`). */
-export const policyBundleSchema = z
-  .strictObject({
-    version: z.literal(POLICY_BUNDLE_VERSION),
-    kind: z.literal('policy_runtime_bundle'),
-    contract_metadata: z.record(z.string().max(256), z.string().max(4096)).optional(),
-    trust_domain: trustDomain,
-    apis: z.array(policyApiSchema),
-    route_groups: z.array(policyRouteGroupSchema),
-    scopes: z.array(policyScopeSchema).optional(),
-    default_required_key_binding: keyBindingSchema.optional(),
-    default_freshness_class: freshnessClassSchema.optional(),
-    default_max_staleness_seconds: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
-    provenance_policy: provenancePolicySchema.optional(),
-    context_policy: contextPolicySchema.optional(),
-    revocations: z.array(revocationSchema).optional(),
-    revocation_feed: revocationFeedSchema.optional(),
-    /** Epoch seconds the bundle was built (ours; the age the freshness classes measure). */
-    issued_at: epochSeconds.optional(),
-    expires_at: epochSeconds.optional(),
-    policy_version: text(256).optional(),
-    signed_by: signedBySchema.optional(),
-    signature: signatureSchema.optional(),
-  })
-  .superRefine((bundle, ctx) => {
-    addDuplicateIssues(
-      ctx,
-      bundle.apis,
-      (a) => a.api_id,
-      (i) => ['apis', i, 'api_id'],
-      'duplicate api_id',
-    );
-    addDuplicateIssues(
-      ctx,
-      bundle.route_groups,
-      (g) => g.route_group_id,
-      (i) => ['route_groups', i, 'route_group_id'],
-      'duplicate route_group_id',
-    );
-    const apiIds = new Set(bundle.apis.map((a) => a.api_id));
-    const groupIds = new Set(bundle.route_groups.map((g) => g.route_group_id));
-    const routeIds = new Set<string>();
-    const shapes = new Map<string, string>();
-    bundle.route_groups.forEach((group, g) => {
-      if (!apiIds.has(group.api_id)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'api_id does not name an entry of apis',
-          path: ['route_groups', g, 'api_id'],
-        });
-      }
-      group.routes.forEach((route, r) => {
-        const path = ['route_groups', g, 'routes', r];
-        if (routeIds.has(route.route_id)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: 'duplicate route_id (route ids are unique across the bundle)',
-            path: [...path, 'route_id'],
-          });
-        }
-        routeIds.add(route.route_id);
-        const segments = parsePathTemplate(route.path_template);
-        if (typeof segments === 'string') return;
-        const key = `${route.method} ${templateShape(segments)}`;
-        const other = shapes.get(key);
-        if (other !== undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `method and path_template collide with route ${JSON.stringify(other)}`,
-            path: [...path, 'path_template'],
-          });
-        } else {
-          shapes.set(key, route.route_id);
-        }
+const policyBundleShape = {
+  version: z.literal(POLICY_BUNDLE_VERSION),
+  kind: z.literal('policy_runtime_bundle'),
+  contract_metadata: z.record(z.string().max(256), z.string().max(4096)).optional(),
+  trust_domain: trustDomain,
+  apis: z.array(policyApiSchema),
+  route_groups: z.array(policyRouteGroupSchema),
+  scopes: z.array(policyScopeSchema).optional(),
+  default_required_key_binding: keyBindingSchema.optional(),
+  default_freshness_class: freshnessClassSchema.optional(),
+  default_max_staleness_seconds: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  provenance_policy: provenancePolicySchema.optional(),
+  context_policy: contextPolicySchema.optional(),
+  revocations: z.array(revocationSchema).optional(),
+  revocation_feed: revocationFeedSchema.optional(),
+  /** Epoch seconds the bundle was built (ours; the age the freshness classes measure). */
+  issued_at: epochSeconds.optional(),
+  expires_at: epochSeconds.optional(),
+  policy_version: text(256).optional(),
+  signed_by: signedBySchema.optional(),
+  signature: signatureSchema.optional(),
+};
+
+/**
+ * The checks across a bundle's parts: unique ids, references between apis, route groups and
+ * scopes, no two routes of one method and template shape, and the validity window.
+ */
+function checkBundleReferences(bundle: PolicyBundle, ctx: z.RefinementCtx): void {
+  addDuplicateIssues(
+    ctx,
+    bundle.apis,
+    (a) => a.api_id,
+    (i) => ['apis', i, 'api_id'],
+    'duplicate api_id',
+  );
+  addDuplicateIssues(
+    ctx,
+    bundle.route_groups,
+    (g) => g.route_group_id,
+    (i) => ['route_groups', i, 'route_group_id'],
+    'duplicate route_group_id',
+  );
+  const apiIds = new Set(bundle.apis.map((a) => a.api_id));
+  const groupIds = new Set(bundle.route_groups.map((g) => g.route_group_id));
+  const routeIds = new Set<string>();
+  const shapes = new Map<string, string>();
+  bundle.route_groups.forEach((group, g) => {
+    if (!apiIds.has(group.api_id)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'api_id does not name an entry of apis',
+        path: ['route_groups', g, 'api_id'],
       });
-    });
-    (bundle.scopes ?? []).forEach((scope, i) => {
-      if (!groupIds.has(scope.route_group_id)) {
+    }
+    group.routes.forEach((route, r) => {
+      const path = ['route_groups', g, 'routes', r];
+      if (routeIds.has(route.route_id)) {
         ctx.addIssue({
           code: 'custom',
-          message: 'route_group_id does not name an entry of route_groups',
-          path: ['scopes', i, 'route_group_id'],
+          message: 'duplicate route_id (route ids are unique across the bundle)',
+          path: [...path, 'route_id'],
         });
       }
+      routeIds.add(route.route_id);
+      // An invalid template has its own issue already (the first one reported); its shape here
+      // can only add later issues.
+      const key = `${route.method} ${templateShapeOf(route.path_template)}`;
+      const other = shapes.get(key);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `method and path_template collide with route ${JSON.stringify(other)}`,
+          path: [...path, 'path_template'],
+        });
+      } else {
+        shapes.set(key, route.route_id);
+      }
     });
-    addValidityWindowIssue(ctx, bundle);
   });
+  (bundle.scopes ?? []).forEach((scope, i) => {
+    if (!groupIds.has(scope.route_group_id)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'route_group_id does not name an entry of route_groups',
+        path: ['scopes', i, 'route_group_id'],
+      });
+    }
+  });
+  addValidityWindowIssue(ctx, bundle);
+}
+
+/** The trustplane-bundle-v1 policy bundle (the conformance vector's `policy_bundle`). */
+export const policyBundleSchema = z.strictObject(policyBundleShape).superRefine(checkBundleReferences);
+
+/** The bundle with its route groups left unchecked (see {@link policyRouteGroupHeadSchema}). */
+export const policyBundleHeadSchema = z.strictObject({
+  ...policyBundleShape,
+  route_groups: z.array(z.unknown()),
+});
+
+/** Only the checks across parts, for a bundle whose parts were checked one by one. */
+export const policyBundleReferencesSchema = z.custom<PolicyBundle>().superRefine(checkBundleReferences);
 
 /** A trustplane-bundle-v1 policy bundle. */
 export type PolicyBundle = z.infer<typeof policyBundleSchema>;

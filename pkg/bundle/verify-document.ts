@@ -59,6 +59,19 @@ export async function verifyDocument(
   document: Readonly<Record<string, unknown>>,
   options: VerifyDocumentOptions,
 ): Promise<VerifyDocumentResult> {
+  return verifyDocumentOver(document, options, () => documentSigningInput(document));
+}
+
+/**
+ * {@link verifyDocument} with the signing input supplied by the caller (a loader that already has
+ * the document's canonical members). Internal to pkg/bundle.
+ * @param signingInput returns `documentSigningInput(document)`; called only for a signed document
+ */
+export async function verifyDocumentOver(
+  document: Readonly<Record<string, unknown>>,
+  options: VerifyDocumentOptions,
+  signingInput: () => Uint8Array,
+): Promise<VerifyDocumentResult> {
   const allowUnsigned = options.allowUnsigned === true;
   if (!Array.isArray(options.keys)) throw new TypeError('verifyDocument: keys must be an array');
   if (options.keys.length === 0 && !allowUnsigned) {
@@ -94,7 +107,7 @@ export async function verifyDocument(
   if (signer.issuer !== undefined && signer.issuer !== signedBy.issuer) throw invalid();
   let input: Uint8Array;
   try {
-    input = documentSigningInput(document);
+    input = signingInput();
   } catch {
     throw invalid();
   }

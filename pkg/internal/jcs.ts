@@ -6,6 +6,8 @@
  * `TypeError` instead of being silently coerced, because the output is what gets signed.
  */
 
+import type { SlicePoint } from './yield.js';
+
 /** Deeper nesting is refused (RangeError) so hostile input cannot exhaust the stack. */
 export const MAX_JCS_DEPTH = 256;
 
@@ -118,4 +120,75 @@ export function canonicalMembers(value: Readonly<Record<string, unknown>>): [str
  */
 export function canonicalizeJson(value: unknown): string {
   return serialize(value, 0, new Set());
+}
+
+/** How deep {@link canonicalMembersSliced} pauses: below this depth a value is serialized in one go. */
+const SLICED_DEPTH = 4;
+
+async function serializeSliced(
+  value: unknown,
+  depth: number,
+  seen: Set<object>,
+  pause: SlicePoint,
+): Promise<string> {
+  if (depth >= SLICED_DEPTH || typeof value !== 'object' || value === null) {
+    return serialize(value, depth, seen);
+  }
+  if (seen.has(value)) throw new TypeError('canonicalizeJson: cyclic structure');
+  seen.add(value);
+  let out: string;
+  if (Array.isArray(value)) {
+    const parts: string[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const paused = pause();
+      if (paused) await paused;
+      const item: unknown = value[i];
+      if (item === undefined) throw new TypeError('canonicalizeJson: undefined array element');
+      parts.push(await serializeSliced(item, depth + 1, seen, pause));
+    }
+    out = `[${parts.join(',')}]`;
+  } else {
+    if (!isPlainObject(value)) throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
+    out = `{${(await membersSliced(value as Record<string, unknown>, depth, seen, pause)).join(',')}}`;
+  }
+  seen.delete(value);
+  return out;
+}
+
+async function membersSliced(
+  record: Readonly<Record<string, unknown>>,
+  depth: number,
+  seen: Set<object>,
+  pause: SlicePoint,
+  names?: string[],
+): Promise<string[]> {
+  const parts: string[] = [];
+  for (const key of Object.keys(record).sort()) {
+    const member = record[key];
+    if (member === undefined) continue;
+    parts.push(
+      `${serializeString(key, 'member name')}:${await serializeSliced(member, depth + 1, seen, pause)}`,
+    );
+    names?.push(key);
+  }
+  return parts;
+}
+
+/**
+ * {@link canonicalMembers} computed in slices: `pause` is consulted before each array element of the
+ * first few levels (a policy bundle's route groups and routes), so a large document is serialized
+ * without holding the event loop for all of it. The result is the same as `canonicalMembers`.
+ * @throws as {@link canonicalMembers}
+ * @example const members = await canonicalMembersSliced(bundle, timeSlicer(2))
+ */
+export async function canonicalMembersSliced(
+  value: Readonly<Record<string, unknown>>,
+  pause: SlicePoint,
+): Promise<[string, string][]> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlainObject(value)) {
+    throw new TypeError('canonicalizeJson: only plain objects are JSON objects');
+  }
+  const names: string[] = [];
+  const parts = await membersSliced(value, 0, new Set<object>([value]), pause, names);
+  return parts.map((text, i) => [names[i]!, text]);
 }

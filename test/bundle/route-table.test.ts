@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildRouteTable, type PolicyApi, type RouteEntry } from '../../pkg/bundle/index.js';
 import { route } from './fixtures.js';
+import { parsePathTemplate, templateShape, templateShapeOf } from '../../pkg/bundle/path-template.js';
 
 const api: PolicyApi = { api_id: 'orders-api', audience: 'orders-api' };
 const entry = (id: string, method: string, template: string): RouteEntry => ({
@@ -138,5 +139,28 @@ describe('10,000 routes', () => {
     expect(table.resolve('GET', '/v2/svc1/items/1')).toBeUndefined();
     expect(table.resolve('GET', '/v1/svc1/items/1')?.route.route_id).toBe('r1.get');
     expect(table.resolve('GET', '/v1/svc1/items')).toBeUndefined();
+  });
+});
+
+describe('templateShapeOf', () => {
+  it('equals templateShape(parsePathTemplate(t)) for every valid template', () => {
+    const templates = [
+      '/',
+      '/v1',
+      '/v1/orders/{order_id}',
+      '/{a}/{b}/c',
+      '/v1/{x}/items/{y_2}/z',
+      '/v1/%E2%82%AC/{id}',
+      "/a/b-c.d~e!$&'()*+,=:@",
+      '/v1/{notparam/x',
+    ];
+    let checked = 0;
+    for (const t of templates) {
+      const segments = parsePathTemplate(t);
+      if (typeof segments === 'string') continue;
+      expect(templateShapeOf(t), t).toBe(templateShape(segments));
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(7);
   });
 });
