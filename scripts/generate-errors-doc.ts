@@ -44,6 +44,8 @@ const COMPONENT_LAYERS: Readonly<Record<ComponentReasonLayer, string>> = {
     'The audit ledger sinks and readers: `LedgerError` (`trustplane/audit`), thrown or reported through `onError`; `details.sqlstate` is the PostgreSQL SQLSTATE. `trustplane audit verify` exits 1 with `audit_chain_broken`. A durable write a route waits for fails with `audit_unavailable` instead.',
   broker_ipc:
     'The broker-ipc-v1 client: `BrokerIpcError` (`trustplane/broker`): the broker did not answer with a valid response (a deny is an answer, not this error).',
+  setup:
+    'Setting up a command or a process: flags, files, listen addresses, optional dependencies. The CLI prints them as one line, `trustplane: <code>: <message>` (exit status 2 for `usage` and `config`, 1 otherwise); `dependency_missing` is also thrown by the library when an optional peer dependency is not installed.',
 };
 
 function table(codes: readonly ReasonCode[]): string {

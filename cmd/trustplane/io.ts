@@ -12,14 +12,27 @@ export class CliError extends Error {
   }
 }
 
+/** The Node error code (`ENOENT`, `EADDRINUSE`, `EPIPE`...) of a system error, if any. */
+export function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string'
+    ? e.code
+    : undefined;
+}
+
+function readFailure(path: string, e: unknown): CliError {
+  return errnoCode(e) === 'ENOENT'
+    ? new CliError(`no such file: ${path}`, 'file_not_found')
+    : new CliError(`cannot read ${path}`, 'io');
+}
+
 /** Read a value given as `@path` (file contents) or literally; `-` reads stdin. */
 export function readValue(value: string): string {
   if (value === '-') return readFileSync(0, 'utf8');
   if (value.startsWith('@')) {
     try {
       return readFileSync(value.slice(1), 'utf8');
-    } catch {
-      throw new CliError(`cannot read ${value.slice(1)}`, 'io');
+    } catch (e) {
+      throw readFailure(value.slice(1), e);
     }
   }
   return value;
@@ -29,19 +42,37 @@ export function readValue(value: string): string {
 export function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
-    throw new CliError(`cannot read ${path}`, 'io');
+  } catch (e) {
+    throw readFailure(path, e);
+  }
+}
+
+/**
+ * Parse JSON text; on a syntax error, say where (line and column, 1-based) and never what: the text
+ * may hold keys, and V8's message quotes it.
+ * @param what how to name the input in the message (a file name, a flag)
+ */
+export function parseJsonText(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    const at = /at position (\d+)/.exec(e instanceof Error ? e.message : '');
+    const offset = at ? Number(at[1]) : text.length;
+    const before = text.slice(0, offset).split('\n');
+    const where = `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+    const end = offset >= text.trimEnd().length ? ' (unexpected end)' : '';
+    throw new CliError(`${what} is not valid JSON: ${where}${end}`, 'invalid_json');
   }
 }
 
 /** Read a JSON file. */
 export function readJsonFile(path: string): unknown {
-  const text = readText(path);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new CliError(`${path} is not valid JSON`, 'invalid_json');
-  }
+  return parseJsonText(readText(path), path);
+}
+
+/** Read a JSON flag value given literally or as `@file`. */
+export function readJsonValue(value: string, flag: string): unknown {
+  return parseJsonText(readValue(value), value.startsWith('@') ? value.slice(1) : flag);
 }
 
 /** Write JSON (2-space, trailing newline) to a file or stdout. */
@@ -70,6 +101,20 @@ export function formatError(e: unknown): { line: string; code: number } {
   if (e instanceof CliError) return { line: `trustplane: ${e.reason}: ${e.message}`, code: e.exitCode };
   if (e instanceof TypeError || e instanceof RangeError)
     return { line: `trustplane: usage: ${e.message}`, code: 2 };
+  const errno = errnoCode(e);
+  const where = (e as { path?: unknown; address?: unknown; port?: unknown }) ?? {};
+  if (errno === 'ENOENT' && typeof where.path === 'string')
+    return { line: `trustplane: file_not_found: no such file: ${where.path}`, code: 1 };
+  if (errno === 'EADDRINUSE') {
+    const address =
+      typeof where.address === 'string' && typeof where.port === 'number'
+        ? `${where.address.includes(':') ? `[${where.address}]` : where.address}:${where.port}`
+        : 'the listen address';
+    return {
+      line: `trustplane: address_in_use: ${address} is already in use by another process (stop it, or choose another --listen / --admin-listen)`,
+      code: 1,
+    };
+  }
   return { line: `trustplane: internal_error: ${e instanceof Error ? e.message : String(e)}`, code: 1 };
 }
 

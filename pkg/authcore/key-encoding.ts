@@ -24,6 +24,22 @@ export function invalidKey(what: string): TrustplaneError {
   return new TrustplaneError('invalid_key', `invalid Ed25519 ${what}`);
 }
 
+/**
+ * A key of the other kind where one kind is needed: the fixed message says what to give instead and
+ * never repeats the input.
+ */
+export function wrongKeyKind(given: 'public' | 'private'): TrustplaneError {
+  return given === 'private'
+    ? new TrustplaneError(
+        'wrong_key_kind',
+        'this is a private key where a public key is needed: give its public half (the <name>.pub file trustplane gen-key wrote, or the public_key it printed)',
+      )
+    : new TrustplaneError(
+        'wrong_key_kind',
+        'this is a public key where a private key is needed: give the private key file trustplane gen-key wrote (<name>.key, not <name>.pub)',
+      );
+}
+
 export function pemBody(text: string, label: string): Uint8Array | undefined {
   const re = new RegExp(`^-----BEGIN ${label}-----\\s*([A-Za-z0-9+/=\\s]+?)\\s*-----END ${label}-----\\s*$`);
   const m = re.exec(text.trim());

@@ -13,7 +13,7 @@ export type HttpReasonLayer =
  * No enforcement point answers a request with them.
  */
 export type ComponentReasonLayer =
-  'svid' | 'spiffe_id' | 'workload_api' | 'receipt' | 'ledger' | 'broker_ipc';
+  'svid' | 'spiffe_id' | 'workload_api' | 'receipt' | 'ledger' | 'broker_ipc' | 'setup';
 
 /**
  * How a reason code is surfaced. For the HTTP-facing layers ({@link HttpReasonLayer}) `status` is
@@ -366,6 +366,13 @@ const table = {
     summary: 'Key material is not a valid Ed25519 key in an accepted encoding.',
     retryable: false,
   },
+  wrong_key_kind: {
+    status: 500,
+    layer: 'bundle',
+    summary:
+      'A public key was given where a private key is needed, or a private key where a public key is (e.g. `--private-key @signer.pub`); the message says which file to give instead.',
+    retryable: false,
+  },
   // -------------------------------------------------------------------------------------------
   // Component errors. Thrown by library components to their callers, never answered by an
   // enforcement point: `status` is the one to use if the failure is ever surfaced over HTTP.
@@ -687,6 +694,60 @@ const table = {
     summary: 'The broker-ipc-v1 request exceeds 1 MiB.',
     retryable: false,
   },
+
+  // Setting up a command or a process (the CLI prints them as `trustplane: <code>: <message>`).
+  usage: {
+    status: 400,
+    layer: 'setup',
+    summary:
+      'A command was called wrongly: unknown verb or option, a missing or malformed flag (exit status 2).',
+    retryable: false,
+  },
+  config: {
+    status: 400,
+    layer: 'setup',
+    summary: 'The adapter or broker configuration is inconsistent; one line per problem (exit status 2).',
+    retryable: false,
+  },
+  file_not_found: {
+    status: 500,
+    layer: 'setup',
+    summary: 'A file named by a flag (or `@file` value) does not exist.',
+    retryable: false,
+  },
+  io: {
+    status: 500,
+    layer: 'setup',
+    summary: 'A file exists but cannot be read or written (permissions, a directory, a disk error).',
+    retryable: false,
+  },
+  invalid_json: {
+    status: 400,
+    layer: 'setup',
+    summary:
+      'A file or flag value is not valid JSON; the message gives the line and column, never the content.',
+    retryable: false,
+  },
+  address_in_use: {
+    status: 500,
+    layer: 'setup',
+    summary:
+      'A listen address is taken by another process: stop it or choose another `--listen`/`--admin-listen`.',
+    retryable: true,
+  },
+  dependency_missing: {
+    status: 500,
+    layer: 'setup',
+    summary:
+      'An optional peer dependency needed for this feature is not installed (e.g. `pg` for the PostgreSQL ledger); the message names the package.',
+    retryable: false,
+  },
+  policy_test_failed: {
+    status: 500,
+    layer: 'setup',
+    summary: '`trustplane test`: at least one request case did not get its expected decision and reason.',
+    retryable: false,
+  },
 } as const satisfies Record<string, ReasonCodeInfo>;
 
 /** Every reason code. */
@@ -723,6 +784,7 @@ export const COMPONENT_REASON_LAYERS: readonly ComponentReasonLayer[] = Object.f
   'receipt',
   'ledger',
   'broker_ipc',
+  'setup',
 ]);
 
 /**

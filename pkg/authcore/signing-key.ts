@@ -9,6 +9,7 @@ import {
   PKCS8_PREFIX,
   startsWith,
   toPem,
+  wrongKeyKind,
 } from './key-encoding.js';
 import { importRawPublicKey, type VerifyKey } from './verify-key.js';
 
@@ -71,6 +72,7 @@ export async function parsePrivateKey(
     if (input.length > MAX_KEY_INPUT) throw invalidKey('private key');
     const text = input.trim();
     if (text.startsWith('-----BEGIN')) {
+      if (pemBody(text, 'PUBLIC KEY') !== undefined) throw wrongKeyKind('public');
       const der = pemBody(text, 'PRIVATE KEY');
       if (!der || der.length !== 48 || !startsWith(der, PKCS8_PREFIX)) throw invalidKey('private key');
       return signingKeyFromSeed(der.subarray(16));
@@ -88,6 +90,14 @@ export async function parsePrivateKey(
       return key;
     }
     throw invalidKey('private key');
+  }
+  if (
+    input.kty === 'OKP' &&
+    input.crv === 'Ed25519' &&
+    input.d === undefined &&
+    typeof input.x === 'string'
+  ) {
+    throw wrongKeyKind('public');
   }
   if (input.kty !== 'OKP' || input.crv !== 'Ed25519' || typeof input.d !== 'string') {
     throw invalidKey('private key');

@@ -9,6 +9,7 @@ import {
   pemBody,
   SPKI_PREFIX,
   startsWith,
+  wrongKeyKind,
 } from './key-encoding.js';
 import { isWeakPublicKey } from './weak-public-key.js';
 
@@ -71,6 +72,7 @@ export async function parsePublicKey(input: string | Readonly<Record<string, unk
     if (input.length > MAX_KEY_INPUT) throw invalidKey('public key');
     const text = input.trim();
     if (text.startsWith('-----BEGIN')) {
+      if (pemBody(text, 'PRIVATE KEY') !== undefined) throw wrongKeyKind('private');
       const der = pemBody(text, 'PUBLIC KEY');
       if (!der || der.length !== 44 || !startsWith(der, SPKI_PREFIX)) throw invalidKey('public key');
       return importRawPublicKey(der.subarray(12));
@@ -81,12 +83,14 @@ export async function parsePublicKey(input: string | Readonly<Record<string, unk
       return parsePublicKey(jwk);
     }
     const raw = decodeBase64Url(text);
+    // 64 bytes is the CLI key text, base64url(seed || public key): a private key.
+    if (raw?.length === 64) throw wrongKeyKind('private');
     if (!raw || raw.length !== 32) throw invalidKey('public key');
     return importRawPublicKey(raw);
   }
   if (input.kty !== 'OKP' || input.crv !== 'Ed25519' || typeof input.x !== 'string')
     throw invalidKey('public key');
-  if (Object.hasOwn(input, 'd')) throw invalidKey('public key');
+  if (Object.hasOwn(input, 'd')) throw wrongKeyKind('private');
   const raw = decodeBase64Url(input.x);
   if (!raw || raw.length !== 32) throw invalidKey('public key');
   return importRawPublicKey(raw);

@@ -34,8 +34,12 @@ function spkiPem(raw: Uint8Array): string {
 }
 
 /** Asserts the promise rejects with invalid_key and that the message echoes none of `secrets`. */
-async function expectInvalidKey(p: Promise<unknown>, secrets: readonly string[]): Promise<void> {
-  await expect(p).rejects.toMatchObject({ reason: 'invalid_key', status: 500 });
+async function expectInvalidKey(
+  p: Promise<unknown>,
+  secrets: readonly string[],
+  reason: 'invalid_key' | 'wrong_key_kind' = 'invalid_key',
+): Promise<void> {
+  await expect(p).rejects.toMatchObject({ reason, status: 500 });
   const err: unknown = await p.catch((e: unknown) => e);
   expect(err).toBeInstanceOf(TrustplaneError);
   const text = `${String(err)} ${(err as TrustplaneError).message} ${JSON.stringify((err as TrustplaneError).details)}`;
@@ -218,7 +222,6 @@ describe('rejections (invalid_key, no echo of the input)', () => {
     ['non-canonical seed (trailing bits)', `${seedB64.slice(0, -1)}${seedB64.endsWith('A') ? 'B' : 'A'}`],
     ['PEM with a garbage body', `-----BEGIN PRIVATE KEY-----\n${secretGarbage}!!\n-----END PRIVATE KEY-----`],
     ['PEM truncated', '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----'],
-    ['PEM of a public key', spkiPem(pub)],
     ['JSON that is not an object', `["${seedB64}"]`],
     ['broken JSON', `{"kty":"OKP","d":"${seedB64}"`],
     ['over 16 KiB', `${seedB64}${' '.repeat(17 * 1024)}`],
@@ -238,7 +241,6 @@ describe('rejections (invalid_key, no echo of the input)', () => {
     ['crv X25519', { kty: 'OKP', crv: 'X25519', d: seedB64, x: pubB64 }],
     ['crv Ed448', { kty: 'OKP', crv: 'Ed448', d: seedB64, x: pubB64 }],
     ['missing kty', { crv: 'Ed25519', d: seedB64, x: pubB64 }],
-    ['public JWK (no d)', { kty: 'OKP', crv: 'Ed25519', x: pubB64 }],
     ['d not a string', { kty: 'OKP', crv: 'Ed25519', d: 42, x: pubB64 }],
     ['d of 31 bytes', { kty: 'OKP', crv: 'Ed25519', d: encodeBase64Url(seed.subarray(0, 31)) }],
     ['d with padding', { kty: 'OKP', crv: 'Ed25519', d: `${seedB64}=` }],
@@ -254,12 +256,7 @@ describe('rejections (invalid_key, no echo of the input)', () => {
     ['garbage', secretGarbage],
     ['31 bytes', encodeBase64Url(pub.subarray(0, 31))],
     ['33 bytes', encodeBase64Url(concatBytes(pub, Uint8Array.of(0)))],
-    ['64-byte private key text', keyText],
     ['padding', `${pubB64}=`],
-    [
-      'PEM of a private key',
-      '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----',
-    ],
     ['JSON array', `["${pubB64}"]`],
   ])('public key: %s', async (_name, input) => {
     await expectInvalidKey(parsePublicKey(input), [input]);
@@ -272,14 +269,38 @@ describe('rejections (invalid_key, no echo of the input)', () => {
     ['x missing', { kty: 'OKP', crv: 'Ed25519' }],
     ['x of 31 bytes', { kty: 'OKP', crv: 'Ed25519', x: encodeBase64Url(pub.subarray(0, 31)) }],
     ['x non-canonical', { kty: 'OKP', crv: 'Ed25519', x: `${pubB64.slice(0, -1)}b` }],
-    [
-      'contains d (a private key where a public key is expected)',
-      { kty: 'OKP', crv: 'Ed25519', x: pubB64, d: seedB64 },
-    ],
-    ['contains d: null', { kty: 'OKP', crv: 'Ed25519', x: pubB64, d: null }],
   ] as [string, Record<string, unknown>][])('public JWK: %s', async (_name, jwk) => {
     await expectInvalidKey(parsePublicKey(jwk), [JSON.stringify(jwk)]);
     await expectInvalidKey(parsePublicKey(JSON.stringify(jwk)), [JSON.stringify(jwk)]);
+  });
+
+  // A key of the other kind: wrong_key_kind, whose fixed message says what to give instead.
+  it.each([
+    ['private key: PEM of a public key', () => parsePrivateKey(spkiPem(pub)), spkiPem(pub)],
+    [
+      'private JWK: public JWK (no d)',
+      () => parsePrivateKey({ kty: 'OKP', crv: 'Ed25519', x: pubB64 }),
+      pubB64,
+    ],
+    ['public key: 64-byte private key text', () => parsePublicKey(keyText), keyText],
+    [
+      'public key: PEM of a private key',
+      () =>
+        parsePublicKey('-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----'),
+      'MC4CAQAwBQYDK2VwBCIEIA',
+    ],
+    [
+      'public JWK: contains d (a private key where a public key is expected)',
+      () => parsePublicKey({ kty: 'OKP', crv: 'Ed25519', x: pubB64, d: seedB64 }),
+      pubB64,
+    ],
+    [
+      'public JWK: contains d: null',
+      () => parsePublicKey(JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: pubB64, d: null })),
+      pubB64,
+    ],
+  ] as [string, () => Promise<unknown>, string][])('%s: wrong_key_kind', async (_name, parse, secret) => {
+    await expectInvalidKey(parse(), [secret], 'wrong_key_kind');
   });
 
   it('importRawPublicKey rejects wrong lengths', async () => {

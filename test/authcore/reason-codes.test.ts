@@ -118,6 +118,8 @@ describe('errors', () => {
         'ledger_unavailable',
         'broker_unreachable',
         'broker_timeout',
+        // Setup: the port is free again once the other process stops.
+        'address_in_use',
       ].sort(),
     );
     expect(isRetryableReason('jti_replay')).toBe(false);
@@ -128,7 +130,7 @@ describe('errors', () => {
 describe('component layers', () => {
   const component = REASON_CODE_LIST.filter((code) => isComponentReason(code));
 
-  it('are the six component layers, in one block at the end of the registry', () => {
+  it('are the seven component layers, in one block at the end of the registry', () => {
     expect([...COMPONENT_REASON_LAYERS]).toEqual([
       'svid',
       'spiffe_id',
@@ -136,6 +138,7 @@ describe('component layers', () => {
       'receipt',
       'ledger',
       'broker_ipc',
+      'setup',
     ]);
     expect(Object.isFrozen(COMPONENT_REASON_LAYERS)).toBe(true);
     expect(component.length).toBeGreaterThan(40);
@@ -146,10 +149,11 @@ describe('component layers', () => {
     expect(order).toEqual([...order].sort((a, b) => a - b));
   });
 
-  it('each code starts with its layer name (audit_chain_broken, the CLI name, aside)', () => {
+  it('each code starts with its layer name (audit_chain_broken, the CLI name, and the setup words the CLI prints, aside)', () => {
     const prefixed = component.filter(
       (code) =>
         code !== 'audit_chain_broken' &&
+        REASON_CODES[code].layer !== 'setup' &&
         !code.startsWith(`${REASON_CODES[code].layer.replace('broker_ipc', 'broker')}_`),
     );
     expect(prefixed).toEqual([]);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,11 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_EVENT_SCHEMA, type AuditEvent } from '../../pkg/audit/event.js';
 import { FileLedgerSink } from '../../pkg/audit/file-ledger-sink.js';
 import { PostgresLedgerSink } from '../../pkg/audit/postgres-ledger-sink.js';
+import { CLI } from '../helpers/adapter-process.js';
+import { cliInProcess, cliProcess } from '../helpers/cli.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 /*
- * `trustplane audit verify` and `trustplane audit query`, run as the BUILT CLI (npm run build
- * first) against ledger files written by FileLedgerSink and then tampered with line by line.
+ * `trustplane audit verify` and `trustplane audit query` against ledger files written by
+ * FileLedgerSink and then tampered with line by line. The verbs run in-process (test/helpers/cli.ts:
+ * ~40 runs as processes timed out on a loaded 2-core machine); the BUILT CLI (npm run build first)
+ * runs as a process where the process is the point: exit status, a closed pipe.
  */
 
 const BIN = path.resolve('dist/cmd/trustplane/main.js');
@@ -20,25 +24,8 @@ const f = (name: string) => path.join(dir, name);
 const T0 = Date.UTC(2026, 0, 31, 12, 0, 0);
 const COUNT = 8;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { encoding: 'utf8', timeout: 20_000, env: { ...process.env, NO_COLOR: '1' } },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+/** Verbs run in-process (the CLI's own program, serialized); the exit-status path is checked once as a process below. */
+const cli = cliInProcess;
 
 function event(i: number): AuditEvent {
   const deny = i % 3 === 2;
@@ -185,7 +172,10 @@ describe.concurrent('trustplane audit verify', () => {
       code: 2,
       stderr: 'trustplane: usage: give exactly one of --file or --postgres\n',
     });
-    expect(missing).toMatchObject({ code: 1, stderr: `trustplane: io: cannot read ${f('missing.jsonl')}\n` });
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: `trustplane: file_not_found: no such file: ${f('missing.jsonl')}\n`,
+    });
     expect(directory).toMatchObject({ code: 1, stderr: `trustplane: io: ${dir} is not a file\n` });
   });
 });
@@ -328,7 +318,7 @@ describe.concurrent('trustplane audit query', () => {
     });
     expect(await cli(['audit', 'query', '--file', f('missing.jsonl')])).toMatchObject({
       code: 1,
-      stderr: `trustplane: io: cannot read ${f('missing.jsonl')}\n`,
+      stderr: `trustplane: file_not_found: no such file: ${f('missing.jsonl')}\n`,
     });
   });
 
@@ -452,4 +442,54 @@ describe('trustplane audit verify --postgres', () => {
     );
     expect(r.stderr + r.stdout).not.toContain(PASSWORD);
   });
+});
+
+describe('trustplane audit, as a process', () => {
+  it('exit status and streams of the built binary', async () => {
+    const [intact, broken] = await Promise.all([
+      cliProcess(['audit', 'verify', '--file', ledger]),
+      cliProcess([
+        'audit',
+        'verify',
+        '--file',
+        tampered('process-edit.jsonl', (lines) =>
+          lines.map((l, i) => (i === 1 ? l.replace('"jti":"jti-', '"jti":"x-') : l)),
+        ),
+      ]),
+    ]);
+    expect(intact).toMatchObject({ code: 0, stderr: '' });
+    expect(intact.stdout).toMatch(/^ok: 8 records/);
+    expect(broken).toMatchObject({ code: 1, stdout: '' });
+    expect(broken.stderr).toMatch(/^trustplane: audit_chain_broken: broken at record 2 /);
+  });
+
+  it('audit query --json | head -1: a reader that closes the pipe ends it quietly (exit 0, nothing on stderr)', async () => {
+    const big = f('big.jsonl');
+    const sink = await FileLedgerSink.open(big, { chainId: 'adapter-big', fsync: 'never' });
+    // ~1 MB of records: far more than a pipe buffer, so the CLI is still writing when the reader leaves.
+    for (let i = 1; i <= 2500; i++) await sink.writeDurable(event(i));
+    await sink.close();
+    const child = spawn(process.execPath, [CLI, 'audit', 'query', '--file', big, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    const first = await new Promise<string>((resolve) => {
+      let buffered = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        buffered += d;
+        const nl = buffered.indexOf('\n');
+        if (nl >= 0) {
+          child.stdout.destroy(); // what `head -1` does after its line
+          resolve(buffered.slice(0, nl));
+        }
+      });
+      // A child that dies before its first line must fail the test, not hang it.
+      void closed.then(() => resolve(buffered));
+    });
+    const code = await closed;
+    expect(JSON.parse(first)).toMatchObject({ jti: 'jti-1' });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  }, 60_000);
 });

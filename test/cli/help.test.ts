@@ -3,12 +3,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/adapter-process.js';
+import { cliInProcess } from '../helpers/cli.js';
 
 /*
  * Every verb of the built CLI documents itself: `--help` exits 0 and shows an `Example:` section
  * whose command lines start with the verb. The verbs are discovered from the help output itself
  * (the top-level "Commands:" list, then each command's), so a verb added later is covered without
- * touching this file. main.ts runs the program when imported, so it is never imported here.
+ * touching this file. The `trustplane` verbs run in-process (test/helpers/cli.ts: one process per
+ * verb, ~30 at once, was slow on a loaded 2-core machine); `trustplane-adapter` runs as a process.
  */
 
 const ADAPTER_BIN = path.resolve('dist/cmd/trustplane-adapter/main.js');
@@ -24,7 +26,7 @@ function help(bin: string, verb: readonly string[]): Promise<HelpRun> {
     execFile(
       process.execPath,
       [bin, ...verb, '--help'],
-      { encoding: 'utf8', timeout: 20_000, env: { ...process.env, NO_COLOR: '1' } },
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
         resolve({ code, stdout, stderr });
@@ -64,14 +66,14 @@ if (!existsSync(CLI) || !existsSync(ADAPTER_BIN)) {
 
 // Discovery runs at collection time (top-level await) so that each verb gets its own test; the
 // help of one level's verbs is read in parallel.
-const topLevel = await help(CLI, []);
+const topLevel = await cliInProcess(['--help']);
 const verbs = new Map<string, HelpRun>();
 let level: { readonly verb: readonly string[]; readonly text: string }[] = [
   { verb: [], text: topLevel.stdout },
 ];
 for (let depth = 0; depth < 3 && level.length > 0; depth++) {
   const children = level.flatMap(({ verb, text }) => listedCommands(text).map((name) => [...verb, name]));
-  const runs = await Promise.all(children.map((verb) => help(CLI, verb)));
+  const runs = await Promise.all(children.map((verb) => cliInProcess([...verb, '--help'])));
   level = children.map((verb, i) => {
     verbs.set(verb.join(' '), runs[i]!);
     return { verb, text: runs[i]!.stdout };

@@ -14,7 +14,7 @@ import {
   type LedgerQuery,
   type QueriedRecord,
 } from '../../../pkg/audit/index.js';
-import { CliError } from '../io.js';
+import { CliError, errnoCode } from '../io.js';
 
 /**
  * Verifies the chains stored in a PostgreSQL ledger (`--postgres URL`), optionally one chain of it.
@@ -80,7 +80,8 @@ function requireFile(path: string): void {
   let isFile: boolean;
   try {
     isFile = statSync(path).isFile();
-  } catch {
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new CliError(`no such file: ${path}`, 'file_not_found');
     throw new CliError(`cannot read ${path}`, 'io');
   }
   if (!isFile) throw new CliError(`${path} is not a file`, 'io');
@@ -108,6 +109,8 @@ async function reading<T>(path: string, run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (e) {
     if (e instanceof CliError || e instanceof LedgerError) throw e;
+    // Our reader went away (`| head -1`): not a read failure; runCli ends quietly.
+    if (errnoCode(e) === 'EPIPE') throw e;
     throw new CliError(`cannot read ${path}`, 'io');
   }
 }

@@ -7,6 +7,7 @@ import {
   type SigningKey,
 } from '../../../pkg/authcore/index.js';
 import { CliError, readValue, writeJson } from '../io.js';
+import { wrongKeyKind } from '../../../pkg/authcore/key-encoding.js';
 
 /** Load `--private-key` (value, `@file`, or the TRUSTPLANE_PRIVATE_KEY environment variable). */
 export async function loadPrivateKey(value: string | undefined): Promise<SigningKey> {
@@ -14,7 +15,12 @@ export async function loadPrivateKey(value: string | undefined): Promise<Signing
   if (text === undefined || text === '') {
     throw new CliError('--private-key (or TRUSTPLANE_PRIVATE_KEY) is required', 'usage', 2);
   }
-  return parsePrivateKey(readValue(text));
+  const keyText = readValue(text);
+  // A bare 32-byte value is what a public key looks like (the library also takes it as a seed);
+  // the CLI only takes its own 64-byte key text, PKCS#8 PEM or a private JWK, so that a .pub file
+  // or a copied public_key is refused instead of silently becoming another key.
+  if (/^[A-Za-z0-9_-]{43}$/.test(keyText.trim()) || /\.pub$/.test(text)) throw wrongKeyKind('public');
+  return parsePrivateKey(keyText);
 }
 
 /** `trustplane gen-key` */
