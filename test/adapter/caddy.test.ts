@@ -11,7 +11,7 @@ import {
 } from '../helpers/adapter.js';
 import { CADDY, startCaddy, type CaddyServer } from '../helpers/caddy.js';
 import { createWorld, signed, signedJson, type World } from '../helpers/fixture.js';
-import { requireServer } from '../helpers/redis.js';
+import { freePort, requireServer } from '../helpers/redis.js';
 
 // A real Caddy runs examples/caddy/Caddyfile unchanged (only its {$VAR} ports are set), with
 // forward_auth to a forward-auth adapter (`--forward-auth-gateway caddy`) in front of a loopback
@@ -175,6 +175,21 @@ describe('Caddy forward_auth in front of a loopback upstream (examples/caddy/Cad
     expect(upstream.requests.length).toBe(before);
     expect(fa.audit.events.at(-1)).toMatchObject({ decision: 'deny', reason });
   });
+
+  it('the endpoint unreachable: Caddy answers 502 and the upstream sees nothing (fail closed)', async () => {
+    const orphan = await startCaddy(CADDYFILE, {
+      TRUSTPLANE_FORWARD_AUTH: `127.0.0.1:${await freePort()}`,
+      TRUSTPLANE_UPSTREAM: `127.0.0.1:${upstream.port}`,
+    });
+    try {
+      const before = upstream.requests.length;
+      const res = await sendSigned(orphan.base, await signed(world));
+      expect(res.status).toBe(502);
+      expect(upstream.requests.length).toBe(before);
+    } finally {
+      await orphan.stop();
+    }
+  }, 30_000);
 
   it('attack: a request signed for one path and sent on its dot-segment twin is refused', async () => {
     const s = await signed(world, { target: '/v1/orders/search' });
