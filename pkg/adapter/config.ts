@@ -39,6 +39,24 @@ export const adapterConfigSchema = z
     /** Public keys allowed to sign the policy bundle. */
     policyBundlePublicKeys: z.array(z.string().min(1)).default([]),
     devAllowUnsigned: z.boolean().default(false),
+    /**
+     * When `trustMaterial`/`policyBundle` is an `http(s)://` URL (a `trustplane bundle serve`, or a
+     * static server): where the last good documents are kept, written atomically, to start from
+     * while the source is down.
+     */
+    bundleStateDir: z.string().min(1).default('./trustplane-state/bundles'),
+    /** Bearer token sent to the bundle URL (`@file`; secret, never echoed or logged). */
+    bundleFetchToken: z.string().min(1).max(4096).optional(),
+    /** PEM CA certificates (file) for an `https:` bundle URL (default: the system roots). */
+    bundleFetchCa: z.string().min(1).optional(),
+    /** PEM client certificate and key (files) for a bundle server that requires mTLS. */
+    bundleFetchCert: z.string().min(1).optional(),
+    bundleFetchKey: z.string().min(1).optional(),
+    /**
+     * Long-poll: how long each request asks the bundle server to wait for a newer document (s). A
+     * source that does not long-poll (nginx) is polled every `reloadIntervalMs`. 0 = always poll.
+     */
+    bundleFetchWaitSeconds: z.coerce.number().int().min(0).max(300).default(30),
     /** Fixed route id for every request (default: resolve by method + path). */
     routeId: z.string().min(1).max(256).optional(),
     /** The origin callers address (scheme://host[:port]) when it differs from the API's base_url. */

@@ -13,3 +13,4 @@ export {
 } from './enforcement-runtime.js';
 export { openReplayStore } from './replay.js';
 export { loadNativeEd25519, nodeSha256, type NativeEd25519 } from './native-crypto.js';
+export { bundleSourcesFromConfig } from './bundle-sources.js';

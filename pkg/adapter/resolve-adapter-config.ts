@@ -13,6 +13,12 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_TRUST_MATERIAL_PUBLIC_KEY: 'trustMaterialPublicKeys',
   TRUSTPLANE_POLICY_BUNDLE_PUBLIC_KEY: 'policyBundlePublicKeys',
   TRUSTPLANE_DEV_ALLOW_UNSIGNED: 'devAllowUnsigned',
+  TRUSTPLANE_BUNDLE_STATE_DIR: 'bundleStateDir',
+  TRUSTPLANE_BUNDLE_FETCH_TOKEN: 'bundleFetchToken',
+  TRUSTPLANE_BUNDLE_FETCH_CA: 'bundleFetchCa',
+  TRUSTPLANE_BUNDLE_FETCH_CERT: 'bundleFetchCert',
+  TRUSTPLANE_BUNDLE_FETCH_KEY: 'bundleFetchKey',
+  TRUSTPLANE_BUNDLE_FETCH_WAIT_SECONDS: 'bundleFetchWaitSeconds',
   TRUSTPLANE_ROUTE_ID: 'routeId',
   TRUSTPLANE_PUBLIC_ORIGIN: 'publicOrigin',
   TRUSTPLANE_TRUST_FORWARDED_HEADERS: 'trustForwardedHeaders',
@@ -151,6 +157,14 @@ export function resolveAdapterConfig(sources: ConfigSources): AdapterConfig {
       merged.receiptPrivateKey = read(receiptKey).trim();
     } catch {
       problems.push(`receiptPrivateKey: cannot read ${receiptKey.slice(1)}`);
+    }
+  }
+  const fetchToken = merged.bundleFetchToken;
+  if (typeof fetchToken === 'string' && fetchToken.startsWith('@')) {
+    try {
+      merged.bundleFetchToken = read(fetchToken).trim();
+    } catch {
+      problems.push(`bundleFetchToken: cannot read ${fetchToken.slice(1)}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

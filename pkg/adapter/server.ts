@@ -12,7 +12,7 @@ import type { AuditSink } from '../audit/audit-sink.js';
 import { signReceipt } from '../audit/sign-receipt.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
 import { BundleManager, type BundleName, type ReloadOutcome } from '../runtime/bundle-manager.js';
-import { parseConfiguredKeys } from '../runtime/configured-keys.js';
+import { bundleSourcesFromConfig } from './bundle-sources.js';
 import type { AdapterConfig } from './config.js';
 import type { ReceiptSigner } from '../verifier/index.js';
 import { createEnforcementRuntime, reportAuditFailure, requestIdOf } from './enforcement-runtime.js';
@@ -105,7 +105,11 @@ export async function startAdapter(
   const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
   let bundles: BundleManager | undefined;
   const metrics =
-    options.metrics ?? createAdapterMetrics({ bundleAges: () => (bundles ? bundles.ages(clock()) : {}) });
+    options.metrics ??
+    createAdapterMetrics({
+      bundleAges: () => (bundles ? bundles.ages(clock()) : {}),
+      bundleContactAges: () => (bundles ? bundles.contactAges(clock()) : {}),
+    });
   // Two Ed25519 verifies per request dominate the cost: use libsodium (or node:crypto) instead of
   // WebCrypto, and native SHA-256 for the transcript; both pass known-answer tests first.
   const ed25519 = loadNativeEd25519();
@@ -116,16 +120,7 @@ export async function startAdapter(
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
   try {
-    bundles = await BundleManager.open(
-      {
-        trustMaterialPath: config.trustMaterial,
-        policyBundlePath: config.policyBundle,
-        trustMaterialKeys: await parseConfiguredKeys(config.trustMaterialPublicKeys),
-        policyBundleKeys: await parseConfiguredKeys(config.policyBundlePublicKeys),
-        devAllowUnsigned: config.devAllowUnsigned,
-      },
-      { log, metrics, clock },
-    );
+    bundles = await BundleManager.open(await bundleSourcesFromConfig(config), { log, metrics, clock });
     const bm = bundles;
     cleanups.push(() => bm.close());
     bm.watch(config.reloadIntervalMs);

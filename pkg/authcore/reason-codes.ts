@@ -360,6 +360,13 @@ const table = {
     summary: 'A source to remove is not in the document.',
     retryable: false,
   },
+  bundle_source_unavailable: {
+    status: 503,
+    layer: 'bundle',
+    summary:
+      'A bundle URL cannot be fetched (or serves a document that does not verify) and no last good copy is persisted in the state directory: the verifier cannot start.',
+    retryable: true,
+  },
   invalid_key: {
     status: 500,
     layer: 'bundle',

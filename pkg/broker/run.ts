@@ -1,4 +1,5 @@
 import { BundleManager } from '../runtime/bundle-manager.js';
+import type { RemoteBundleOptions } from '../runtime/bundle-fetch.js';
 import { parseConfiguredKeys } from '../runtime/configured-keys.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
 import { parsePrivateKey } from '../authcore/signing-key.js';
@@ -67,6 +68,8 @@ export interface BrokerConfig {
   readonly logLevel?: LogLevel;
   /** Bundle poll interval, ms (0 = watch + SIGHUP only). */
   readonly reloadIntervalMs?: number;
+  /** How to pull `trustMaterial`/`policyBundle` when they are bundle URLs (state dir, token, long-poll). */
+  readonly bundleRemote?: RemoteBundleOptions;
 }
 
 /** A running broker. */
@@ -103,6 +106,7 @@ export async function startBroker(
         trustMaterialKeys: await parseConfiguredKeys(config.trustMaterialPublicKeys),
         policyBundleKeys: await parseConfiguredKeys(config.policyBundlePublicKeys),
         devAllowUnsigned: config.devAllowUnsigned ?? false,
+        ...(config.bundleRemote !== undefined ? { remote: config.bundleRemote } : {}),
       },
       { log, ...(options.clock ? { clock: options.clock } : {}) },
     );

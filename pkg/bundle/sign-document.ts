@@ -22,7 +22,7 @@ export type SignedDocument<T extends object> = Omit<T, 'signed_by' | 'signature'
  * Any previous `signed_by`/`signature` is replaced. The input is not modified.
  *
  * @param document the document to sign (plain JSON data)
- * @param key the Ed25519 signing key
+ * @param key the Ed25519 signing key (or anything that signs like one: a bundle server's KMS signer)
  * @param options `issuer` and `kid` recorded in `signed_by`
  * @returns a new document with `signed_by {issuer, kid, alg: "EdDSA"}` and
  *   `signature {format: "ed25519-jcs-v1", value}`
@@ -32,7 +32,7 @@ export type SignedDocument<T extends object> = Omit<T, 'signed_by' | 'signature'
  */
 export async function signDocument<T extends object>(
   document: T,
-  key: SigningKey,
+  key: Pick<SigningKey, 'sign'>,
   options: SignDocumentOptions,
 ): Promise<SignedDocument<T>> {
   if (typeof options.issuer !== 'string' || options.issuer.length === 0) {

@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import {
@@ -14,6 +14,15 @@ import {
   type LoadedTrustMaterial,
 } from '../bundle/index.js';
 import { digest, parseJson, readBounded } from './bundle-file.js';
+import {
+  BundleFetchError,
+  closeFetchAgent,
+  fetchDocument,
+  isBundleUrl,
+  persistDocument,
+  redactUrl,
+  type RemoteBundleOptions,
+} from './bundle-fetch.js';
 import type { ConfiguredKey } from './configured-keys.js';
 import { loadWith } from './configured-signers.js';
 import type { Logger } from './logger.js';
@@ -27,8 +36,31 @@ export interface BundleSources {
   readonly policyBundleKeys: readonly ConfiguredKey[];
   /** Development only: accept unsigned documents (logged loudly at every load). */
   readonly devAllowUnsigned: boolean;
+  /**
+   * How to pull the documents whose path is an `http(s)://` URL (a bundle server or a static
+   * server): required when one is.
+   */
+  readonly remote?: RemoteBundleOptions;
 }
 
+/** File name of each document in the state directory of a pulled source. */
+const STATE_FILES: Readonly<Record<BundleName, string>> = {
+  trust_material: 'trust-material.json',
+  policy: 'policy-bundle.json',
+};
+
+/** A pulled document: the last bytes fetched and what the source said. */
+interface RemoteDocument {
+  readonly url: string;
+  /** The ETag of the last 200 answer (accepted or not: a refused document is not fetched again). */
+  etag: string | undefined;
+  /** The last document fetched (what a reload reads). */
+  latest: Buffer | undefined;
+  /** Epoch seconds of the last answer (200 or 304). */
+  lastContact: number | undefined;
+  /** Consecutive failed fetches. */
+  failures: number;
+}
 /** The trust material and policy in force. Replaced as a whole, never mutated. */
 export interface BundleSnapshot {
   readonly trust: LoadedTrustMaterial;
@@ -74,6 +106,12 @@ export class BundleManager {
   #debounce: NodeJS.Timeout | undefined;
   #closed = false;
   #freshnessTimer: NodeJS.Timeout | undefined;
+  readonly #remotes = new Map<BundleName, RemoteDocument>();
+  readonly #abort = new AbortController();
+  #pulls: Promise<void>[] = [];
+  /** Digest of the last pulled document refused, so it is not reloaded (and counted) again. */
+  readonly #refused = new Map<BundleName, string>();
+  readonly #lastFailure = new Map<BundleName, string>();
   readonly #freshnessSeen: Partial<Record<BundleName, FreshnessState>> = {};
 
   private constructor(snapshot: BundleSnapshot, sources: BundleSources, options: BundleManagerOptions) {
@@ -87,31 +125,115 @@ export class BundleManager {
   }
 
   /**
-   * Load both bundles (startup: any failure throws).
-   * @throws TrustplaneError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`
+   * Load both bundles (startup: any failure throws). A document at a URL is fetched once (bounded
+   * by `remote.timeoutMs`); when the source cannot be reached, or answers with a document older than
+   * the one persisted in `remote.stateDir` or one that does not verify, the persisted document is
+   * used instead (logged). With neither, start fails.
+   * @throws TrustplaneError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`,
+   *   `bundle_source_unavailable`
    */
   static async open(sources: BundleSources, options: BundleManagerOptions): Promise<BundleManager> {
     const now = (options.clock ?? (() => Math.floor(Date.now() / 1000)))();
-    const trustBytes = await readBounded(sources.trustMaterialPath);
-    const policyBytes = await readBounded(sources.policyBundlePath);
-    const trust = await BundleManager.#loadTrust(sources, trustBytes, now, options.log);
-    const policy = await BundleManager.#loadPolicy(sources, policyBytes, now, options.log);
-    return new BundleManager(
+    const remotes = new Map<BundleName, RemoteDocument>();
+    const initial = async <T extends { issuedAt?: number | undefined }>(
+      name: BundleName,
+      location: string,
+      load: (bytes: Uint8Array) => Promise<T>,
+    ): Promise<{ doc: T; bytes: Uint8Array }> => {
+      if (!isBundleUrl(location)) {
+        const bytes = await readBounded(location);
+        return { doc: await load(bytes), bytes };
+      }
+      const remote = sources.remote;
+      if (remote === undefined) throw new TypeError(`${name}: a bundle URL needs the remote options`);
+      const state: RemoteDocument = {
+        url: location,
+        etag: undefined,
+        latest: undefined,
+        lastContact: undefined,
+        failures: 0,
+      };
+      remotes.set(name, state);
+      let persisted: { doc: T; bytes: Uint8Array } | undefined;
+      try {
+        const bytes = await readBounded(`${remote.stateDir}/${STATE_FILES[name]}`);
+        persisted = { doc: await load(bytes), bytes };
+      } catch (e) {
+        if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT'))
+          options.log.warn('persisted bundle unusable; ignoring it', { bundle: name, error: errorText(e) });
+      }
+      let fetched: { doc: T; bytes: Uint8Array } | undefined;
+      let why = '';
+      try {
+        const r = await fetchDocument(location, remote, { waitSeconds: 0 });
+        state.lastContact = now;
+        if (r.status === 200) {
+          state.etag = r.etag;
+          state.latest = r.bytes;
+          fetched = { doc: await load(r.bytes), bytes: r.bytes };
+          options.metrics?.bundleFetches.inc({ bundle: name, result: 'success', reason: 'none' });
+          if (
+            persisted?.doc.issuedAt !== undefined &&
+            (fetched.doc.issuedAt ?? -Infinity) < persisted.doc.issuedAt
+          ) {
+            fetched = undefined;
+            why = 'the source serves a document older than the persisted one (issued_at rollback)';
+            options.metrics?.bundleFetches.inc({
+              bundle: name,
+              result: 'failure',
+              reason: 'bundle_conflict',
+            });
+          }
+        }
+      } catch (e) {
+        why = e instanceof Error ? e.message : String(e);
+        const reason =
+          e instanceof BundleFetchError
+            ? e.reason
+            : e instanceof TrustplaneError
+              ? e.reason
+              : 'internal_error';
+        options.metrics?.bundleFetches.inc({ bundle: name, result: 'failure', reason });
+      }
+      const chosen = fetched ?? persisted;
+      if (chosen === undefined)
+        throw new TrustplaneError(
+          'bundle_source_unavailable',
+          `${name}: cannot fetch ${redactUrl(location)} (${why}) and no persisted copy in the state directory`,
+        );
+      if (fetched === undefined)
+        options.log.warn(`starting from the persisted ${name}: ${why}`, {
+          bundle: name,
+          url: redactUrl(location),
+          ...(chosen.doc.issuedAt !== undefined ? { issued_at: chosen.doc.issuedAt } : {}),
+        });
+      else await persistDocument(remote.stateDir, STATE_FILES[name], fetched.bytes);
+      return chosen;
+    };
+    const trust = await initial('trust_material', sources.trustMaterialPath, (b) =>
+      BundleManager.#loadTrust(sources, b, now, options.log),
+    );
+    const policy = await initial('policy', sources.policyBundlePath, (b) =>
+      BundleManager.#loadPolicy(sources, b, now, options.log),
+    );
+    const manager = new BundleManager(
       {
-        trust,
-        policy,
-        trustDigest: digest(trustBytes),
-        policyDigest: digest(policyBytes),
+        trust: trust.doc,
+        policy: policy.doc,
+        trustDigest: digest(trust.bytes),
+        policyDigest: digest(policy.bytes),
         trustLoadedAt: now,
         policyLoadedAt: now,
       },
       sources,
       options,
     );
+    for (const [name, r] of remotes) manager.#remotes.set(name, r);
+    return manager;
   }
 
   static async #loadTrust(sources: BundleSources, bytes: Uint8Array, now: number, log: Logger) {
-    const doc = parseJson(bytes, sources.trustMaterialPath);
+    const doc = parseJson(bytes, redactUrl(sources.trustMaterialPath));
     const trust = await loadWith(doc, sources.trustMaterialKeys, sources.devAllowUnsigned, (signers) =>
       loadTrustMaterial(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
@@ -123,7 +245,7 @@ export class BundleManager {
   }
 
   static async #loadPolicy(sources: BundleSources, bytes: Uint8Array, now: number, log: Logger) {
-    const doc = parseJson(bytes, sources.policyBundlePath);
+    const doc = parseJson(bytes, redactUrl(sources.policyBundlePath));
     const policy = await loadWith(doc, sources.policyBundleKeys, sources.devAllowUnsigned, (signers) =>
       loadPolicyBundle(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
@@ -204,7 +326,8 @@ export class BundleManager {
   }
 
   /**
-   * Re-read both files; replace what changed and verified. Reloads are serialized.
+   * Re-read both documents (files from disk; pulled documents from the last fetch); replace what
+   * changed and verified. Reloads are serialized.
    * @param trigger why (logged)
    */
   reload(trigger: string): Promise<Record<BundleName, ReloadOutcome>> {
@@ -219,11 +342,17 @@ export class BundleManager {
     // Trust material first: a new policy may name issuers only the new trust material has.
     for (const name of ['trust_material', 'policy'] as const) {
       const path = name === 'policy' ? this.#sources.policyBundlePath : this.#sources.trustMaterialPath;
+      const remote = this.#remotes.get(name);
       try {
-        const bytes = await readBounded(path);
+        const bytes = remote !== undefined ? remote.latest : await readBounded(path);
+        if (bytes === undefined) continue;
         const d = digest(bytes);
         const cur = this.#current;
         if (d === (name === 'policy' ? cur.policyDigest : cur.trustDigest)) continue;
+        if (remote !== undefined && this.#refused.get(name) === d) {
+          result[name] = 'failed';
+          continue;
+        }
         if (name === 'trust_material') {
           const trust = await BundleManager.#loadTrust(this.#sources, bytes, now, this.#log);
           checkRollback(name, cur.trust.issuedAt, trust.issuedAt);
@@ -238,14 +367,26 @@ export class BundleManager {
         result[name] = 'reloaded';
         this.#metrics?.bundleReloads.inc({ bundle: name, result: 'success' });
         this.#log.info('bundle reloaded', { bundle: name, trigger, sha256: d });
+        if (remote !== undefined && this.#sources.remote !== undefined) {
+          // The last good document, for a start while the source is down.
+          await persistDocument(this.#sources.remote.stateDir, STATE_FILES[name], bytes).catch((e: unknown) =>
+            this.#log.error('cannot persist the bundle to the state directory', {
+              bundle: name,
+              error: errorText(e),
+            }),
+          );
+        }
       } catch (e) {
         result[name] = 'failed';
+        const reason = e instanceof TrustplaneError ? e.reason : 'io';
+        this.#lastFailure.set(name, reason);
+        if (remote?.latest !== undefined) this.#refused.set(name, digest(remote.latest));
         this.#metrics?.bundleReloads.inc({ bundle: name, result: 'failure' });
         this.#log.error('bundle reload failed; keeping the bundle in force', {
           bundle: name,
           trigger,
-          reason: e instanceof TrustplaneError ? e.reason : 'io',
-          error: e instanceof Error ? e.message : String(e),
+          reason,
+          error: errorText(e),
         });
       }
     }
@@ -253,14 +394,20 @@ export class BundleManager {
   }
 
   /**
-   * Watch both files (their directories, so atomic renames and Kubernetes ConfigMap symlink swaps
-   * are seen) and poll every `intervalMs` as a fallback (0 disables polling).
+   * Watch the files (their directories, so atomic renames and Kubernetes ConfigMap symlink swaps
+   * are seen) and poll them every `intervalMs` as a fallback (0 disables polling). Documents at a
+   * URL are pulled instead: long-polled when the source supports it, else fetched every poll
+   * interval (`remote.pollIntervalMs`), with a backoff (up to 30 s) while it fails.
    */
   watch(intervalMs: number): void {
-    const dirs = new Set([dirname(this.#sources.trustMaterialPath), dirname(this.#sources.policyBundlePath)]);
-    for (const dir of dirs) {
+    const files = (['trust_material', 'policy'] as const)
+      .filter((n) => !this.#remotes.has(n))
+      .map((n) => (n === 'policy' ? this.#sources.policyBundlePath : this.#sources.trustMaterialPath));
+    for (const dir of new Set(files.map((f) => dirname(f)))) {
       try {
-        const w = watch(dir, { persistent: false }, () => this.#schedule());
+        const w = watch(dir, { persistent: false }, (_event, name) => {
+          if (isBundleFileEvent(name, this.#sources)) this.#schedule();
+        });
         w.on('error', () => undefined);
         this.#watchers.push(w);
       } catch (e) {
@@ -270,9 +417,84 @@ export class BundleManager {
         });
       }
     }
-    if (intervalMs > 0) {
+    if (intervalMs > 0 && files.length > 0) {
       this.#timer = setInterval(() => void this.reload('poll'), intervalMs);
       this.#timer.unref();
+    }
+    for (const name of this.#remotes.keys()) this.#pulls.push(this.#pull(name));
+  }
+
+  /** Seconds since each pulled document's source last answered (undefined: a file, or never). */
+  contactAges(now: number = this.#clock()): Partial<Record<BundleName, number>> {
+    const out: Partial<Record<BundleName, number>> = {};
+    for (const [name, r] of this.#remotes) if (r.lastContact !== undefined) out[name] = now - r.lastContact;
+    return out;
+  }
+
+  async #pull(name: BundleName): Promise<void> {
+    const remote = this.#remotes.get(name)!;
+    const options = this.#sources.remote!;
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        t.unref();
+        this.#abort.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    while (!this.#closed) {
+      let pause = 0;
+      try {
+        const r = await fetchDocument(remote.url, options, {
+          etag: remote.etag,
+          waitSeconds: options.waitSeconds,
+          signal: this.#abort.signal,
+        });
+        if (this.#closed) return;
+        remote.lastContact = this.#clock();
+        if (remote.failures > 0)
+          this.#log.info('bundle source reachable again', {
+            bundle: name,
+            url: redactUrl(remote.url),
+            failures: remote.failures,
+          });
+        remote.failures = 0;
+        if (r.status === 304) {
+          this.#metrics?.bundleFetches.inc({ bundle: name, result: 'success', reason: 'not_modified' });
+        } else {
+          remote.etag = r.etag;
+          remote.latest = r.bytes;
+          const outcome = (await this.reload('fetch'))[name];
+          if (outcome === 'failed')
+            this.#metrics?.bundleFetches.inc({
+              bundle: name,
+              result: 'failure',
+              reason: this.#lastFailure.get(name) ?? 'io',
+            });
+          else this.#metrics?.bundleFetches.inc({ bundle: name, result: 'success', reason: 'none' });
+        }
+        // A source that answers at once (a static server, or long-poll off) is polled on an interval.
+        if (!r.longPoll) pause = options.pollIntervalMs;
+      } catch (e) {
+        if (this.#closed) return;
+        remote.failures += 1;
+        const reason = e instanceof BundleFetchError ? e.reason : 'network';
+        this.#metrics?.bundleFetches.inc({ bundle: name, result: 'failure', reason });
+        if (remote.failures === 1)
+          this.#log.warn('cannot fetch the bundle; serving the one in force (it keeps aging)', {
+            bundle: name,
+            url: redactUrl(remote.url),
+            reason,
+            error: errorText(e),
+          });
+        pause = Math.min(options.pollIntervalMs * 2 ** Math.min(remote.failures - 1, 6), 30_000);
+      }
+      if (pause > 0) await sleep(pause);
     }
   }
 
@@ -284,17 +506,22 @@ export class BundleManager {
     this.#debounce.unref();
   }
 
-  /** Stop watching and wait for a reload in progress. */
+  /** Stop watching and pulling, and wait for a reload in progress. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#abort.abort();
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
     clearInterval(this.#timer);
     clearInterval(this.#freshnessTimer);
     clearTimeout(this.#debounce);
+    await Promise.all(this.#pulls);
+    if (this.#sources.remote !== undefined) closeFetchAgent(this.#sources.remote);
     await this.#chain;
   }
 }
+
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function checkRollback(name: BundleName, current: number | undefined, next: number | undefined): void {
   if (current !== undefined && (next === undefined || next < current)) {
@@ -303,4 +530,23 @@ function checkRollback(name: BundleName, current: number | undefined, next: numb
       `refusing ${name} older than the one in force (issued_at rollback)`,
     );
   }
+}
+
+/**
+ * Whether a change in a watched directory may concern a bundle: the bundle files themselves, a
+ * Kubernetes ConfigMap swap (`..data`, `..2026_01_31...`), or an event without a name. Anything
+ * else is ignored: a log file in the same directory (`2> bundles/adapter.log`) must not wake the
+ * watcher, or each failed reload's log line would trigger the next one.
+ */
+function isBundleFileEvent(
+  name: string | Buffer | null,
+  sources: { readonly trustMaterialPath: string; readonly policyBundlePath: string },
+): boolean {
+  if (name === null) return true;
+  const file = name.toString();
+  return (
+    file.startsWith('..') ||
+    file === basename(sources.trustMaterialPath) ||
+    file === basename(sources.policyBundlePath)
+  );
 }

@@ -11,6 +11,8 @@ export interface AdapterMetrics {
   readonly bundleReloads: Counter<'bundle' | 'result'>;
   readonly bundleLoadedAt: Gauge<'bundle'>;
   readonly bundleIssuedAt: Gauge<'bundle'>;
+  /** Fetches of a bundle URL by bundle, result (success, failure) and reason. */
+  readonly bundleFetches: Counter<'bundle' | 'result' | 'reason'>;
   readonly replayStoreErrors: Counter;
   readonly replayAmnesia: Counter<'store' | 'cause'>;
   readonly replayFailClosedUntil: Gauge;
@@ -27,6 +29,8 @@ export interface AdapterMetricsOptions {
   readonly processMetrics?: boolean;
   /** Supplies bundle ages at scrape time, seconds by bundle name. */
   readonly bundleAges?: () => Readonly<Record<string, number | undefined>>;
+  /** Supplies, for bundles pulled from a URL, the seconds since their source last answered. */
+  readonly bundleContactAges?: () => Readonly<Record<string, number | undefined>>;
 }
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
@@ -55,6 +59,18 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
     },
   });
   void ageGauge;
+  const contactAges = options.bundleContactAges;
+  new Gauge({
+    name: 'trustplane_bundle_source_contact_age_seconds',
+    help: 'Seconds since the bundle URL last answered (200 or 304), by bundle; absent for files.',
+    labelNames: ['bundle'],
+    registers,
+    collect() {
+      if (!contactAges) return;
+      for (const [bundle, age] of Object.entries(contactAges()))
+        if (age !== undefined) this.set({ bundle }, age);
+    },
+  });
   return {
     registry,
     decisions: new Counter({
@@ -104,6 +120,12 @@ export function createAdapterMetrics(options: AdapterMetricsOptions = {}): Adapt
       name: 'trustplane_bundle_issued_timestamp_seconds',
       help: 'The issued_at of the bundle in force (epoch seconds).',
       labelNames: ['bundle'],
+      registers,
+    }),
+    bundleFetches: new Counter({
+      name: 'trustplane_bundle_fetches_total',
+      help: 'Fetches of a bundle URL by bundle, result (success, failure) and reason (none, not_modified; network, timeout, http_status, unauthorized, too_large; or the refusal of the document: bundle_signature_invalid, bundle_conflict, invalid_bundle, ...).',
+      labelNames: ['bundle', 'result', 'reason'],
       registers,
     }),
     replayStoreErrors: new Counter({

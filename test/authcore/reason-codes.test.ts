@@ -107,6 +107,8 @@ describe('errors', () => {
         'upstream_timeout',
         'upstream_unavailable',
         'workload_identity_unavailable',
+        // A verifier starts once its bundle URL answers again.
+        'bundle_source_unavailable',
         // Capacity: the same request succeeds once load (or the caller's share) drops.
         'overloaded',
         'replay_quota_exceeded',

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import {
+  bundleSourcesFromConfig,
   ConfigError,
   resolveAdapterConfig,
   runAdapter,
   type AdapterConfig,
 } from '../../../pkg/adapter/index.js';
-import { BundleManager, createLogger, parseConfiguredKeys } from '../../../pkg/runtime/index.js';
+import { BundleManager, createLogger } from '../../../pkg/runtime/index.js';
 import type { FreshnessReport } from '../../../pkg/bundle/index.js';
 import { CliError, collect, readValue } from '../io.js';
 
@@ -23,8 +24,30 @@ const FLAG_KEYS: readonly (readonly [
     'admin listener: /healthz /readyz /metrics (default 127.0.0.1:9090)',
   ],
   ['--upstream <url>', 'upstream', 'the protected API (proxy mode), e.g. http://127.0.0.1:3000'],
-  ['--trust-material <file>', 'trustMaterial', 'signed trust material (watched; reloaded on change)'],
-  ['--policy-bundle <file>', 'policyBundle', 'signed policy bundle (watched; reloaded on change)'],
+  [
+    '--trust-material <file|url>',
+    'trustMaterial',
+    'signed trust material: a file (watched) or a bundle URL (pulled, persisted)',
+  ],
+  ['--policy-bundle <file|url>', 'policyBundle', 'signed policy bundle: a file (watched) or a bundle URL'],
+  [
+    '--bundle-state-dir <dir>',
+    'bundleStateDir',
+    'bundle URLs: last good documents, started from when the source is down (default ./trustplane-state/bundles)',
+  ],
+  [
+    '--bundle-fetch-token <token>',
+    'bundleFetchToken',
+    'bundle URLs: bearer token (@file; prefer TRUSTPLANE_BUNDLE_FETCH_TOKEN)',
+  ],
+  ['--bundle-fetch-ca <file>', 'bundleFetchCa', 'bundle URLs: PEM CA certificates for https'],
+  ['--bundle-fetch-cert <file>', 'bundleFetchCert', 'bundle URLs: PEM client certificate (mTLS)'],
+  ['--bundle-fetch-key <file>', 'bundleFetchKey', 'bundle URLs: PEM client key (mTLS)'],
+  [
+    '--bundle-fetch-wait-seconds <n>',
+    'bundleFetchWaitSeconds',
+    'bundle URLs: long-poll wait asked of the server (default 30; 0 = poll every --reload-interval-ms)',
+  ],
   ['--route-id <id>', 'routeId', 'fixed route id for every request (default: resolve method + path)'],
   ['--public-origin <url>', 'publicOrigin', "origin callers address, when not the API's base_url"],
   [
@@ -253,16 +276,7 @@ export function configureAdapterCommand(cmd: Command): Command {
     }
     if (opts.check === true) {
       const log = createLogger('warn');
-      const bundles = await BundleManager.open(
-        {
-          trustMaterialPath: config.trustMaterial,
-          policyBundlePath: config.policyBundle,
-          trustMaterialKeys: await parseConfiguredKeys(config.trustMaterialPublicKeys),
-          policyBundleKeys: await parseConfiguredKeys(config.policyBundlePublicKeys),
-          devAllowUnsigned: config.devAllowUnsigned,
-        },
-        { log },
-      );
+      const bundles = await BundleManager.open(await bundleSourcesFromConfig(config), { log });
       await bundles.close();
       process.stdout.write('configuration and bundles OK\n');
       const freshness = bundles.freshness();

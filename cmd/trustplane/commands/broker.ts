@@ -15,7 +15,7 @@ import {
   type IssuancePolicy,
   type SpiffeIdentitySource,
 } from '../../../pkg/broker/index.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../../pkg/runtime/index.js';
+import { createLogger, isBundleUrl, LOG_LEVELS, type LogLevel } from '../../../pkg/runtime/index.js';
 import { BrokerDeniedError, brokerPassports, prepareRequest } from '../../../pkg/client/index.js';
 import { CliError, collect, readJsonFile, readValue } from '../io.js';
 import { requestBodyAndHeaders, shellQuote } from './sign.js';
@@ -40,6 +40,8 @@ interface ServeFlags {
   spiffeEndpointSocket?: string;
   trustMaterial?: string;
   policyBundle?: string;
+  bundleStateDir?: string;
+  bundleFetchWaitSeconds?: string;
   trustMaterialPublicKey?: string[];
   policyBundlePublicKey?: string[];
   bundlePublicKey?: string[];
@@ -152,6 +154,22 @@ export function brokerConfigFromFlags(opts: ServeFlags, env: NodeJS.ProcessEnv =
     trustMaterialPublicKeys: trustKeys.map(readValue),
     policyBundlePublicKeys: policyKeys.map(readValue),
     devAllowUnsigned: opts.devAllowUnsigned === true,
+    ...(isBundleUrl(trustMaterial) || isBundleUrl(policyBundle)
+      ? {
+          bundleRemote: {
+            stateDir:
+              opts.bundleStateDir ?? env.TRUSTPLANE_BUNDLE_STATE_DIR ?? './trustplane-state/broker-bundles',
+            waitSeconds: Number(
+              opts.bundleFetchWaitSeconds ?? env.TRUSTPLANE_BUNDLE_FETCH_WAIT_SECONDS ?? 30,
+            ),
+            pollIntervalMs: Math.max(1_000, Number(opts.reloadIntervalMs) || 5_000),
+            timeoutMs: 10_000,
+            ...(env.TRUSTPLANE_BUNDLE_FETCH_TOKEN !== undefined
+              ? { token: env.TRUSTPLANE_BUNDLE_FETCH_TOKEN }
+              : {}),
+          },
+        }
+      : {}),
     ...(issuance ? { issuance } : {}),
     audit: opts.audit,
     ...(opts.tlsListen !== undefined ? { tlsListen: opts.tlsListen } : {}),
@@ -272,8 +290,13 @@ Example:
     .option('--svid-key <file>', 'SVID private key PEM (default <svid-dir>/svid_key.pem)')
     .option('--svid-bundle <file>', 'trust bundle PEM (default <svid-dir>/svid_bundle.pem)')
     .option('--spiffe-endpoint-socket <addr>', 'Workload API address (default SPIFFE_ENDPOINT_SOCKET)')
-    .option('--trust-material <file>', 'signed trust material (watched)')
-    .option('--policy-bundle <file>', 'signed policy bundle (watched)')
+    .option('--trust-material <file|url>', 'signed trust material: a file (watched) or a bundle URL (pulled)')
+    .option('--policy-bundle <file|url>', 'signed policy bundle: a file (watched) or a bundle URL (pulled)')
+    .option(
+      '--bundle-state-dir <dir>',
+      'bundle URLs: last good documents (default ./trustplane-state/broker-bundles; token from TRUSTPLANE_BUNDLE_FETCH_TOKEN)',
+    )
+    .option('--bundle-fetch-wait-seconds <n>', 'bundle URLs: long-poll wait (default 30; 0 = poll)')
     .option(
       '--trust-material-public-key <key>',
       'key allowed to sign the trust material (repeatable; @file)',
