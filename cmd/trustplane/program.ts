@@ -4,6 +4,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerBroker } from './commands/broker.js';
 import { registerDevStack } from './commands/devstack.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
+import { registerInit } from './commands/init.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Usage errors are printed by runCli as one line, not by commander with the whole help.
   program.configureOutput({ outputError: () => undefined });
+  registerInit(program);
   registerGenKey(program);
   registerIssue(program);
   registerVerify(program, loadTrustRegistry, policyCheck);

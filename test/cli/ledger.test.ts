@@ -75,4 +75,25 @@ describe('trustplane ledger migrate', () => {
     );
     expect(down.stderr).not.toContain(PASSWORD);
   });
+
+  it('the cause of a connection failure is shown (refused, no such database), never the password', async () => {
+    const refused = await cli([
+      'ledger',
+      'migrate',
+      '--postgres',
+      `postgresql://postgres:${PASSWORD}@127.0.0.1:1/x`,
+    ]);
+    expect(refused.stderr).toMatch(/: connect ECONNREFUSED 127\.0\.0\.1:1\n$/);
+    const noDb = await cli([
+      'ledger',
+      'migrate',
+      '--postgres',
+      `postgresql://postgres:${PASSWORD}@127.0.0.1:${server.port}/no_such_db`,
+    ]);
+    expect(noDb.code).toBe(1);
+    expect(noDb.stderr).toMatch(
+      /^trustplane: ledger_\w+: cannot migrate the ledger \(postgresql:\/\/postgres:\*\*\*@.*\): database "no_such_db" does not exist\n$/,
+    );
+    expect(refused.stderr + noDb.stderr).not.toContain(PASSWORD);
+  });
 });

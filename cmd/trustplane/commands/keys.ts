@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   generateSigningKey,
@@ -7,6 +7,7 @@ import {
   type SigningKey,
 } from '../../../pkg/authcore/index.js';
 import { CliError, readValue, writeJson } from '../io.js';
+import { publicKeyFileFor, writeKeyPair } from './init.js';
 import { wrongKeyKind } from '../../../pkg/authcore/key-encoding.js';
 
 /** Load `--private-key` (value, `@file`, or the TRUSTPLANE_PRIVATE_KEY environment variable). */
@@ -28,12 +29,15 @@ export function registerGenKey(program: Command): void {
   program
     .command('gen-key')
     .description('Generate an Ed25519 key pair (CLI key text = base64url(seed || public key)).')
-    .option('--out <file>', 'write the private key text to this file (mode 0600) instead of stdout')
+    .option(
+      '--out <file>',
+      'write the private key text to this file (mode 0600) and the public key to <name>.pub, instead of stdout',
+    )
     .option('--kid <kid>', 'key id to put in the printed public JWK')
     .option('--force', 'overwrite --out if it exists')
     .addHelpText(
       'after',
-      '\nExamples:\n  trustplane gen-key --out caller.key --kid caller-2026-01\n  trustplane gen-key > key.json',
+      '\n--private-key takes the .key file (key text, PKCS#8 PEM or a private JWK), --public-key the .pub file.\n\nExamples:\n  trustplane gen-key --out caller.key --kid caller-2026-01   # caller.key and caller.pub\n  trustplane gen-key > key.json',
     )
     .action(async (opts: { out?: string; kid?: string; force?: boolean }) => {
       const key = await generateSigningKey();
@@ -43,10 +47,11 @@ export function registerGenKey(program: Command): void {
         jwk: toPublicJwk(key.publicKey, opts.kid),
       };
       if (opts.out !== undefined) {
-        if (existsSync(opts.out) && !opts.force) throw new CliError(`${opts.out} exists (use --force)`, 'io');
-        writeFileSync(opts.out, `${key.exportKeyText()}\n`, { mode: 0o600 });
-        chmodSync(opts.out, 0o600);
-        writeJson({ private_key_file: opts.out, ...pub });
+        for (const file of [opts.out, publicKeyFileFor(opts.out)]) {
+          if (existsSync(file) && !opts.force) throw new CliError(`${file} exists (use --force)`, 'io');
+        }
+        const publicKeyFile = writeKeyPair(key, opts.out);
+        writeJson({ private_key_file: opts.out, public_key_file: publicKeyFile, ...pub });
       } else {
         writeJson({ private_key: key.exportKeyText(), ...pub });
       }
