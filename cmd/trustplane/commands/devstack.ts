@@ -22,6 +22,8 @@ function summary(info: StackInfo): string {
     `  audit events            ${info.audit.adapter}`,
     `                          ${info.audit.broker}`,
     `  logs                    ${info.logs}`,
+    `  bundle server           ${info.bundleServer}  (re-signs every third of the freshness limit;`,
+    `                          edit ${info.dir}/config/policy.config.json: served at once)`,
     `  keys and bundles        ${info.dir}`,
     '',
     'Next, in another terminal:',

@@ -19,8 +19,15 @@ import {
   writeSpiffeHelperFiles,
   type RunningBroker,
 } from '../../../pkg/broker/index.js';
-import { signDocument } from '../../../pkg/bundle/index.js';
-import { createLogger, type LogLevel } from '../../../pkg/runtime/index.js';
+import { buildPolicyBundle, buildTrustMaterial, signDocument } from '../../../pkg/bundle/index.js';
+import {
+  BUNDLE_DOCUMENTS,
+  configFileBuilder,
+  createLogger,
+  keyBundleSigner,
+  startBundleServer,
+  type LogLevel,
+} from '../../../pkg/runtime/index.js';
 
 /** Names of the dev world (`trustplane up` / `trustplane demo`). */
 export const DEV = Object.freeze({
@@ -45,6 +52,8 @@ export interface StackInfo {
   readonly brokerSocket: string;
   readonly trustMaterial: string;
   readonly policyBundle: string;
+  /** The stack's bundle server (`trustplane bundle serve` in-process), which the adapter and broker pull from. */
+  readonly bundleServer: string;
   readonly bundlePublicKey: string;
   readonly callerKeyFile: string;
   readonly audit: { readonly adapter: string; readonly broker: string };
@@ -65,6 +74,11 @@ export interface DevStackOptions {
   readonly adminListen?: string;
   readonly upstreamListen?: string;
   readonly logLevel?: LogLevel;
+  /**
+   * The policy's `bounded` limit, seconds (default 300, as in production): the stack's bundle
+   * server re-signs every third of it, so the stack stays fresh however long it runs.
+   */
+  readonly maxStalenessSeconds?: number;
 }
 
 const jwk = (key: SigningKey, kid: string) => ({ kty: 'OKP', crv: 'Ed25519', x: key.publicKey.x, kid });
@@ -78,7 +92,7 @@ function writeSecret(file: string, text: string): void {
  * spiffe-helper files, and the signed trust material and policy bundle. Everything is new on each
  * call; nothing is read from or written to the repository.
  */
-export async function generateDevWorld(dir: string, now: number) {
+export async function generateDevWorld(dir: string, now: number, maxStalenessSeconds = 300) {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const [signer, caller, broker] = await Promise.all([
     generateSigningKey(),
@@ -100,31 +114,24 @@ export async function generateDevWorld(dir: string, now: number) {
   const svidDir = path.join(dir, 'svid');
   await writeSpiffeHelperFiles(svidDir, mintDevSvid(ca, { spiffeId: DEV.workload, nowSeconds: now }));
 
-  const trust = await signDocument(
-    {
-      version: 'trustplane-trust-material-v1',
-      kind: 'trust_material',
-      trust_domain: DEV.trustDomain,
-      issued_at: now,
-      issuers: [
-        {
-          issuer: DEV.softwareIssuer,
-          trust_domain: DEV.trustDomain,
-          source_type: 'software_jwks',
-          keys: [jwk(caller, DEV.softwareKid)],
-        },
-        {
-          issuer: DEV.brokerIssuer,
-          trust_domain: DEV.trustDomain,
-          source_type: 'spiffe_spire',
-          max_key_binding: 'attested_workload',
-          keys: [jwk(broker, DEV.brokerKid)],
-        },
-      ],
-    },
-    signer,
-    DEV.bundleSigner,
-  );
+  const trustConfig = {
+    trust_domain: DEV.trustDomain,
+    issuers: [
+      {
+        issuer: DEV.softwareIssuer,
+        trust_domain: DEV.trustDomain,
+        source_type: 'software_jwks',
+        keys: [jwk(caller, DEV.softwareKid)],
+      },
+      {
+        issuer: DEV.brokerIssuer,
+        trust_domain: DEV.trustDomain,
+        source_type: 'spiffe_spire',
+        max_key_binding: 'attested_workload',
+        keys: [jwk(broker, DEV.brokerKid)],
+      },
+    ],
+  };
   const software = {
     source_type: 'software_jwks',
     issuer: DEV.softwareIssuer,
@@ -142,51 +149,56 @@ export async function generateDevWorld(dir: string, now: number) {
       required_spiffe_trust_domain: DEV.trustDomain,
     },
   };
-  const policy = await signDocument(
-    {
-      version: 'trustplane-bundle-v1',
-      kind: 'policy_runtime_bundle',
-      trust_domain: DEV.trustDomain,
-      issued_at: now,
-      policy_version: 'demo-1',
-      // No base_url: the adapter binds transcripts to the loopback origin callers address.
-      apis: [{ api_id: DEV.audience, audience: DEV.audience }],
-      route_groups: [
-        {
-          route_group_id: 'demo',
-          api_id: DEV.audience,
-          routes: [
-            {
-              route_id: 'orders.list',
-              method: 'GET',
-              path_template: '/v1/orders',
-              allowed_sources: [software, workloads],
-            },
-            {
-              route_id: 'orders.create',
-              method: 'POST',
-              path_template: '/v1/orders',
-              allowed_sources: [software, workloads],
-            },
-            {
-              route_id: 'payments.create',
-              method: 'POST',
-              path_template: '/v1/payments',
-              required_key_binding: 'attested_workload',
-              allowed_sources: [software, workloads],
-            },
-          ],
-        },
-      ],
-      default_required_key_binding: 'software',
-      // A dev stack runs for hours: bundles stay fresh for a day (production uses minutes).
-      default_freshness_class: 'bounded',
-      default_max_staleness_seconds: 86_400,
-      revocations: [],
+  const policyConfig = {
+    trust_domain: DEV.trustDomain,
+    policy_version: 'demo-1',
+    // No base_url: the adapter binds transcripts to the loopback origin callers address.
+    apis: [{ api_id: DEV.audience, audience: DEV.audience }],
+    route_groups: [
+      {
+        route_group_id: 'demo',
+        api_id: DEV.audience,
+        routes: [
+          {
+            route_id: 'orders.list',
+            method: 'GET',
+            path_template: '/v1/orders',
+            allowed_sources: [software, workloads],
+          },
+          {
+            route_id: 'orders.create',
+            method: 'POST',
+            path_template: '/v1/orders',
+            allowed_sources: [software, workloads],
+          },
+          {
+            route_id: 'payments.create',
+            method: 'POST',
+            path_template: '/v1/payments',
+            required_key_binding: 'attested_workload',
+            allowed_sources: [software, workloads],
+          },
+        ],
+      },
+    ],
+    // Production limits: the stack's bundle server re-signs every third of them.
+    defaults: {
+      required_key_binding: 'software',
+      freshness_class: 'bounded',
+      max_staleness_seconds: maxStalenessSeconds,
     },
-    signer,
-    DEV.bundleSigner,
-  );
+    revocations: [],
+  };
+  // The configs the stack's bundle server publishes from (edit them: the change is served at once).
+  const configs = path.join(dir, 'config');
+  mkdirSync(configs, { recursive: true });
+  const trustConfigFile = path.join(configs, 'trust.config.json');
+  const policyConfigFile = path.join(configs, 'policy.config.json');
+  writeFileSync(trustConfigFile, `${JSON.stringify(trustConfig, null, 2)}\n`);
+  writeFileSync(policyConfigFile, `${JSON.stringify(policyConfig, null, 2)}\n`);
+  // The first publication, also as files (for `bundle verify`, `verify --policy-bundle`).
+  const trust = await signDocument(buildTrustMaterial(trustConfig as never, now), signer, DEV.bundleSigner);
+  const policy = await signDocument(buildPolicyBundle(policyConfig as never, now), signer, DEV.bundleSigner);
   const bundles = path.join(dir, 'bundles');
   mkdirSync(bundles, { recursive: true });
   const trustMaterial = path.join(bundles, 'trust.json');
@@ -196,6 +208,9 @@ export async function generateDevWorld(dir: string, now: number) {
   return {
     trustMaterial,
     policyBundle,
+    trustConfigFile,
+    policyConfigFile,
+    signer,
     callerKeyFile,
     brokerKeyFile,
     svidDir,
@@ -254,7 +269,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   // A new stack is a new world: state, audit events and logs of an earlier run in this directory
   // belonged to keys that no longer exist, so they are cleared (nothing else in `dir` is touched).
   for (const sub of ['state', 'audit', 'logs']) rmSync(path.join(dir, sub), { recursive: true, force: true });
-  const world = await generateDevWorld(dir, now);
+  const world = await generateDevWorld(dir, now, options.maxStalenessSeconds);
   mkdirSync(path.join(dir, 'logs'), { recursive: true });
   mkdirSync(path.join(dir, 'audit'), { recursive: true });
   mkdirSync(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
@@ -270,16 +285,29 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   try {
     const upstream = await startUpstream(options.upstreamListen ?? '127.0.0.1:0');
     cleanups.push(() => new Promise((r) => upstream.close(r)));
+    // The bundle server: re-signs every third of the limit and on a config change; the adapter and
+    // the broker long-poll it, so a stack left running never goes stale.
+    const bundleServer = await startBundleServer({
+      listen: '127.0.0.1:0',
+      signer: keyBundleSigner(world.signer, DEV.bundleSigner),
+      build: configFileBuilder({ trustConfig: world.trustConfigFile, policyConfig: world.policyConfigFile }),
+      watchFiles: [world.trustConfigFile, world.policyConfigFile],
+      log,
+    });
+    cleanups.push(() => bundleServer.close());
+    const trustUrl = `${bundleServer.url}/${BUNDLE_DOCUMENTS.trust_material}`;
+    const policyUrl = `${bundleServer.url}/${BUNDLE_DOCUMENTS.policy}`;
     const adapter: Adapter = await startAdapter(
       resolveAdapterConfig({
         flags: {
           listen: options.listen ?? '127.0.0.1:0',
           adminListen: options.adminListen ?? '127.0.0.1:0',
           upstream: url(upstream.address() as AddressInfo),
-          trustMaterial: world.trustMaterial,
-          policyBundle: world.policyBundle,
+          trustMaterial: trustUrl,
+          policyBundle: policyUrl,
           trustMaterialPublicKeys: [world.bundlePublicKey],
           policyBundlePublicKeys: [world.bundlePublicKey],
+          bundleStateDir: path.join(dir, 'state', 'adapter-bundles'),
           replayJournal: path.join(dir, 'state', 'replay.journal'),
           audit: auditAdapter,
           instance: 'demo-adapter',
@@ -300,10 +328,16 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           keyFile: path.join(world.svidDir, 'svid_key.pem'),
           bundleFile: path.join(world.svidDir, 'svid_bundle.pem'),
         },
-        trustMaterial: world.trustMaterial,
-        policyBundle: world.policyBundle,
+        trustMaterial: trustUrl,
+        policyBundle: policyUrl,
         trustMaterialPublicKeys: [world.bundlePublicKey],
         policyBundlePublicKeys: [world.bundlePublicKey],
+        bundleRemote: {
+          stateDir: path.join(dir, 'state', 'broker-bundles'),
+          waitSeconds: 30,
+          pollIntervalMs: 5_000,
+          timeoutMs: 10_000,
+        },
         audit: auditBroker,
         instance: 'demo-broker',
       },
@@ -319,6 +353,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       brokerSocket: broker.ipc.socketPath,
       trustMaterial: world.trustMaterial,
       policyBundle: world.policyBundle,
+      bundleServer: bundleServer.url,
       bundlePublicKey: world.bundlePublicKey,
       callerKeyFile: world.callerKeyFile,
       audit: { adapter: auditAdapter, broker: auditBroker },
