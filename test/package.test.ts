@@ -85,17 +85,26 @@ describe('the packed package', () => {
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it('ships no sources, tests or keys: only dist, schemas and the docs it lists', async () => {
+  it('ships no sources, tests or keys: only dist, schemas, the vendored protos and the docs it lists', async () => {
     const { stdout } = await run('tar', ['-tzf', tarball]);
     const files = stdout.trim().split('\n');
     expect(
       files.filter(
         (f) =>
-          !/^package\/(dist\/(pkg|cmd)\/|schemas\/|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/.test(
+          !/^package\/(dist\/(pkg|cmd)\/|schemas\/|protos\/|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/.test(
             f,
           ),
       ),
     ).toEqual([]);
+    // The ext_authz gRPC listener loads these at run time, with their licences.
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package/protos/envoy-ext-authz/envoy/service/auth/v3/external_auth.proto',
+        'package/protos/envoy-ext-authz/LICENSE',
+        'package/protos/grpc-health/grpc/health/v1/health.proto',
+        'package/protos/grpc-health/LICENSE',
+      ]),
+    );
     expect(files.filter((f) => /\.(key|pem)$|\.test\.|\/test\//.test(f))).toEqual([]);
   });
 });

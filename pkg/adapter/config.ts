@@ -26,8 +26,12 @@ const positiveInt = (max: number) => z.coerce.number().int().positive().max(max)
 /** The adapter configuration (flags, environment and JSON config file merge into this). */
 export const adapterConfigSchema = z
   .strictObject({
-    /** `proxy` (reverse proxy in front of `upstream`) or `forward-auth` (gateway auth endpoint). */
-    mode: z.enum(['proxy', 'forward-auth']).default('proxy'),
+    /**
+     * `proxy` (reverse proxy in front of `upstream`), `forward-auth` (gateway auth endpoint over
+     * HTTP) or `ext-authz-grpc` (Envoy/Istio `envoy.service.auth.v3.Authorization` over gRPC on
+     * `extAuthzGrpcListen`; no HTTP enforcement listener).
+     */
+    mode: z.enum(['proxy', 'forward-auth', 'ext-authz-grpc']).default('proxy'),
     listen: listenAddress.default('127.0.0.1:8080'),
     /** Admin listener (`/healthz`, `/readyz`, `/metrics`); keep it on loopback or a private network. */
     adminListen: listenAddress.default('127.0.0.1:9090'),
@@ -111,6 +115,13 @@ export const adapterConfigSchema = z
       .string()
       .regex(/^\/[^?#]*$/, 'must start with /')
       .optional(),
+    /**
+     * The gRPC ext_authz listener (Envoy `grpc_service`, Istio `envoyExtAuthzGrpc`): in
+     * `ext-authz-grpc` mode (default `127.0.0.1:9191`), or beside the HTTP listener in
+     * `forward-auth` mode when set. Serves `envoy.service.auth.v3.Authorization/Check` and
+     * `grpc.health.v1.Health/Check`, plaintext HTTP/2 (keep it on loopback, a pod network or a mesh).
+     */
+    extAuthzGrpcListen: listenAddress.optional(),
     replayStore: z.enum(['memory', 'redis']).default('memory'),
     /** Memory store journal (survives restarts); `off` disables it (replays across restarts possible). */
     replayJournal: z.string().min(1).default('./trustplane-state/replay.journal'),
@@ -190,6 +201,13 @@ export const adapterConfigSchema = z
         code: 'custom',
         path: ['forwardAuthGateway'],
         message: 'is required in forward-auth mode: nginx, traefik, caddy or envoy',
+      });
+    }
+    if (c.mode === 'proxy' && c.extAuthzGrpcListen !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['extAuthzGrpcListen'],
+        message: 'is for ext-authz-grpc or forward-auth mode',
       });
     }
     if (c.replayStore === 'redis' && c.redisUrl === undefined) {

@@ -20,7 +20,7 @@ import { UpstreamSlots } from './upstream-slots.js';
 /** What the request handlers need (one per adapter instance). */
 export interface EnforcementRuntime {
   readonly config: AdapterConfig;
-  /** The enforcement kernel (proxy mode: component `adapter`; forward-auth: `forward-auth`). */
+  /** The enforcement kernel (proxy mode: component `adapter`; forward-auth, ext-authz-grpc: `forward-auth`). */
   readonly kernel: EnforcementKernel;
   readonly log: Logger;
   readonly metrics: AdapterMetrics;
@@ -84,7 +84,9 @@ export function createEnforcementRuntime(
   deps: EnforcementRuntimeDeps,
 ): EnforcementRuntime {
   const { log, metrics, bundles } = deps;
-  const component: AuditComponent = config.mode === 'forward-auth' ? 'forward-auth' : 'adapter';
+  // The gRPC ext_authz check is forward-auth in another transport: the gateway holds the request.
+  const external = config.mode === 'forward-auth' || config.mode === 'ext-authz-grpc';
+  const component: AuditComponent = external ? 'forward-auth' : 'adapter';
   const observe = (o: EnforcementObservation) => {
     const d = o.decision;
     const reason = d.allowed ? 'none' : d.reason;
@@ -119,7 +121,7 @@ export function createEnforcementRuntime(
     maxLifetimeSeconds: config.maxLifetimeSeconds,
     maxBodyBytes: config.maxBodyBytes,
     // Forward-auth cannot replace the Host the gateway forwards: it must be the signed origin.
-    bindHost: config.mode === 'forward-auth',
+    bindHost: external,
     durableAuditTimeoutMs: config.auditDurableTimeoutMs,
     onAuditError: (e) => reportAuditFailure(deps, e),
     observe,
@@ -146,6 +148,10 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The request id the adapter uses: the caller's `X-Request-Id` when well-formed, else a new UUID. */
 export function requestIdOf(req: IncomingMessage): string {
-  const given = firstHeaderValue(req, 'x-request-id');
+  return requestIdFrom(firstHeaderValue(req, 'x-request-id'));
+}
+
+/** The request id for a given `X-Request-Id` value: it when well-formed, else a new UUID. */
+export function requestIdFrom(given: string | undefined): string {
   return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
 }

@@ -1,29 +1,25 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
-  EMPTY_BODY_SHA256,
   enforceNodeRequest,
   headerValue,
-  splitTarget,
   writeDeny,
   type NodeBody,
   type NodeRequestView,
 } from '../internal/node-http/index.js';
-import { queryAmbiguity } from '../proof/normalize-query.js';
-import { IDENTITY_HEADERS, WIRE_HEADERS } from '../proof/wire.js';
+import { WIRE_HEADERS } from '../proof/wire.js';
 import { TrustplaneError } from '../authcore/errors.js';
-import { denyAnswer, identityHeaders, type NormalizedRequest } from '../verifier/index.js';
+import { denyAnswer, type NormalizedRequest } from '../verifier/index.js';
 import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
-
-const HEX64 = /^[0-9a-f]{64}$/;
-// Methods whose requests normally carry a body: when the gateway does not say whether there is one,
-// the body is treated as present (and unverifiable).
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+import {
+  gatewayBody,
+  gatewayGrant,
+  originalQueryRefusal,
+  type BodySignal,
+  type GatewayBody,
+} from './gateway-check.js';
 
 /** The gateway in front of the forward-auth endpoint (`forwardAuthGateway`). */
 type Gateway = 'nginx' | 'traefik' | 'caddy' | 'envoy';
-
-/** What the gateway says about the original request's body when it did not pass it. */
-type BodySignal = 'none' | 'present' | 'unknown';
 
 function required(req: IncomingMessage, name: string): string {
   const value = headerValue(req, name)?.trim();
@@ -121,24 +117,11 @@ function bodySignal(gateway: Gateway, req: IncomingMessage): BodySignal {
   return 'unknown';
 }
 
-/** The request to decide, and whether its body is verified (`X-TrustPlane-Body-Verified`). */
-interface GatewayBody {
-  readonly request: NormalizedRequest;
-  readonly verified: boolean;
-}
-
 /**
- * Bind the body as far as the gateway allows. A body received here (Envoy `with_request_body`,
- * Traefik `forwardBody`) is verified, unless Envoy says it is partial. Otherwise:
- * - the gateway says there is none: the empty body is verified;
- * - it says there is one, or it says nothing and the method normally carries one (POST, PUT,
- *   PATCH, DELETE): the caller's claimed `X-TrustPlane-Body-SHA256` stands in for the digest and
- *   the request is `bodyUnverified` (denied `unverifiable_body` unless the route sets
- *   `allow_unverified_body`);
- * - it says nothing for another method: decided with the empty body, but reported
- *   `X-TrustPlane-Body-Verified: false`.
+ * Bind the body as far as the gateway allows ({@link gatewayBody}): a body sent to this endpoint
+ * is verified unless Envoy says it is partial; otherwise the gateway's signal decides.
  */
-function gatewayBody(
+function forwardAuthBody(
   gateway: Gateway,
   req: IncomingMessage,
   request: NormalizedRequest,
@@ -146,33 +129,18 @@ function gatewayBody(
 ): GatewayBody {
   const signal = bodySignal(gateway, req);
   const partial = gateway === 'envoy' && signal === 'present';
-  // A body sent to this endpoint is read (on demand) and verified like the proxy does.
-  if (received.declared && !partial) return { request, verified: true };
-  // Nothing was sent here: the body is the empty one, or the caller's claimed digest stands in.
-  const { readBody: _unused, ...withoutBody } = request;
-  const empty: NormalizedRequest = { ...withoutBody, bodySha256: EMPTY_BODY_SHA256, bodyLength: 0 };
-  if (signal === 'none') return { request: empty, verified: true };
-  if (signal === 'unknown' && !BODY_METHODS.has(request.method.toUpperCase())) {
-    return { request: empty, verified: false };
-  }
-  const claimed = headerValue(req, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
-  const bodySha256 = claimed !== undefined && HEX64.test(claimed) ? claimed : EMPTY_BODY_SHA256;
-  return {
-    request: {
-      ...withoutBody,
-      bodySha256,
-      bodyLength: bodySha256 === EMPTY_BODY_SHA256 ? 0 : 1,
-      bodyUnverified: true,
-    },
-    verified: false,
-  };
+  return gatewayBody(request, {
+    received: received.declared && !partial,
+    signal,
+    claimedSha256: headerValue(req, WIRE_HEADERS.bodySha256),
+  });
 }
 
 /**
  * Forward-auth mode (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz HTTP service): the
  * original request is described by the gateway's headers ({@link originalRequest}). A body sent to
  * this endpoint (Envoy `with_request_body`, Traefik `forwardBody`) is verified; otherwise see
- * {@link withUnverifiedBody}. The decision is the kernel's:
+ * {@link forwardAuthBody}. The decision is the kernel's:
  * - allow: 200 with the identity headers for the gateway to copy upstream, plus
  *   `X-TrustPlane-Body-Verified`;
  * - deny: the kernel's deny answer (the gateway refuses the request);
@@ -196,16 +164,7 @@ export async function handleForwardAuthRequest(
   }
   // The gateway forwards the original query, not the canonical one the transcript covers: a query
   // an upstream could read otherwise (a `+`, a repeated key) is refused here.
-  if (refusal === undefined) {
-    try {
-      const ambiguity = queryAmbiguity(splitTarget(view.target).query);
-      if (ambiguity !== undefined) {
-        refusal = new TrustplaneError('ambiguous_request_query', `ambiguous request query: ${ambiguity}`);
-      }
-    } catch (e) {
-      refusal = e as TrustplaneError; // a malformed query: malformed_request
-    }
-  }
+  refusal ??= originalQueryRefusal(view.target);
   let verified = true;
   const granted = await enforceNodeRequest(rt.kernel, req, res, {
     view,
@@ -216,7 +175,7 @@ export async function handleForwardAuthRequest(
     clientAddress: clientAddress(gateway, req),
     ...(refusal !== undefined ? { refusal } : {}),
     prepare: (request, received) => {
-      const body = gatewayBody(gateway, req, request, received);
+      const body = forwardAuthBody(gateway, req, request, received);
       verified = body.verified;
       return body.request;
     },
@@ -227,16 +186,12 @@ export async function handleForwardAuthRequest(
     'cache-control': 'no-store',
     'content-length': '0',
   };
-  if (granted.enforcement.outcome === 'allow') {
-    Object.assign(headers, identityHeaders(granted.enforcement.decision));
-    headers['x-trustplane-body-verified'] = verified ? 'true' : 'false';
-  } else {
-    // A dry-run pass: no identity, and every identity header EMPTY rather than absent. A gateway that
-    // copies identity headers only when the auth response has them (Envoy's
-    // allowed_upstream_headers) would otherwise let a caller-sent X-TrustPlane-Subject through.
-    for (const name of IDENTITY_HEADERS) headers[name] = '';
-    headers['x-trustplane-body-verified'] = '';
-  }
+  const grant = gatewayGrant(granted.enforcement, verified);
+  Object.assign(headers, grant.set);
+  // A dry-run pass: no identity, and every identity header EMPTY rather than absent. A gateway that
+  // copies identity headers only when the auth response has them (Envoy's allowed_upstream_headers)
+  // would otherwise let a caller-sent X-TrustPlane-Subject through.
+  for (const name of grant.unset) headers[name] = '';
   try {
     res.writeHead(200, headers);
   } catch {

@@ -36,6 +36,7 @@ export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object
   TRUSTPLANE_PRESERVE_HOST: 'preserveHost',
   TRUSTPLANE_FORWARD_AUTH_GATEWAY: 'forwardAuthGateway',
   TRUSTPLANE_FORWARD_AUTH_PATH_PREFIX: 'forwardAuthPathPrefix',
+  TRUSTPLANE_EXT_AUTHZ_GRPC_LISTEN: 'extAuthzGrpcListen',
   TRUSTPLANE_REPLAY_STORE: 'replayStore',
   TRUSTPLANE_REPLAY_JOURNAL: 'replayJournal',
   TRUSTPLANE_REPLAY_JOURNAL_FSYNC: 'replayJournalFsync',

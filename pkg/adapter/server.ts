@@ -30,6 +30,11 @@ import { openReplayStore } from './replay.js';
 import { useEd25519Primitive } from '../authcore/verify-ed25519.js';
 import { loadNativeEd25519, nodeSha256 } from './native-crypto.js';
 import { useSha256Primitive } from '../internal/sha256.js';
+import {
+  DEFAULT_EXT_AUTHZ_GRPC_LISTEN,
+  startExtAuthzGrpcServer,
+  type ExtAuthzGrpcServer,
+} from './ext-authz-grpc.js';
 
 /** Options for {@link startAdapter} (injection points for tests and embedding). */
 export interface StartAdapterOptions {
@@ -47,8 +52,10 @@ export interface StartAdapterOptions {
 
 /** A running adapter. */
 export interface Adapter {
-  /** The enforcement listener's bound address. */
+  /** The enforcement listener's bound address (mode `ext-authz-grpc`: the gRPC listener's). */
   readonly address: AddressInfo;
+  /** The ext_authz gRPC listener's bound address (undefined when there is none). */
+  readonly extAuthzGrpcAddress: AddressInfo | undefined;
   /** The admin listener's bound address (undefined when disabled). */
   readonly adminAddress: AddressInfo | undefined;
   readonly metrics: AdapterMetrics;
@@ -176,6 +183,7 @@ export async function startAdapter(
     let inFlight = 0;
     let drained: (() => void) | undefined;
     const handle = config.mode === 'forward-auth' ? handleForwardAuthRequest : handleProxyRequest;
+    const httpListener = config.mode !== 'ext-authz-grpc';
     // Node checks the header and request deadlines every connectionsCheckingInterval (30 s by
     // default): once a second keeps slow-header and slow-body sockets within a second of them.
     const server = createServer(
@@ -212,14 +220,16 @@ export async function startAdapter(
     server.on('upgrade', (_req, socket) => {
       socket.end('HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
-    const address = await listen(server, config.listen);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        }),
-    );
+    const httpAddress = httpListener ? await listen(server, config.listen) : undefined;
+    if (httpListener) {
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          }),
+      );
+    }
 
     const ready = async (): Promise<Readiness> => {
       const r = await readiness({
@@ -234,6 +244,18 @@ export async function startAdapter(
         bundles: { trust_material: freshnessJson(f.trust_material), policy: freshnessJson(f.policy) },
       };
     };
+
+    // Envoy/Istio ext_authz over gRPC: the listener of mode ext-authz-grpc, or beside forward-auth.
+    let grpcServer: ExtAuthzGrpcServer | undefined;
+    if (config.mode === 'ext-authz-grpc' || config.extAuthzGrpcListen !== undefined) {
+      grpcServer = await startExtAuthzGrpcServer(rt, {
+        listen: config.extAuthzGrpcListen ?? DEFAULT_EXT_AUTHZ_GRPC_LISTEN,
+        ready,
+      });
+      const started = grpcServer;
+      cleanups.push(() => started.close(0));
+    }
+    const address = httpAddress ?? grpcServer!.address;
 
     let adminServer: Server | undefined;
     let adminAddress: AddressInfo | undefined;
@@ -252,6 +274,7 @@ export async function startAdapter(
     log.info('adapter listening', {
       mode: config.mode,
       address: `${address.address}:${address.port}`,
+      ext_authz_grpc: grpcServer ? `${grpcServer.address.address}:${grpcServer.address.port}` : undefined,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : 'off',
       upstream: upstream ? upstream.origin : undefined,
       replay_store: config.replayStore,
@@ -262,6 +285,7 @@ export async function startAdapter(
     let closing: Promise<void> | undefined;
     return {
       address,
+      extAuthzGrpcAddress: grpcServer?.address,
       adminAddress,
       metrics,
       bundles: bm,
@@ -273,12 +297,15 @@ export async function startAdapter(
           log.info('draining', { in_flight: inFlight });
           server.close();
           server.closeIdleConnections();
+          // gRPC: no new calls; those in flight finish within the same bound.
+          const grpcDrained = grpcServer?.close(config.shutdownTimeoutMs);
           if (inFlight > 0) {
             await new Promise<void>((resolve) => {
               drained = resolve;
               setTimeout(resolve, config.shutdownTimeoutMs).unref();
             });
           }
+          await grpcDrained;
           server.closeAllConnections();
           // Everything decided is written before the sink (closed by cleanup) goes away.
           await audit

@@ -77,6 +77,13 @@ const table = {
       'A header that changes how an upstream reads the request (method override, URL rewrite, an underscore twin of X-TrustPlane-*, Connection naming an end-to-end header).',
     retryable: false,
   },
+  request_headers_too_large: {
+    status: 431,
+    layer: 'request',
+    summary:
+      'More request header lines or bytes than the enforcement point reads (gRPC ext_authz: 200 lines, 64 KiB).',
+    retryable: false,
+  },
   bundle_route_missing: {
     status: 403,
     layer: 'policy',

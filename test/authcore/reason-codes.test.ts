@@ -11,7 +11,7 @@ import {
 import { COMPONENT_REASON_LAYERS, isComponentReason } from '../../pkg/authcore/reason-codes.js';
 
 // ARCHITECTURE.md: 502/504 for upstream failures after an allow.
-const STATUSES = new Set([400, 401, 403, 413, 429, 500, 502, 503, 504]);
+const STATUSES = new Set([400, 401, 403, 413, 429, 431, 500, 502, 503, 504]);
 
 describe('reason codes', () => {
   it('the list is non-empty, unique, snake_case and frozen', () => {
@@ -22,7 +22,7 @@ describe('reason codes', () => {
   });
 
   it.each(REASON_CODE_LIST.map((c) => [c]))(
-    '%s has a status among 400/401/403/413/429/500/502/503/504',
+    '%s has a status among 400/401/403/413/429/431/500/502/503/504',
     (code) => {
       const info = REASON_CODES[code];
       expect(STATUSES.has(info.status)).toBe(true);

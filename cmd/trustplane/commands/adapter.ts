@@ -16,7 +16,7 @@ const FLAG_KEYS: readonly (readonly [
   key: keyof AdapterConfig | 'bundlePublicKey',
   help: string,
 ])[] = [
-  ['--mode <mode>', 'mode', 'proxy (default) or forward-auth'],
+  ['--mode <mode>', 'mode', 'proxy (default), forward-auth or ext-authz-grpc'],
   ['--listen <host:port>', 'listen', 'enforcement listener (default 127.0.0.1:8080)'],
   [
     '--admin-listen <host:port>',
@@ -98,6 +98,11 @@ const FLAG_KEYS: readonly (readonly [
     'forward-auth mode: the gateway in front, nginx | traefik | caddy | envoy (required there)',
   ],
   ['--forward-auth-path-prefix <path>', 'forwardAuthPathPrefix', 'Envoy ext_authz path_prefix to strip'],
+  [
+    '--ext-authz-grpc-listen <host:port>',
+    'extAuthzGrpcListen',
+    'Envoy/Istio ext_authz gRPC listener (ext-authz-grpc mode: default 127.0.0.1:9191)',
+  ],
   ['--replay-store <kind>', 'replayStore', 'memory (default, single process, journaled) or redis'],
   [
     '--replay-journal <file|off>',
