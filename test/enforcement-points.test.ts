@@ -14,15 +14,21 @@ import { trustplane as nodeTrustplane } from '../pkg/middleware/node/index.js';
 import { createLogger } from '../pkg/runtime/index.js';
 import { createEnforcementKernel, verifyRequest, type TrustplaneMaterial } from '../pkg/verifier/index.js';
 import { rawSend, startUpstream, writeWorld, type Upstream } from './helpers/adapter.js';
+import { ExtAuthzClient, deniedHeaders, envoyCheckRequest } from './helpers/ext-authz-grpc.js';
 import { NOW, ORIGIN, createWorld, signed, type SignSpec, type World } from './helpers/fixture.js';
 import { patchedPolicy } from './middleware/helpers.js';
 
 // One table of cases, run against every enforcement point: the kernel called directly (library),
 // the Hono middleware (app.request), the Node middleware in a real Express app, the Fastify plugin
-// in a real Fastify 5 app, and the adapter in proxy and forward-auth modes over loopback. Reasons, statuses, deny bodies,
+// in a real Fastify 5 app, and the adapter in proxy and forward-auth modes over loopback, and its
+// gRPC ext_authz listener called with CheckRequests shaped like Envoy's. Reasons, statuses, deny bodies,
 // X-TrustPlane-Reason, whether the upstream was reached (and with which identity) and the audit
 // events must be the same everywhere; the differences a point's protocol forces are listed in
-// docs/architecture.md and asserted here where they apply.
+// docs/architecture.md and asserted here where they apply. The gRPC point's: its answer is a
+// CheckResponse (the deny's status, headers and body in a DeniedHttpResponse, "reached" is gRPC OK,
+// the identity is what the OkHttpResponse sets), Envoy sends the body in raw_body and every header
+// line in header_map (encode_raw_headers: true, so it sees repeated lines like the Node points),
+// and a dry-run pass removes every identity header (headers_to_remove) instead of answering them empty.
 
 const MAX_BODY = 64 * 1024;
 
@@ -89,7 +95,7 @@ type EventView = Pick<
 >;
 
 interface Harness {
-  readonly name: 'library' | 'hono' | 'express' | 'fastify' | 'proxy' | 'forward-auth';
+  readonly name: 'library' | 'hono' | 'express' | 'fastify' | 'proxy' | 'forward-auth' | 'ext-authz-grpc';
   /** Web points see headers through the Fetch API, which merges repeated lines. */
   readonly web: boolean;
   send(req: CaseRequest): Promise<Outcome>;
@@ -365,7 +371,10 @@ async function fastifyHarness(): Promise<Harness> {
   };
 }
 
-async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream): Promise<Harness> {
+async function adapterHarness(
+  mode: 'proxy' | 'forward-auth' | 'ext-authz-grpc',
+  upstream: Upstream,
+): Promise<Harness> {
   const sink = new MemoryAuditSink();
   const replay = new HookedReplayStore();
   const files = writeWorld(world);
@@ -376,7 +385,9 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
       mode,
       listen: '127.0.0.1:0',
       adminListen: '127.0.0.1:0',
-      ...(mode === 'proxy' ? { upstream: upstream.url } : { forwardAuthGateway: 'nginx' as const }),
+      ...(mode === 'proxy' ? { upstream: upstream.url } : {}),
+      ...(mode === 'forward-auth' ? { forwardAuthGateway: 'nginx' as const } : {}),
+      ...(mode === 'ext-authz-grpc' ? { extAuthzGrpcListen: '127.0.0.1:0' } : {}),
       trustMaterial: files.trustMaterial,
       policyBundle: files.policyBundle,
       trustMaterialPublicKeys: [files.signerKey],
@@ -394,6 +405,8 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
     admin: false,
   });
   const base = `http://127.0.0.1:${adapter.address.port}`;
+  const grpc =
+    mode === 'ext-authz-grpc' ? new ExtAuthzClient(`127.0.0.1:${adapter.address.port}`) : undefined;
   const load = async (v: 'A' | 'B') => {
     writeFileSync(files.policyBundle, docs[v]);
     const outcome = await adapter.reload();
@@ -403,6 +416,7 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
     name: mode,
     web: false,
     async send(req) {
+      if (grpc !== undefined) return checkOutcome(grpc, req);
       if (mode === 'proxy') {
         return fromRaw(
           await rawSend(base, {
@@ -450,7 +464,58 @@ async function adapterHarness(mode: 'proxy' | 'forward-auth', upstream: Upstream
     afterNextConsume: (hook) => (replay.hook = hook),
     load,
     metrics: () => adapter.metrics.registry.metrics(),
-    close: () => adapter.close(),
+    close: async () => {
+      grpc?.close();
+      await adapter.close();
+    },
+  };
+}
+
+/**
+ * One case request as Envoy's ext_authz filter sends it over gRPC (with_request_body,
+ * pack_as_bytes, encode_raw_headers), and the CheckResponse as the caller and upstream would see it.
+ */
+async function checkOutcome(client: ExtAuthzClient, req: CaseRequest): Promise<Outcome> {
+  const lines = [...req.headers];
+  if (req.body !== undefined && !lines.some(([k]) => k.toLowerCase() === 'content-length')) {
+    lines.push(['content-length', String(Buffer.byteLength(req.body))]);
+  }
+  const res = await client.check(
+    envoyCheckRequest({
+      method: req.method,
+      target: req.target,
+      headers: lines,
+      rawHeaders: true,
+      ...(req.body !== undefined ? { body: req.body } : {}),
+    }),
+  );
+  if (res.http_response !== 'ok_response') {
+    const h = deniedHeaders(res);
+    return {
+      status: res.denied_response!.status.code,
+      body: res.denied_response!.body,
+      reasonHeader: h['x-trustplane-reason'],
+      wwwAuthenticate: h['www-authenticate'],
+      reached: false,
+      identity: undefined,
+    };
+  }
+  expect(res.status?.code ?? 0).toBe(0);
+  const set = new Map(res.ok_response!.headers.map((o) => [o.header.key, o.header.value]));
+  const removed = res.ok_response!.headers_to_remove;
+  return {
+    status: 200,
+    body: '',
+    reasonHeader: undefined,
+    wwwAuthenticate: undefined,
+    reached: true,
+    identity: set.get('x-trustplane-subject'),
+    // A dry-run pass: nothing set, every identity header (and Body-Verified) removed upstream.
+    ...(set.size === 0 &&
+    removed.includes('x-trustplane-subject') &&
+    removed.includes('x-trustplane-body-verified')
+      ? { blankIdentity: true }
+      : {}),
   };
 }
 
@@ -746,6 +811,7 @@ beforeAll(async () => {
     await fastifyHarness(),
     await adapterHarness('proxy', upstream),
     await adapterHarness('forward-auth', upstream),
+    await adapterHarness('ext-authz-grpc', upstream),
   );
 });
 
@@ -780,7 +846,7 @@ describe('one case table, every enforcement point', () => {
         expect(outcome!.reasonHeader, where).toBeUndefined();
       }
       expect(events, where).toEqual(expected.events);
-      if (h.name === 'forward-auth') {
+      if (h.name === 'forward-auth' || h.name === 'ext-authz-grpc') {
         expect(outcome!.blankIdentity === true, where).toBe(
           expected.reached && expected.identity === undefined,
         );
