@@ -23,3 +23,4 @@ export {
   type UnsignedDocuments,
 } from './bundle-server.js';
 export { isBundleUrl, type RemoteBundleOptions } from './bundle-fetch.js';
+export { openBundles, type OpenBundlesOptions } from './open-bundles.js';
