@@ -139,6 +139,44 @@ describe('trustplane/middleware/fastify: scope', () => {
     expect(calls.n).toBe(0);
   });
 
+  it('onDecision throwing fails closed: 500 internal_error, the route does not run', async () => {
+    const app = Fastify();
+    let runs = 0;
+    await app.register(trustplane, {
+      trust: world.trust,
+      policy: world.policy,
+      replayStore: new MemoryReplayStore(),
+      clock: () => NOW,
+      onDecision: () => {
+        throw new Error('observer failed');
+      },
+    });
+    app.all('*', async () => ++runs);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    apps.push(app);
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const res = await sendSigned(base, await signed(world));
+    expect([res.status, res.body]).toEqual([500, '{"allowed":false,"reason":"internal_error"}']);
+    expect(runs).toBe(0);
+  });
+
+  it('a chunked body over maxBodyBytes: 413 body_too_large with Connection: close, the route does not run', async () => {
+    const { base, calls } = await startApp();
+    const s = await signedJson(world, '{}');
+    const res = await rawSend(base, {
+      method: 'POST',
+      target: '/v1/orders',
+      headers: { ...s.headers, host: 'orders.example', 'transfer-encoding': 'chunked' },
+      body: 'x'.repeat(1024 * 1024 + 1),
+    });
+    expect([res.status, res.headers['x-trustplane-reason'], res.headers.connection]).toEqual([
+      413,
+      'body_too_large',
+      'close',
+    ]);
+    expect(calls.n).toBe(0);
+  });
+
   it('options are checked at registration', async () => {
     const app = Fastify();
     await expect(
