@@ -2,8 +2,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAdapterConfig, startAdapter, type Adapter } from '../../pkg/adapter/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { checkExtAuthzRequest } from '../../pkg/adapter/ext-authz-grpc.js';
+import {
+  resolveAdapterConfig,
+  startAdapter,
+  type Adapter,
+  type EnforcementRuntime,
+} from '../../pkg/adapter/index.js';
 import { MemoryAuditSink } from '../../pkg/audit/index.js';
 import {
   HEALTHY,
@@ -482,6 +488,93 @@ describe('ext_authz gRPC: mode ext-authz-grpc, health and shutdown', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     await expect(c.health()).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
     c.close();
+  });
+});
+
+/** A replay store whose consume waits `delayMs` (a check that stays in flight). */
+class SlowReplayStore implements ReplayStore {
+  readonly #inner = new MemoryReplayStore();
+  constructor(readonly delayMs: number) {}
+  async consume(key: string, expiresAt: number, now: number): Promise<boolean> {
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    return this.#inner.consume(key, expiresAt, now);
+  }
+}
+
+describe('ext_authz gRPC: failures are denies', () => {
+  it('a check in flight when SIGTERM arrives is answered (allowed here), and the listener then stops', async () => {
+    const files = writeWorld(world);
+    const audit = new MemoryAuditSink();
+    const a = await startAdapter(
+      resolveAdapterConfig({
+        flags: {
+          mode: 'ext-authz-grpc',
+          extAuthzGrpcListen: '127.0.0.1:0',
+          adminListen: '127.0.0.1:0',
+          trustMaterial: files.trustMaterial,
+          policyBundle: files.policyBundle,
+          trustMaterialPublicKeys: [files.signerKey],
+          policyBundlePublicKeys: [files.signerKey],
+          reloadIntervalMs: 0,
+          shutdownTimeoutMs: 5_000,
+        },
+      }),
+      { clock: () => NOW, audit, replayStore: new SlowReplayStore(400), log: createLogger('silent') },
+    );
+    const c = new ExtAuthzClient(`127.0.0.1:${a.address.port}`);
+    const s = await signed(world, {});
+    const inFlight = c.check(
+      envoyCheckRequest({ method: 'GET', target: '/v1/orders/search', headers: lines(s) }),
+    );
+    // The call is being decided (the jti consume takes 400 ms) when the drain starts.
+    await new Promise((r) => setTimeout(r, 150));
+    const closed = a.close();
+    expect(verdict(await inFlight)).toEqual(['ok', 200, 0]);
+    await closed;
+    expect(audit.events.map((e) => e.decision)).toEqual(['allow']);
+    await expect(c.health()).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    c.close();
+  });
+
+  it('an unexpected failure while deciding is a DeniedHttpResponse 500 internal_error, never an RPC error', async () => {
+    const errors: string[] = [];
+    const rt = {
+      config: { forwardAuthorization: false },
+      kernel: {
+        maxBodyBytes: 1024,
+        enforce: () => Promise.reject(new Error('kernel exploded')),
+      },
+      log: { error: (msg: string) => errors.push(msg) },
+    } as unknown as EnforcementRuntime;
+    const res = await checkExtAuthzRequest(
+      rt,
+      envoyCheckRequest({ method: 'GET', target: '/v1/orders/search', headers: [] }),
+    );
+    expect(res.status.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(res.ok_response).toBeUndefined();
+    expect(res.denied_response?.status.code).toBe(500);
+    expect(res.denied_response?.body).toBe('{"allowed":false,"reason":"internal_error"}');
+    expect(errors).toEqual(['ext_authz check failed']);
+  });
+
+  it('without @grpc/grpc-js installed the listener refuses to start with one line naming the package', async () => {
+    vi.resetModules();
+    vi.doMock('@grpc/grpc-js', () => {
+      throw new Error('Cannot find package');
+    });
+    try {
+      const fresh = await import('../../pkg/adapter/ext-authz-grpc.js');
+      const rt = { config: { maxBodyBytes: 1024, maxInFlight: 1 } } as unknown as EnforcementRuntime;
+      await expect(
+        fresh.startExtAuthzGrpcServer(rt, {
+          listen: '127.0.0.1:0',
+          ready: async () => ({ ready: true, checks: {} }),
+        }),
+      ).rejects.toThrow(/^the ext_authz gRPC listener needs the package @grpc\/grpc-js \(npm install /);
+    } finally {
+      vi.doUnmock('@grpc/grpc-js');
+      vi.resetModules();
+    }
   });
 });
 
