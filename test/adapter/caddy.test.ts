@@ -29,7 +29,26 @@ describe('Caddy forward_auth in front of a loopback upstream (examples/caddy/Cad
   let caddy: CaddyServer;
 
   beforeAll(async () => {
-    world = await createWorld({ policyPatch: withNotesRoute });
+    world = await createWorld({
+      policyPatch: (doc) => {
+        withNotesRoute(doc);
+        const groups = doc.route_groups as { routes: Record<string, unknown>[] }[];
+        groups[0]!.routes.push({
+          route_id: 'orders.dryrun',
+          method: 'GET',
+          path_template: '/v1/dry/orders',
+          enforcement: 'dry-run',
+          allowed_sources: [
+            {
+              source_type: 'software_jwks',
+              issuer: 'https://issuer.example/software-jwks',
+              trust_domain: 'example.local',
+              subject_exact: 'service:orders-client',
+            },
+          ],
+        });
+      },
+    });
     upstream = await startUpstream();
     fa = await startTestAdapter(world, { mode: 'forward-auth', forwardAuthGateway: 'caddy' });
     caddy = await startCaddy(CADDYFILE, {
@@ -129,6 +148,21 @@ describe('Caddy forward_auth in front of a loopback upstream (examples/caddy/Cad
     expect(res.status).toBe(403);
     expect(res.headers['x-trustplane-subject']).toBeUndefined();
     expect(upstream.requests.length).toBe(before);
+  });
+
+  it('attack: a dry-run pass carries no identity: every identity header reaches the upstream empty', async () => {
+    // The endpoint answers all seven headers empty; Caddy 2.6 would copy a header the answer lacks as
+    // the literal text of its placeholder, and a client's copy must not survive either.
+    const s = await signed(world, { target: '/v1/dry/orders', routeId: 'orders.dryrun' });
+    const spoofed: Record<string, string | null> = { authorization: null };
+    for (const h of IDENTITY_HEADERS) spoofed[h] = 'spoofed';
+    const res = await sendSigned(caddy.base, s, { headers: spoofed });
+    expect(res.status, res.body).toBe(200);
+    const seen = upstream.requests.at(-1)!;
+    expect(seen.url).toBe('/v1/dry/orders');
+    for (const h of [...IDENTITY_HEADERS, 'x-trustplane-body-verified'])
+      expect([h, seen.headers[h] ?? '']).toEqual([h, '']);
+    expect(fa.audit.events.at(-1)).toMatchObject({ reason: 'missing_passport', enforcement: 'dry-run' });
   });
 
   it('bodies are not bound: a body route is denied unverifiable_body; a route that allows unverified bodies passes, marked', async () => {
