@@ -99,7 +99,8 @@ export function envoyCheckRequest(req: EnvoyRequest): Record<string, unknown> {
     size: body === undefined ? '0' : String(body.length),
   };
   if (req.rawHeaders === true) {
-    http.header_map = { headers: lines.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) };
+    // Header bytes as on the wire (Node writes string header values as latin1).
+    http.header_map = { headers: lines.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'latin1') })) };
   } else {
     const merged: Record<string, string> = {};
     for (const [k, v] of lines) merged[k] = merged[k] === undefined ? v : `${merged[k]},${v}`;
