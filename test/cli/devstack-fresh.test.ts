@@ -4,14 +4,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePrivateKey } from '../../pkg/authcore/index.js';
-import { ProtectedClient, selfIssuedPassports } from '../../pkg/client/index.js';
+import { BrokerIpcClient } from '../../pkg/broker/index.js';
+import { ProtectedClient, brokerPassports, selfIssuedPassports } from '../../pkg/client/index.js';
 import { DEV, startDevStack } from '../../cmd/trustplane/devstack/stack.js';
 
 // Issue 15: a `trustplane up` stack runs its own bundle server, so it never goes stale. With a
 // 6 s freshness limit, left running 15 s (past two limits), it still allows the demo request.
 
 describe('trustplane up: the bundle server keeps the stack fresh', () => {
-  it('a 6 s limit, running 15 s: every demo request allowed, the adapter ready throughout', async () => {
+  it('a 6 s limit, running 15 s: every demo request allowed, the adapter ready throughout, the broker still mints', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tp-up-fresh-'));
     const stack = await startDevStack({ dir, maxStalenessSeconds: 6, logLevel: 'warn' });
     try {
@@ -37,6 +38,26 @@ describe('trustplane up: the bundle server keeps the stack fresh', () => {
         ready.push((await fetch(`${stack.info.admin}/readyz`)).status);
         await new Promise((r) => setTimeout(r, 1_000));
       }
+      // The broker pulls from the same server: past two limits it still mints (its route-policy
+      // check includes the bundle's freshness).
+      const attested = new ProtectedClient({
+        baseUrl: stack.info.adapter,
+        audience: DEV.audience,
+        passports: brokerPassports({
+          broker: new BrokerIpcClient({ socketPath: stack.info.brokerSocket }),
+          keyBinding: { requested: 'attested_workload', acceptable: ['attested_workload'] },
+          ctx: { purpose: 'demo' },
+        }),
+      });
+      const payment = await attested.request({
+        method: 'POST',
+        path: '/v1/payments',
+        routeId: 'payments.create',
+        headers: { 'content-type': 'application/json' },
+        body: '{"amount":"10.00"}',
+      });
+      expect(payment.status).toBe(200);
+      await payment.text();
       const readyz = (await (await fetch(`${stack.info.admin}/readyz`)).json()) as {
         bundles: { policy: { limit_seconds: number; age_seconds: number } };
       };
