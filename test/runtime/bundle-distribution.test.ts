@@ -285,6 +285,13 @@ describe('bundle server → three adapters (long-poll)', () => {
       expect(await metric(a, /^trustplane_bundle_issued_timestamp_seconds\{bundle="policy"\}/)).toBe(
         lastGood,
       );
+    // Across a restart too: adapter 2 compares its persisted copy with the older document served.
+    await adapters[2]!.stop();
+    adapters[2] = await spawnAdapter(adapterArgs(stateDirs[2]!), { waitFor: 'healthy' });
+    expect(adapters[2].stderr()).toContain('older than the persisted one');
+    expect(await metric(adapters[2], /^trustplane_bundle_issued_timestamp_seconds\{bundle="policy"\}/)).toBe(
+      lastGood,
+    );
     await server!.close();
     // Another key.
     await startServer({ key: await generateSigningKey() });
