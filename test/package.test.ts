@@ -33,6 +33,7 @@ const EXPECTED: Record<string, string> = {
   './adapter': 'startAdapter',
   './broker': 'Broker',
   './client': 'ProtectedClient',
+  './mcp': 'decideMcp',
 };
 
 let consumer: string;
@@ -42,7 +43,14 @@ beforeAll(async () => {
   mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
   consumer = mkdtempSync(path.join(ROOT, '.tmp', 'pack-consumer-'));
   expect(existsSync(path.join(ROOT, 'dist/pkg/index.js')), 'run npm run build first').toBe(true);
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', consumer], { cwd: ROOT });
+  // --ignore-scripts: prepack (npm run build) would delete dist/ under the other tests' feet.
+  const { stdout } = await run(
+    'npm',
+    ['pack', '--ignore-scripts', '--json', '--pack-destination', consumer],
+    {
+      cwd: ROOT,
+    },
+  );
   const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
   tarball = path.join(consumer, filename);
   const installed = path.join(consumer, 'node_modules', manifest.name);

@@ -21,6 +21,7 @@ import {
 import { requestIdOf, type EnforcementRuntime } from './enforcement-runtime.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { respondWithReceipt } from './receipt-response.js';
+import { respondWithMcpFilter } from './mcp-response.js';
 
 /** The host the caller addressed: `Host`, or the first `X-Forwarded-Host` behind a trusted proxy. */
 function callerAuthority(rt: EnforcementRuntime, req: IncomingMessage): string {
@@ -268,6 +269,16 @@ function forward(
     }
     if (enforcement.outcome === 'allow' && enforcement.receipt) {
       respondWithReceipt(rt, res, upRes, status, out, enforcement, requestId);
+      return;
+    }
+    const lists = enforcement.outcome === 'allow' ? enforcement.mcp?.lists : undefined;
+    if (lists !== undefined) {
+      try {
+        respondWithMcpFilter(rt, res, upRes, status, out, lists, requestId);
+      } catch {
+        upRes.destroy();
+        res.destroy();
+      }
       return;
     }
     try {

@@ -48,6 +48,18 @@ export interface AuditRequestInfo {
   readonly requestId?: string;
 }
 
+/** One MCP JSON-RPC call, as an audit event records it (the `mcp` member). */
+export interface AuditMcpCall {
+  readonly method: string;
+  readonly id?: string | number;
+  readonly tool?: string;
+  readonly uri?: string;
+  readonly argumentsSha256?: string;
+  readonly arguments?: string;
+  readonly batchIndex?: number;
+  readonly batchSize?: number;
+}
+
 /** Options for {@link auditEventFromDecision}. */
 export interface AuditEventOptions {
   readonly component: AuditComponent;
@@ -61,6 +73,8 @@ export interface AuditEventOptions {
   readonly status?: number;
   /** The route's enforcement mode, recorded when it is `dry-run` (the decision was not enforced). */
   readonly enforcement?: 'enforce' | 'dry-run';
+  /** The MCP call the event records (routes with `mcp`). */
+  readonly mcp?: AuditMcpCall;
 }
 
 function put<K extends keyof AuditEvent>(
@@ -118,6 +132,18 @@ export function auditEventFromDecision(decision: AuditDecision, options: AuditEv
   }
   put(event, 'policy_version', options.policyVersion);
   if (options.enforcement === 'dry-run') event.enforcement = 'dry-run';
+  const m = options.mcp;
+  if (m !== undefined) {
+    const mcp: Record<string, unknown> = { method: m.method.slice(0, 256) };
+    if (m.id !== undefined) mcp.id = typeof m.id === 'string' ? m.id.slice(0, 256) : m.id;
+    if (m.tool !== undefined) mcp.tool = m.tool.slice(0, 4096);
+    if (m.uri !== undefined) mcp.uri = m.uri.slice(0, 4096);
+    if (m.argumentsSha256 !== undefined) mcp.arguments_sha256 = m.argumentsSha256;
+    if (m.arguments !== undefined && m.arguments.length <= 4096) mcp.arguments = m.arguments;
+    if (m.batchIndex !== undefined) mcp.batch_index = m.batchIndex;
+    if (m.batchSize !== undefined) mcp.batch_size = m.batchSize;
+    event.mcp = mcp;
+  }
   if (options.latencyUs !== undefined) event.latency_us = Math.max(0, Math.round(options.latencyUs));
   return event as AuditEvent;
 }

@@ -57,6 +57,30 @@ export const auditEventSchema = z.strictObject({
    * (`would_deny`) but not enforced, and the request went on. Absent for enforced decisions.
    */
   enforcement: z.enum(['dry-run']).optional(),
+  /**
+   * MCP routes: the JSON-RPC call this event records (one event per call; a batch writes one per
+   * message, all with the batch's decision). Arguments only as a digest unless the route sets
+   * `mcp.audit_arguments`.
+   */
+  mcp: z
+    .strictObject({
+      method: short(256),
+      id: z.union([short(256), z.number()]).optional(),
+      /** `tools/call`: the tool; `prompts/get`: the prompt. */
+      tool: short(4096).optional(),
+      /** `resources/read`: the URI. */
+      uri: short(4096).optional(),
+      /** SHA-256 (hex) of the RFC 8785 canonical `params.arguments`. */
+      arguments_sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+      /** The canonical arguments (`mcp.audit_arguments` routes only; at most 4096 characters). */
+      arguments: short(4096).optional(),
+      batch_index: z.number().int().nonnegative().optional(),
+      batch_size: z.number().int().positive().optional(),
+    })
+    .optional(),
   /** Verification time, microseconds. */
   latency_us: z.number().int().nonnegative().optional(),
   /** Response status the upstream answered (receipt routes; also `status` when it differs). */

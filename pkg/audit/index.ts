@@ -9,6 +9,7 @@ export {
   auditEventFromDecision,
   type AuditEventOptions,
   type AuditRequestInfo,
+  type AuditMcpCall,
   type AuditDecision,
   type AuditAllowDecision,
   type AuditDenyDecision,

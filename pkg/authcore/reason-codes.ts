@@ -213,6 +213,48 @@ const table = {
     summary: 'The passport `provenance` does not satisfy the source or bundle provenance policy.',
     retryable: false,
   },
+  // MCP routes (a route with the `mcp` option): decided after the proof and the one-time jti, on
+  // the verified body. Proxy and middlewares answer them as a JSON-RPC error (docs/mcp.md).
+  mcp_invalid_jsonrpc: {
+    status: 400,
+    layer: 'policy',
+    summary:
+      'On an MCP route, the body is not a JSON-RPC 2.0 message (or batch) within the limits: not JSON, a missing `jsonrpc`/`method`, nesting or size over the caps.',
+    retryable: false,
+  },
+  mcp_method_denied: {
+    status: 403,
+    layer: 'policy',
+    summary:
+      "On an MCP route, the JSON-RPC method is not in the route's `mcp.methods` (nor `initialize`, `ping`, `notifications/*`).",
+    retryable: false,
+  },
+  mcp_tool_denied: {
+    status: 403,
+    layer: 'policy',
+    summary:
+      "On an MCP route, `tools/call` names a tool no `mcp.tools` rule admits for this caller (unlisted tool, or the rule's sources, key binding or context not met).",
+    retryable: false,
+  },
+  mcp_argument_denied: {
+    status: 403,
+    layer: 'policy',
+    summary:
+      "On an MCP route, a call's arguments break its rule's constraints (JSON Pointer with type, enum, min, max, pattern, max_length).",
+    retryable: false,
+  },
+  mcp_resource_denied: {
+    status: 403,
+    layer: 'policy',
+    summary: 'On an MCP route, `resources/read` names a URI no `mcp.resources` rule admits for this caller.',
+    retryable: false,
+  },
+  mcp_prompt_denied: {
+    status: 403,
+    layer: 'policy',
+    summary: 'On an MCP route, `prompts/get` names a prompt no `mcp.prompts` rule admits for this caller.',
+    retryable: false,
+  },
   unverifiable_body: {
     status: 403,
     layer: 'policy',

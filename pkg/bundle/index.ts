@@ -6,6 +6,12 @@ export {
   policyRouteSchema,
   enforcementModeSchema,
   type EnforcementMode,
+  mcpPolicySchema,
+  type McpPolicy,
+  type McpToolRule,
+  type McpResourceRule,
+  type McpPromptRule,
+  type McpArgumentRule,
   policySourceSchema,
   policyScopeSchema,
   contextPolicySchema,
@@ -100,3 +106,9 @@ export {
 export { mergeSource, type MergeSourceOptions } from './merge-source.js';
 export { removeSource, type IssuerSelector } from './remove-source.js';
 export { type RouteSourceEdit, type SourceSelector } from './source-edit.js';
+export {
+  mcpArgumentRuleSchema,
+  MAX_MCP_PATTERN_LENGTH,
+  MAX_MCP_RULES,
+  MAX_MCP_ARGUMENT_RULES,
+} from './mcp-policy-schema.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { keyBindingSchema } from '../authcore/claims.js';
 import { signatureSchema, signedBySchema } from './document-signature-schema.js';
+import { buildMcpPolicySchema } from './mcp-policy-schema.js';
 import { parsePathTemplate, templateShapeOf } from './path-template.js';
 import {
   addDuplicateIssues,
@@ -72,6 +73,12 @@ export const policySourceSchema = z
     }
   });
 
+/**
+ * The `mcp` option of a route (ours): per JSON-RPC method, tool, resource and prompt rules for an
+ * MCP Streamable HTTP endpoint. See docs/mcp.md.
+ */
+export const mcpPolicySchema = buildMcpPolicySchema(policySourceSchema, contextPolicySchema);
+
 /** How a route's decisions are enforced: `enforce` (default) or `dry-run` (recorded, not enforced). */
 export const enforcementModeSchema = z.enum(['enforce', 'dry-run']);
 
@@ -108,6 +115,12 @@ export const policyRouteSchema = z
      * internal errors are always enforced.
      */
     enforcement: enforcementModeSchema.optional(),
+    /**
+     * Ours: the route is an MCP endpoint. Each JSON-RPC call in the (verified) body is decided by
+     * these rules after the request proof and the one-time jti; list answers are filtered to what
+     * the caller may use. See docs/mcp.md.
+     */
+    mcp: mcpPolicySchema.optional(),
   })
   .superRefine((route, ctx) => {
     const headers = route.covered_headers ?? [];
@@ -291,5 +304,15 @@ export type Revocation = z.infer<typeof revocationSchema>;
 export type FreshnessClass = z.infer<typeof freshnessClassSchema>;
 /** A route risk label. */
 export type RouteRisk = z.infer<typeof riskSchema>;
+/** The `mcp` option of a route. */
+export type McpPolicy = z.infer<typeof mcpPolicySchema>;
+/** A tool rule of a route's `mcp` option. */
+export type McpToolRule = NonNullable<McpPolicy['tools']>[number];
+/** A resource rule of a route's `mcp` option. */
+export type McpResourceRule = NonNullable<McpPolicy['resources']>[number];
+/** A prompt rule of a route's `mcp` option. */
+export type McpPromptRule = NonNullable<McpPolicy['prompts']>[number];
+/** An argument constraint of a tool or prompt rule. */
+export type McpArgumentRule = NonNullable<McpToolRule['arguments']>[number];
 /** A route's enforcement mode. */
 export type EnforcementMode = z.infer<typeof enforcementModeSchema>;

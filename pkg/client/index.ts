@@ -26,3 +26,4 @@ export {
   type ProtectedRequestOptions,
   type ProtectedFetchInit,
 } from './protected-client.js';
+export { createSigningFetch, type SigningFetch, type SigningFetchOptions } from './signing-fetch.js';

@@ -1,6 +1,10 @@
 import { TrustplaneError } from '../authcore/errors.js';
 import { type AuditComponent, type AuditEvent } from '../audit/event.js';
-import { auditEventFromDecision, type AuditRequestInfo } from '../audit/event-from-decision.js';
+import {
+  auditEventFromDecision,
+  type AuditMcpCall,
+  type AuditRequestInfo,
+} from '../audit/event-from-decision.js';
 import { type AuditSink } from '../audit/audit-sink.js';
 import { denyFrom, type AllowDecision, type Decision } from './decision.js';
 
@@ -13,6 +17,8 @@ export interface RecordFacts {
   readonly policyVersion: string | undefined;
   /** The route's enforcement mode (`dry-run` is written to the event). */
   readonly enforcement: 'enforce' | 'dry-run';
+  /** MCP routes: the JSON-RPC call the event records. */
+  readonly mcp?: AuditMcpCall | undefined;
 }
 
 /** Reports audit failures: the 1st, 10th, 100th, … on stderr (visible without flooding while a sink is down). */
@@ -65,6 +71,7 @@ export class DecisionRecorder {
       latencyUs: (performance.now() - facts.startedMs) * 1000,
       ...(facts.policyVersion !== undefined ? { policyVersion: facts.policyVersion } : {}),
       ...(facts.enforcement === 'dry-run' ? { enforcement: 'dry-run' as const } : {}),
+      ...(facts.mcp !== undefined ? { mcp: facts.mcp } : {}),
     });
   }
 

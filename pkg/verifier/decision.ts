@@ -5,7 +5,7 @@ import type { KeyBinding } from '../authcore/signer-taxonomy.js';
 
 /** Pipeline stage names, in order (a deny names the stage that refused). */
 export type VerificationStage =
-  'parse' | 'path' | 'route' | 'passport' | 'policy' | 'freshness' | 'proof' | 'replay';
+  'parse' | 'path' | 'route' | 'passport' | 'policy' | 'freshness' | 'proof' | 'replay' | 'mcp';
 
 /** An allow decision: the verified identity (what its audit event records, and more). */
 export interface AllowDecision extends AuditAllowDecision {

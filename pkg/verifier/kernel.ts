@@ -15,6 +15,8 @@ import {
   type TrustplaneMaterial,
 } from './kernel-options.js';
 import { DEFAULT_MAX_BODY_BYTES, type NormalizedRequest } from './normalized-request.js';
+import type { McpVerdict } from '../mcp/index.js';
+import { mcpDenyAnswer, runMcpStage } from './mcp-stage.js';
 import { verifyRequest, type VerifierContext } from './verify-request.js';
 
 /** One request, as an enforcement point hands it to the kernel. */
@@ -46,6 +48,11 @@ export interface AllowEnforcement {
   readonly receipt: boolean;
   /** What the decision was recorded with (its snapshot's policy version; used by receipts). */
   readonly facts: RecordFacts;
+  /**
+   * Routes with `mcp` (enforced): the MCP verdict. When `mcp.lists` is set, the point filters the
+   * upstream's answer to the list requests (`filterMcpResponse`, `McpSseFilter` in `trustplane/mcp`).
+   */
+  readonly mcp?: McpVerdict;
 }
 
 /** The request is denied: send `answer` (status, headers, body); the upstream sees nothing. */
@@ -167,10 +174,25 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
     const found = snapshot();
     const material = found instanceof TrustplaneError ? undefined : found;
     let decision: Decision;
+    let verdict: McpVerdict | undefined;
     if (input.request instanceof TrustplaneError) decision = denyFrom(input.request, 'parse');
     else if (material === undefined) decision = denyFrom(found as TrustplaneError, 'parse');
     else {
       decision = await verifyRequest(input.request, contextFor(material));
+      if (decision.allowed) {
+        // MCP routes only: decide each JSON-RPC call on the verified body (after proof and jti).
+        const allowed = material.policy.routesById.get(decision.routeId)?.route;
+        if (allowed?.mcp !== undefined) {
+          const stage = await runMcpStage(
+            allowed as typeof allowed & { mcp: NonNullable<typeof allowed.mcp> },
+            decision,
+            input.request,
+            v.maxBodyBytes,
+          );
+          decision = stage.decision;
+          verdict = stage.verdict;
+        }
+      }
     }
     if (input.onDecision !== undefined) {
       try {
@@ -188,6 +210,7 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
       startedMs: input.startedMs,
       policyVersion: material?.policy.policyVersion,
       enforcement: mode,
+      mcp: verdict?.calls[0],
     };
     if (!decision.allowed && mode === 'dry-run' && observable(decision)) {
       // A dry-run pass lets the request go on: a body the pipeline did not read yet is read now,
@@ -206,6 +229,11 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
     if (decision.allowed && route?.audit === 'required')
       decision = await recorder.writeRequired(decision, facts);
     else recorder.write(decision, facts);
+    if (verdict !== undefined) {
+      // One audit record per JSON-RPC call: the other messages of a batch, with its decision.
+      for (let i = 1; i < verdict.calls.length; i++)
+        recorder.write(decision, { ...facts, mcp: verdict.calls[i] });
+    }
 
     let enforcement: Enforcement;
     let label: EnforcementOutcomeLabel;
@@ -214,15 +242,22 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
         outcome: 'allow',
         decision,
         mode,
-        receipt: route?.receipt === true && receipts !== undefined,
+        receipt: (route?.receipt === true || verdict?.receipt === true) && receipts !== undefined,
         facts,
+        ...(verdict !== undefined && mode === 'enforce' ? { mcp: verdict } : {}),
       };
       label = 'allow';
     } else if (mode === 'dry-run' && observable(decision)) {
       enforcement = { outcome: 'pass', decision };
       label = 'would_deny';
     } else {
-      enforcement = { outcome: 'deny', decision, answer: denyAnswer(decision) };
+      // An MCP-stage deny reaches the agent as a JSON-RPC error, except at forward-auth, whose
+      // gateway reads any 2xx as an allow.
+      const answer =
+        decision.stage === 'mcp' && verdict !== undefined && options.component !== 'forward-auth'
+          ? mcpDenyAnswer(decision, verdict)
+          : denyAnswer(decision);
+      enforcement = { outcome: 'deny', decision, answer };
       label = 'deny';
     }
     if (observe !== undefined) {

@@ -37,7 +37,17 @@ export interface NormalizedRequest {
    * (`body_too_large`, `malformed_request`, `overloaded`, ...). Node enforcement points use it so
    * that a request without valid credentials never costs a body buffer.
    */
-  readonly readBody?: () => Promise<{ readonly sha256: string; readonly length: number }>;
+  readonly readBody?: () => Promise<{
+    readonly sha256: string;
+    readonly length: number;
+    /** The exact bytes digested (needed by routes with `mcp`; the Node points pass them). */
+    readonly bytes?: Uint8Array;
+  }>;
+  /**
+   * The exact body bytes, when the point has them and no `readBody` (routes with `mcp` decide on
+   * them; a point that passes neither cannot serve an MCP route: `internal_error`).
+   */
+  readonly body?: Uint8Array;
   /**
    * True when the enforcement point cannot see the body (forward-auth): `bodySha256` is then the
    * caller's claimed `X-TrustPlane-Body-SHA256`, and the request is denied `unverifiable_body`

@@ -851,6 +851,13 @@ afterAll(() => {
     'policy_unavailable',
     'upstream_unavailable',
     'upstream_timeout',
+    // the kernel's MCP stage, after verifyRequest allowed (test/mcp).
+    'mcp_invalid_jsonrpc',
+    'mcp_method_denied',
+    'mcp_tool_denied',
+    'mcp_argument_denied',
+    'mcp_resource_denied',
+    'mcp_prompt_denied',
   ]);
   const verifierLayers = new Set(['request', 'passport', 'policy', 'proof', 'replay', 'dependency']);
   const expected = REASON_CODE_LIST.filter(

@@ -70,10 +70,10 @@ export class NodeBody {
   }
 
   /** The pipeline's reader: the digest, or the refusal thrown. */
-  readonly digest = async (): Promise<{ sha256: string; length: number }> => {
+  readonly digest = async (): Promise<{ sha256: string; length: number; bytes: Uint8Array }> => {
     const r = await this.read();
     if (!r.ok) throw r.error;
-    return { sha256: r.sha256, length: r.bytes.length };
+    return { sha256: r.sha256, length: r.bytes.length, bytes: r.bytes };
   };
 
   /** Give the buffered bytes back to the budget (when the exchange is over). */

@@ -12,6 +12,7 @@ import {
   type Enforcement,
   type TrustplaneMiddlewareOptions,
 } from '../../verifier/index.js';
+import { filterMcpResponse } from '../../mcp/index.js';
 
 // Web APIs only (Workers, Deno, Bun, Node): no node:* here, and `hono` is imported for types only,
 // so the package does not need hono at runtime.
@@ -166,6 +167,16 @@ export function trustplane(options: TrustplaneOptions): MiddlewareHandler<Trustp
       if (allow !== undefined) c.set('trustplane', allow);
       useCanonicalUrl(c, allow);
       await next();
+      const lists = enforcement.outcome === 'allow' ? enforcement.mcp?.lists : undefined;
+      if (lists !== undefined) {
+        // MCP list answers: only what this caller may use (SSE filtered event by event, as it streams).
+        try {
+          c.res = await filterMcpResponse(c.res, lists);
+        } catch {
+          const failed = denyAnswer({ reason: 'upstream_unavailable' });
+          c.res = new Response(failed.body, { status: failed.status, headers: failed.headers });
+        }
+      }
       return;
     }
     const answer = enforcement?.answer ?? denyAnswer({ reason: 'internal_error' });

@@ -1,0 +1,96 @@
+/**
+ * The example MCP server's tools (official TypeScript SDK), shared by the Node server
+ * (server.ts) and by in-process hosts (the Hono test mounts it with the Web-standard transport).
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+
+/** One JSON-RPC message as it reached the server. */
+export interface Received {
+  readonly method: string;
+  readonly tool?: string;
+}
+
+/** What reached the server, one entry per JSON-RPC message, and the `search_docs` latch. */
+export class ToolServerState {
+  readonly received: Received[] = [];
+  #released = latch();
+
+  /** Record the JSON-RPC message(s) of one request body. */
+  note(message: unknown): void {
+    for (const m of Array.isArray(message) ? message : [message]) {
+      if (typeof m !== 'object' || m === null) continue;
+      const { method, params } = m as { method?: unknown; params?: { name?: unknown } };
+      if (typeof method !== 'string') continue;
+      this.received.push({
+        method,
+        ...(method === 'tools/call' && typeof params?.name === 'string' ? { tool: params.name } : {}),
+      });
+    }
+  }
+
+  /** Let every held `search_docs` call finish. */
+  release(): void {
+    this.#released.open();
+  }
+
+  /** Wait for {@link release} (true) or `ms` (false). */
+  async held(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    const released = await Promise.race([this.#released.promise.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    this.#released = latch();
+    return released;
+  }
+}
+
+/** A latch: `open()` resolves `promise`. */
+function latch(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}
+
+/** The MCP server with its three tools (a fresh one per request: stateless Streamable HTTP). */
+export function buildToolServer(state: ToolServerState): McpServer {
+  const server = new McpServer({ name: 'mcp-agent-example', version: '1.0.0' });
+  server.registerTool(
+    'search_docs',
+    {
+      description: 'Search the documentation',
+      inputSchema: { query: z.string(), hold: z.boolean().optional() },
+    },
+    async ({ query, hold }, extra) => {
+      const token = extra._meta?.progressToken;
+      if (token !== undefined) {
+        await extra.sendNotification({
+          method: 'notifications/progress',
+          params: { progressToken: token, progress: 1, total: 2, message: 'searching' },
+        });
+      }
+      const released = hold === true ? await state.held(20_000) : false;
+      return {
+        content: [{ type: 'text', text: `3 results for ${JSON.stringify(query)}` }],
+        structuredContent: { query, released },
+      };
+    },
+  );
+  server.registerTool(
+    'transfer_funds',
+    {
+      description: 'Transfer funds to an account',
+      inputSchema: { amount: z.number(), to: z.string() },
+    },
+    async ({ amount, to }) => ({
+      content: [{ type: 'text', text: `transferred ${amount} to ${to}` }],
+      structuredContent: { amount, to, status: 'done' },
+    }),
+  );
+  server.registerTool(
+    'delete_repository',
+    { description: 'Delete a repository', inputSchema: { name: z.string() } },
+    async ({ name }) => ({ content: [{ type: 'text', text: `deleted ${name}` }] }),
+  );
+  return server;
+}

@@ -1,0 +1,154 @@
+import { TrustplaneError } from '../authcore/errors.js';
+import { statusForReason } from '../authcore/reason-codes.js';
+import type { PassportClaims } from '../authcore/claims.js';
+import type { McpPolicy, PolicyRoute } from '../bundle/policy-bundle-schema.js';
+import {
+  decideMcp,
+  JSONRPC_INVALID_REQUEST,
+  JSONRPC_PARSE_ERROR,
+  mcpDenyBody,
+  type McpCallerCheck,
+  type McpVerdict,
+} from '../mcp/index.js';
+import { denyFrom, type AllowDecision, type Decision } from './decision.js';
+import type { DenyAnswer } from './deny-answer.js';
+import type { NormalizedRequest } from './normalized-request.js';
+import { evaluateSourcePolicy, type SourcePolicySubject } from './source-policy.js';
+
+/** What the MCP stage concluded for one request on an MCP route. */
+export interface McpStageResult {
+  /** The allow as it was, or the MCP deny (stage `mcp`). */
+  readonly decision: Decision;
+  /** The verdict (calls for the audit, list filter, receipt); absent when the body was unavailable. */
+  readonly verdict?: McpVerdict;
+}
+
+/** The exact bytes of a Web request's body (a clone; bounded by the point's limit). */
+async function webBodyBytes(request: Request, max: number): Promise<Uint8Array> {
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.clone().body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      reader.cancel().catch(() => undefined);
+      throw new TrustplaneError('body_too_large', 'request body too large');
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** The verified body's bytes, from what the point handed the kernel. */
+async function bodyBytes(request: Request | NormalizedRequest, max: number): Promise<Uint8Array> {
+  if (request instanceof Request) return webBodyBytes(request, max);
+  if (request.bodyUnverified === true) {
+    throw new TrustplaneError('unverifiable_body', 'an MCP route needs the request body; the point has none');
+  }
+  if (request.readBody !== undefined) {
+    // The point's reader is read once: this is the body the pipeline digested and bound.
+    const read = await request.readBody();
+    if (read.bytes !== undefined) return read.bytes;
+  } else if (request.body !== undefined) {
+    return request.body;
+  }
+  throw new TrustplaneError(
+    'internal_error',
+    'the enforcement point did not pass the body bytes of an MCP route',
+  );
+}
+
+/** The caller-check of MCP rules: the verifier's source policy over the verified identity. */
+function callerCheck(route: PolicyRoute, allow: AllowDecision): McpCallerCheck {
+  const subject = {
+    claims: {
+      iss: allow.issuer,
+      sub: allow.subject,
+      trust_domain: allow.trustDomain,
+      ...(allow.ctx !== undefined ? { ctx: allow.ctx } : {}),
+      ...(allow.provenance !== undefined ? { provenance: allow.provenance } : {}),
+    } as unknown as PassportClaims,
+    issuer: { sourceType: allow.sourceType },
+    effectiveKeyBinding: allow.keyBinding,
+  } as unknown as SourcePolicySubject;
+  return (rules) => {
+    try {
+      evaluateSourcePolicy(
+        {
+          route_id: route.route_id,
+          required_key_binding: rules.required_key_binding,
+          allowed_sources: (rules.allowed_sources ?? route.allowed_sources) as PolicyRoute['allowed_sources'],
+        },
+        rules.context_policy !== undefined ? { context_policy: rules.context_policy } : {},
+        subject,
+      );
+      return undefined;
+    } catch (e) {
+      return e instanceof TrustplaneError ? e.reason : 'internal_error';
+    }
+  };
+}
+
+/**
+ * The MCP stage of the kernel, for routes with an `mcp` option only: runs after the pipeline
+ * allowed the request (passport, route policy, transcript and body binding, one-time jti), on the
+ * exact body bytes the proof covers, and decides each JSON-RPC call by the route's rules.
+ * @param route the allowed request's route (with `mcp`)
+ * @param allow the pipeline's allow
+ * @param request what the point handed the kernel
+ * @param maxBodyBytes the point's body limit
+ * @returns the decision that stands and the verdict
+ */
+export async function runMcpStage(
+  route: PolicyRoute & { readonly mcp: McpPolicy },
+  allow: AllowDecision,
+  request: Request | NormalizedRequest,
+  maxBodyBytes: number,
+): Promise<McpStageResult> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await bodyBytes(request, maxBodyBytes);
+  } catch (e) {
+    const err = e instanceof TrustplaneError ? e : new TrustplaneError('internal_error', 'body read failed');
+    return { decision: denyFrom(err, 'mcp', allow) };
+  }
+  const verdict = decideMcp(route.mcp, bytes, callerCheck(route, allow));
+  if (verdict.deny === undefined) return { decision: allow, verdict };
+  return { decision: denyFrom(verdict.deny, 'mcp', allow), verdict };
+}
+
+/**
+ * The deny answer of an MCP-stage deny at a point that answers the agent (proxy, middlewares,
+ * library): a JSON-RPC error (see `mcpDenyBody`), with the one deny's headers.
+ */
+export function mcpDenyAnswer(
+  decision: Extract<Decision, { allowed: false }>,
+  verdict: McpVerdict | undefined,
+): DenyAnswer {
+  const reason = decision.reason;
+  const code =
+    reason !== 'mcp_invalid_jsonrpc'
+      ? undefined
+      : decision.details.jsonrpc_code === JSONRPC_PARSE_ERROR
+        ? JSONRPC_PARSE_ERROR
+        : JSONRPC_INVALID_REQUEST;
+  const { status, body } = mcpDenyBody(reason, statusForReason(reason), verdict?.ids ?? [], code);
+  return Object.freeze({
+    status,
+    headers: Object.freeze({
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'x-trustplane-reason': reason,
+    }),
+    body,
+  });
+}
