@@ -36,6 +36,15 @@ import {
   writeJson,
 } from '../io.js';
 import { loadPrivateKey } from './keys.js';
+import { readText } from '../io.js';
+import {
+  configFileBuilder,
+  createLogger,
+  keyBundleSigner,
+  LOG_LEVELS,
+  startBundleServer,
+  type LogLevel,
+} from '../../../pkg/runtime/index.js';
 
 type AnyDocument = PolicyBundle | TrustMaterial;
 
@@ -248,6 +257,112 @@ export function registerBundle(program: Command): void {
             freshness: freshnessJson(describeTrustFreshness(t, load.now)),
           });
         }
+      },
+    );
+
+  bundle
+    .command('serve')
+    .description(
+      'Publish the trust material and policy bundle: build them from their configs, sign, re-sign on a schedule and on change, serve over HTTP(S) with ETags and long-polling.',
+    )
+    .requiredOption(
+      '--trust-config <file>',
+      'trust material config (as for `bundle build --kind trust-material`)',
+    )
+    .requiredOption('--policy-config <file>', 'policy config (as for `bundle build`)')
+    .option('--private-key <key>', 'bundle signing key, or @file (env TRUSTPLANE_PRIVATE_KEY)')
+    .requiredOption('--issuer <iss>', 'signer identity (signed_by.issuer)')
+    .requiredOption('--kid <kid>', 'signer key id (signed_by.kid) verifiers pin')
+    .option('--listen <host:port>', 'listen address', '127.0.0.1:8443')
+    .option(
+      '--resign-interval-seconds <n>',
+      're-sign interval (default: a third of the shortest bounded or realtime route limit)',
+      parseIntOption('--resign-interval-seconds'),
+    )
+    .option(
+      '--max-wait-seconds <n>',
+      'longest long-poll accepted (default 60)',
+      parseIntOption('--max-wait-seconds'),
+    )
+    .option(
+      '--token <token>',
+      'fetchers must send Authorization: Bearer <token> (@file; prefer env TRUSTPLANE_BUNDLE_SERVE_TOKEN)',
+    )
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--client-ca <file>', 'require client certificates issued by this PEM CA (mTLS)')
+    .option('--log-level <level>', 'debug | info (default) | warn | error | silent', 'info')
+    .addHelpText(
+      'after',
+      `
+Documents: GET /trust-material.json and /policy-bundle.json (strong ETag = SHA-256 of the bytes,
+If-None-Match -> 304; ?wait=N or "Prefer: wait=N" long-polls up to N s for a newer one);
+GET /healthz, GET /metrics. Point verifiers at them:
+  trustplane adapter --trust-material http://127.0.0.1:8443/trust-material.json \\
+    --policy-bundle http://127.0.0.1:8443/policy-bundle.json --bundle-public-key @bundle-signer.pub
+
+Example:
+  trustplane bundle serve --trust-config trust.config.json --policy-config policy.config.json \\
+    --private-key @bundle-signer.key --issuer https://bundles.example --kid bundle-2026-01`,
+    )
+    .action(
+      async (opts: {
+        trustConfig: string;
+        policyConfig: string;
+        privateKey?: string;
+        issuer: string;
+        kid: string;
+        listen: string;
+        resignIntervalSeconds?: number;
+        maxWaitSeconds?: number;
+        token?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        clientCa?: string;
+        logLevel: string;
+      }) => {
+        if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel))
+          throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 'usage', 2);
+        if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+          throw new CliError('--tls-cert and --tls-key go together', 'usage', 2);
+        if (opts.clientCa !== undefined && opts.tlsCert === undefined)
+          throw new CliError('--client-ca needs --tls-cert and --tls-key', 'usage', 2);
+        const key = await loadPrivateKey(opts.privateKey);
+        const tokenValue = opts.token ?? process.env.TRUSTPLANE_BUNDLE_SERVE_TOKEN;
+        const token = tokenValue !== undefined ? readValue(tokenValue).trim() : undefined;
+        if (token !== undefined && token.length < 16)
+          throw new CliError('the bearer token must be at least 16 characters', 'usage', 2);
+        const server = await startBundleServer({
+          listen: opts.listen,
+          signer: keyBundleSigner(key, { issuer: opts.issuer, kid: opts.kid }),
+          build: configFileBuilder({ trustConfig: opts.trustConfig, policyConfig: opts.policyConfig }),
+          watchFiles: [opts.trustConfig, opts.policyConfig],
+          log: createLogger(opts.logLevel as LogLevel),
+          ...(opts.resignIntervalSeconds !== undefined
+            ? { resignIntervalSeconds: opts.resignIntervalSeconds }
+            : {}),
+          ...(opts.maxWaitSeconds !== undefined ? { maxWaitSeconds: opts.maxWaitSeconds } : {}),
+          ...(token !== undefined ? { bearerToken: token } : {}),
+          ...(opts.tlsCert !== undefined && opts.tlsKey !== undefined
+            ? {
+                tls: {
+                  cert: readText(opts.tlsCert),
+                  key: readText(opts.tlsKey),
+                  ...(opts.clientCa !== undefined ? { clientCa: readText(opts.clientCa) } : {}),
+                },
+              }
+            : {}),
+        });
+        process.stdout.write(`bundle server listening on ${server.url}\n`);
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            void server.close().then(resolve);
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
       },
     );
 
