@@ -33,7 +33,6 @@ const EXPECTED: Record<string, string> = {
   './adapter': 'startAdapter',
   './broker': 'Broker',
   './client': 'ProtectedClient',
-  './mcp': 'decideMcp',
 };
 
 let consumer: string;

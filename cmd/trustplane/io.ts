@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { TrustplaneError } from '../../pkg/authcore/index.js';
+import { isReasonCode, TrustplaneError } from '../../pkg/authcore/index.js';
 
 /** A CLI failure: one line on stderr, non-zero exit. */
 export class CliError extends Error {
@@ -99,6 +99,11 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function formatError(e: unknown): { line: string; code: number } {
   if (e instanceof TrustplaneError) return { line: `trustplane: ${e.reason}: ${e.message}`, code: 1 };
   if (e instanceof CliError) return { line: `trustplane: ${e.reason}: ${e.message}`, code: e.exitCode };
+  // Errors of modules that cannot import TrustplaneError (dependency_missing from pkg/internal)
+  // still carry a registered reason.
+  const reason = (e as { reason?: unknown } | null)?.reason;
+  if (e instanceof Error && isReasonCode(reason))
+    return { line: `trustplane: ${reason}: ${e.message}`, code: 1 };
   if (e instanceof TypeError || e instanceof RangeError)
     return { line: `trustplane: usage: ${e.message}`, code: 2 };
   const errno = errnoCode(e);

@@ -1,7 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { ClientBase } from 'pg';
 import { ledgerError } from './postgres-ledger-error.js';
 import type { LedgerRow } from './postgres-ledger-rows.js';
+import { loadPg } from './pg-module.js';
 
 /** An integer option from 1 to `max` (default `fallback`); RangeError otherwise. */
 export function positiveInt(name: string, value: number | undefined, fallback: number, max: number): number {
@@ -43,7 +44,7 @@ export async function withClient<T>(
 ): Promise<T> {
   const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 5000, 600_000);
   const statementTimeoutMs = positiveInt('statementTimeoutMs', options.statementTimeoutMs, 60_000, 3_600_000);
-  const client = new pg.Client(poolConfig(url, connectTimeoutMs, statementTimeoutMs));
+  const client = new (loadPg().Client)(poolConfig(url, connectTimeoutMs, statementTimeoutMs));
   client.on('error', () => undefined);
   try {
     await client.connect();

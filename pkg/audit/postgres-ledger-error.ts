@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { redactConnectionString, secretsOf } from './connection-string.js';
 import { LedgerError, type LedgerErrorCode } from './ledger-error.js';
+import { loadPg } from './pg-module.js';
 
 /**
  * SQLSTATE classes that mean "not now" rather than "not like this": connection exception (08),
@@ -39,7 +39,7 @@ export function ledgerError(
   let detail = error instanceof Error ? error.message : String(error);
   for (const secret of secretsOf(url)) detail = detail.split(secret).join('***');
   const code = errorCode(error);
-  const sqlstate = error instanceof pg.DatabaseError ? code : undefined;
+  const sqlstate = isDatabaseError(error) ? code : undefined;
   const reason: LedgerErrorCode =
     sqlstate === undefined
       ? fallback
@@ -48,4 +48,13 @@ export function ledgerError(
         : 'ledger_error';
   const details = sqlstate !== undefined ? { sqlstate } : code !== undefined ? { error: code } : {};
   return new LedgerError(reason, `${what} (${redactConnectionString(url)}): ${detail}`, details);
+}
+
+/** A PostgreSQL server error (`pg`'s DatabaseError); false when `pg` is not even installed. */
+function isDatabaseError(error: unknown): boolean {
+  try {
+    return error instanceof loadPg().DatabaseError;
+  } catch {
+    return false;
+  }
 }

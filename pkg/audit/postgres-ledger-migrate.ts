@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { migrateLedger, type MigrateLedgerOptions, type MigrateLedgerResult } from './ledger-migrations.js';
 import { ledgerError } from './postgres-ledger-error.js';
+import { loadPg } from './pg-module.js';
 
 /** Options for {@link migratePostgresLedger}. */
 export interface MigratePostgresLedgerOptions extends MigrateLedgerOptions {
@@ -30,7 +30,11 @@ export async function migratePostgresLedger(
   if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
     throw new RangeError('connectTimeoutMs must be a positive integer');
   }
-  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: connectTimeoutMs });
+  const pool = new (loadPg().Pool)({
+    connectionString: url,
+    max: 1,
+    connectionTimeoutMillis: connectTimeoutMs,
+  });
   // An idle connection dropped by the server must not become an unhandled 'error' event.
   pool.on('error', () => undefined);
   try {

@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { LEDGER_TABLE } from './ledger-migrations.js';
 import {
   cursorRows,
@@ -9,6 +8,7 @@ import {
 import { ledgerError } from './postgres-ledger-error.js';
 import type { LedgerRow } from './postgres-ledger-rows.js';
 import type { LedgerQuery } from './query-records.js';
+import { loadPg } from './pg-module.js';
 
 /**
  * Filter of {@link queryPostgresLedger} (the shape `trustplane audit query` uses for files): every
@@ -88,7 +88,7 @@ export function queryPostgresLedger(
   return {
     [Symbol.asyncIterator]: () =>
       (async function* (): AsyncGenerator<Readonly<Record<string, unknown>>> {
-        const client = new pg.Client(config);
+        const client = new (loadPg().Client)(config);
         client.on('error', () => undefined);
         try {
           try {

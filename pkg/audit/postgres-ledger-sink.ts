@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { PoolClient } from 'pg';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { AuditUnavailableError } from './audit-unavailable-error.js';
@@ -15,6 +15,7 @@ import { ledgerError } from './postgres-ledger-error.js';
 import { reconcileSpill } from './postgres-ledger-reconcile.js';
 import { COLUMNS, COLUMN_LIST, MAX_LEDGER_BATCH, rowValues, storable } from './postgres-ledger-rows.js';
 import { SpillBuffer } from './spill-buffer.js';
+import { loadPg } from './pg-module.js';
 
 /** Records kept in memory while uncommitted, by default (`maxBufferedEvents`). */
 export const DEFAULT_MAX_BUFFERED_EVENTS = 10_000;
@@ -274,7 +275,10 @@ export class PostgresLedgerSink implements AuditSink {
       throw new TypeError('spillPath must be a non-empty path');
     }
 
-    const pool = new pg.Pool({ ...poolConfig(options.url, connectTimeoutMs, statementTimeoutMs), max: 1 });
+    const pool = new (loadPg().Pool)({
+      ...poolConfig(options.url, connectTimeoutMs, statementTimeoutMs),
+      max: 1,
+    });
     // An idle connection dropped by the server (restart, failover) is expected: the next batch
     // reconnects and reports if that fails.
     pool.on('error', () => undefined);

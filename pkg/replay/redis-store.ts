@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
 import { assertReplayArguments, type ReplayStore } from '../authcore/replay-store.js';
+import { requireOptional } from '../internal/node/require-optional.js';
 import { DEFAULT_AMNESIA_WINDOW_SECONDS } from './amnesia.js';
 
 /** Why a {@link RedisReplayStore} concluded that Redis lost consumed keys. */
@@ -316,9 +317,14 @@ export class RedisReplayStore implements ReplayStore {
       DEFAULT_CONNECT_TIMEOUT_MS,
       'connectTimeoutMs',
     );
+    // ioredis is an optional peer dependency: loaded here, on first use (dependency_missing without it).
+    const { Redis: RedisClient } = requireOptional<{ Redis: typeof Redis }>(
+      'ioredis',
+      'the Redis replay store',
+    );
     let client: Redis;
     try {
-      client = new Redis(options.url, {
+      client = new RedisClient(options.url, {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,

@@ -8,7 +8,6 @@ import {
 } from '../../../pkg/authcore/index.js';
 import { CliError, readValue, writeJson } from '../io.js';
 import { publicKeyFileFor, writeKeyPair } from './init.js';
-import { wrongKeyKind } from '../../../pkg/authcore/key-encoding.js';
 
 /** Load `--private-key` (value, `@file`, or the TRUSTPLANE_PRIVATE_KEY environment variable). */
 export async function loadPrivateKey(value: string | undefined): Promise<SigningKey> {
@@ -20,7 +19,12 @@ export async function loadPrivateKey(value: string | undefined): Promise<Signing
   // A bare 32-byte value is what a public key looks like (the library also takes it as a seed);
   // the CLI only takes its own 64-byte key text, PKCS#8 PEM or a private JWK, so that a .pub file
   // or a copied public_key is refused instead of silently becoming another key.
-  if (/^[A-Za-z0-9_-]{43}$/.test(keyText.trim()) || /\.pub$/.test(text)) throw wrongKeyKind('public');
+  if (/^[A-Za-z0-9_-]{43}$/.test(keyText.trim()) || /\.pub$/.test(text)) {
+    throw new CliError(
+      'this is a public key where a private key is needed: give the private key file trustplane gen-key wrote (<name>.key, not <name>.pub)',
+      'wrong_key_kind',
+    );
+  }
   return parsePrivateKey(keyText);
 }
 

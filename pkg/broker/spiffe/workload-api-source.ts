@@ -1,4 +1,5 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { requireOptional } from '../../internal/node/require-optional.js';
 import { WorkloadApiError, printable } from './workload-api-error.js';
 import { grpcTarget, parseWorkloadEndpoint, type WorkloadEndpoint } from './workload-api-endpoint.js';
 import { WORKLOAD_API_MAX_MESSAGE_BYTES } from './workload-api-limits.js';
@@ -130,7 +131,8 @@ export class WorkloadApiX509Source {
   private constructor(endpoint: WorkloadEndpoint, settings: Settings) {
     this.#settings = settings;
     this.#method = loadWorkloadApiDefinition().fetchX509Svid;
-    this.#client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), {
+    const grpcJs = loadGrpc();
+    this.#client = new grpcJs.Client(grpcTarget(endpoint), grpcJs.credentials.createInsecure(), {
       'grpc.max_receive_message_length': WORKLOAD_API_MAX_MESSAGE_BYTES,
       // The channel's own reconnect pacing follows ours, so a restarted agent is found promptly.
       'grpc.initial_reconnect_backoff_ms': settings.backoff.initialMs,
@@ -273,7 +275,7 @@ export class WorkloadApiX509Source {
 
   #openStream(): void {
     if (this.#closed) return;
-    const metadata = new grpc.Metadata();
+    const metadata = new (loadGrpc().Metadata)();
     metadata.set(WORKLOAD_API_SECURITY_HEADER, 'true');
     const m = this.#method;
     const call = this.#client.makeServerStreamRequest<Record<string, never>, unknown>(
@@ -295,7 +297,7 @@ export class WorkloadApiX509Source {
       if (this.#call !== call) return;
       this.#call = undefined;
       this.#onStreamClosed(
-        status.code === grpc.status.OK
+        status.code === 0 /* grpc OK */
           ? new WorkloadApiError('workload_api_unavailable', 'Workload API ended the X.509-SVID stream', {
               grpcStatus: 'OK',
             })
@@ -359,4 +361,9 @@ export class WorkloadApiX509Source {
       // A throwing callback must not break the stream.
     }
   }
+}
+
+/** `@grpc/grpc-js`, an optional peer dependency, loaded on first use. */
+function loadGrpc(): typeof grpc {
+  return requireOptional<typeof grpc>('@grpc/grpc-js', 'the SPIFFE Workload API');
 }

@@ -1,6 +1,7 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { fromJSON, type MethodDefinition } from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
+import type { fromJSON as FromJson, MethodDefinition } from '@grpc/proto-loader';
+import type protobufjs from 'protobufjs';
+import { requireOptional } from '../../internal/node/require-optional.js';
 
 /**
  * The SPIFFE Workload API protobuf (X.509-SVID and JWT-SVID profiles), as the SPIFFE
@@ -151,6 +152,12 @@ let cached: WorkloadApiDefinition | undefined;
  */
 export function loadWorkloadApiDefinition(): WorkloadApiDefinition {
   if (cached !== undefined) return cached;
+  // Optional peer dependencies, loaded on first use (dependency_missing without them).
+  const protobuf = requireOptional<typeof protobufjs>('protobufjs', 'the SPIFFE Workload API');
+  const { fromJSON } = requireOptional<{ fromJSON: typeof FromJson }>(
+    '@grpc/proto-loader',
+    'the SPIFFE Workload API',
+  );
   const struct = protobuf.common.get('google/protobuf/struct.proto');
   if (struct === null) throw new Error('protobufjs is missing google/protobuf/struct.proto');
   const root = protobuf.Root.fromJSON(struct);
