@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, signed, type World, signedJson } from '../helpers/fixture.js';
 import {
@@ -9,7 +10,7 @@ import {
 } from '../helpers/adapter.js';
 import { startNginxForwardAuth } from '../helpers/frameworks.js';
 import { NGINX, type NginxServer } from '../helpers/nginx.js';
-import { requireServer } from '../helpers/redis.js';
+import { freePort, requireServer } from '../helpers/redis.js';
 
 describe('nginx auth_request in front of a loopback upstream (examples/nginx/trustplane-server.conf)', () => {
   if (!requireServer('nginx', NGINX)) return;
@@ -18,12 +19,49 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
   let upstream: Upstream;
   let fa: TestAdapter;
   let nginx: NginxServer;
+  let h2Port: number;
 
   beforeAll(async () => {
     world = await createWorld({ policyPatch: withNotesRoute });
     upstream = await startUpstream();
-    ({ forwardAuth: fa, nginx } = await startNginxForwardAuth(world, upstream.port));
+    h2Port = await freePort();
+    ({ forwardAuth: fa, nginx } = await startNginxForwardAuth(world, upstream.port, {}, h2Port));
   });
+
+  /** One request over HTTP/2 (h2c, prior knowledge) to the example's server block. */
+  function h2(
+    method: string,
+    path: string,
+    headers: Readonly<Record<string, string>>,
+    body?: string,
+    declareLength = true,
+  ): Promise<{ status: number; reason: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${h2Port}`);
+      session.on('error', reject);
+      const sent: Record<string, string> = {
+        ':method': method,
+        ':path': path,
+        ':authority': 'orders.example',
+      };
+      for (const [name, value] of Object.entries(headers)) if (name !== 'host') sent[name] = value;
+      if (body !== undefined && declareLength) sent['content-length'] = String(Buffer.byteLength(body));
+      const req = session.request(sent);
+      let status = 0;
+      let reason: string | undefined;
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+        reason = h['x-trustplane-reason'] as string | undefined;
+      });
+      req.resume();
+      req.on('end', () => {
+        session.close();
+        resolve({ status, reason });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
   afterAll(async () => {
     await nginx?.stop();
     await fa?.adapter.close();
@@ -100,6 +138,28 @@ describe('nginx auth_request in front of a loopback upstream (examples/nginx/tru
     expect(allowed.status).toBe(200);
     expect(upstream.requests.at(-1)!.headers['x-trustplane-body-verified']).toBe('false');
     expect(upstream.requests.at(-1)!.body.toString()).toBe('note');
+  });
+
+  it('HTTP/2: a GET passes; a body without Content-Length is unknown, so a POST is refused (red team F2)', async () => {
+    const get = await signed(world, { target: '/v1/orders/search?a=1' });
+    const before = upstream.requests.length;
+    expect((await h2('GET', '/v1/orders/search?a=1', get.headers)).status).toBe(200);
+    expect(upstream.requests.length).toBe(before + 1);
+    // A proof over the empty body, sent with a body and no Content-Length (HTTP/2 needs neither it
+    // nor Transfer-Encoding): before the fix nginx told the adapter "no body" and the upstream got
+    // the unsigned body marked X-TrustPlane-Body-Verified: true.
+    const smuggled = '{"amount":"1000000.00"}';
+    const empty = await signedJson(world, '');
+    expect(await h2('POST', '/v1/orders', empty.headers, smuggled, false)).toEqual({
+      status: 403,
+      reason: 'unverifiable_body',
+    });
+    const declared = await signedJson(world, '');
+    expect(await h2('POST', '/v1/orders', declared.headers, smuggled, true)).toEqual({
+      status: 403,
+      reason: 'unverifiable_body',
+    });
+    expect(upstream.requests.length).toBe(before + 1);
   });
 
   it('attack: path confusion %2F never reaches the upstream (nginx maps the 400 to 500)', async () => {

@@ -67,6 +67,8 @@ export async function startNginxForwardAuth(
   world: World,
   upstreamPort: number,
   config: Partial<AdapterConfigInput> = {},
+  /** Also serve the example's server block on this port over HTTP/2 (h2c, prior knowledge). */
+  http2Port?: number,
 ): Promise<{ forwardAuth: TestAdapter; nginx: NginxServer }> {
   const forwardAuth = await startTestAdapter(world, {
     mode: 'forward-auth',
@@ -75,6 +77,12 @@ export async function startNginxForwardAuth(
   });
   const conf = readFileSync(new URL('../../examples/nginx/trustplane-server.conf', import.meta.url), 'utf8')
     .replaceAll('__FORWARD_AUTH__', `127.0.0.1:${forwardAuth.adapter.address.port}`)
-    .replaceAll('__UPSTREAM__', `127.0.0.1:${upstreamPort}`);
+    .replaceAll('__UPSTREAM__', `127.0.0.1:${upstreamPort}`)
+    .replace(
+      'listen __LISTEN__;',
+      http2Port === undefined
+        ? 'listen __LISTEN__;'
+        : `listen __LISTEN__;\n    listen 127.0.0.1:${http2Port} http2;`,
+    );
   return { forwardAuth, nginx: await startNginx(conf) };
 }
