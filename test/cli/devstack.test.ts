@@ -42,11 +42,13 @@ describe('trustplane demo', () => {
       /route outside policy .* 403 bundle_route_missing\s+ok/,
       /insufficient signer class .* 403 insufficient_key_binding\s+ok/,
       /broker-issued call .* 200 as spiffe:\/\/demo\.trustplane\.local\/ns\/demo\/sa\/worker \(attested_workload\)\s+ok/,
-      /audit events written .* adapter 6, broker 1\s+ok/,
+      /MCP tool call allowed .* 200 transferred 50 to acct-7\s+ok/,
+      /MCP argument over its limit .* 200 JSON-RPC error mcp_argument_denied\s+ok/,
+      /audit events written .* adapter 8, broker 1\s+ok/,
     ]) {
       expect(out.stdout).toMatch(row);
     }
-    expect(out.stdout).toContain('7/7 steps behaved as documented.');
+    expect(out.stdout).toContain('9/9 steps behaved as documented.');
     expect(out.stdout).not.toContain('UNEXPECTED');
 
     // The audit events the table points at: one per decision, valid, no credentials.
@@ -60,6 +62,8 @@ describe('trustplane demo', () => {
       'bundle_route_missing',
       'insufficient_key_binding',
       'allow',
+      'allow',
+      'mcp_argument_denied',
     ]);
     const broker = lines(path.join(dir, 'audit', 'broker.jsonl')).map((l) =>
       auditEventSchema.parse(JSON.parse(l)),
@@ -117,7 +121,7 @@ describe('trustplane up', () => {
       const first = demo(dir);
       expect(first.status, first.stdout + first.stderr).toBe(0);
       expect(first.stdout).toContain(`Using the dev stack running for ${dir}`);
-      expect(first.stdout).toContain('7/7 steps behaved as documented.');
+      expect(first.stdout).toContain('9/9 steps behaved as documented.');
 
       // Point the demo at a caller key the trust material does not list: the software steps can
       // no longer behave as documented, and the demo must say so and exit 1.
@@ -129,7 +133,7 @@ describe('trustplane up', () => {
       expect(broken.status, broken.stdout).toBe(1);
       expect(broken.stdout).toMatch(/allowed call .* 401 invalid_passport_signature\s+UNEXPECTED/);
       expect(broken.stdout).toMatch(/steps did NOT behave as documented/);
-      expect(broken.stderr).toMatch(/^trustplane: demo_failed: 4 of 7 demo steps/);
+      expect(broken.stderr).toMatch(/^trustplane: demo_failed: 6 of 9 demo steps/);
     } finally {
       up.kill('SIGTERM');
       expect(await exited).toBe(0);

@@ -177,7 +177,50 @@ export async function runDemo(
     },
   );
 
-  // 7. Where the decisions went.
+  // 7-8. An MCP tool call through the same adapter: a per-tool policy on the verified body. A
+  // denied call is a JSON-RPC error (HTTP 200, `data.reason`), and never reaches the tool server.
+  const mcp = async (amount: number) => {
+    const res = await software.request({
+      method: 'POST',
+      path: '/mcp',
+      routeId: 'tools.mcp',
+      headers: { ...json, accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: amount,
+        method: 'tools/call',
+        params: { name: 'transfer_funds', arguments: { amount, to: 'acct-7' } },
+      }),
+    });
+    const text = await res.text();
+    try {
+      const rpc = JSON.parse(text) as {
+        result?: { content?: { text?: string }[] };
+        error?: { data?: { reason?: string } };
+      };
+      if (rpc.error !== undefined)
+        return `${res.status} JSON-RPC error ${rpc.error.data?.reason ?? ''}`.trim();
+      return `${res.status} ${rpc.result?.content?.[0]?.text ?? ''}`.trim();
+    } catch {
+      return String(res.status);
+    }
+  };
+  const allowedTool = await mcp(50);
+  step(
+    'MCP tool call allowed (transfer_funds 50)',
+    '200, the tool answers',
+    allowedTool,
+    allowedTool === '200 transferred 50 to acct-7',
+  );
+  const overLimit = await mcp(5000);
+  step(
+    'MCP argument over its limit (5000 > 100)',
+    '200 JSON-RPC error mcp_argument_denied',
+    overLimit,
+    overLimit === '200 JSON-RPC error mcp_argument_denied',
+  );
+
+  // 9. Where the decisions went.
   const count = (file: string) => {
     try {
       return readFileSync(file, 'utf8')
@@ -189,14 +232,14 @@ export async function runDemo(
   };
   // Audit files are written through buffered streams: give them a moment (bounded).
   const deadline = Date.now() + 3000;
-  while (count(stack.audit.adapter) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (count(stack.audit.adapter) < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const auditCounts = { adapter: count(stack.audit.adapter), broker: count(stack.audit.broker) };
   step(
     'audit events written (one per decision)',
-    'adapter 6, broker 1 (a fresh stack)',
+    'adapter 8, broker 1 (a fresh stack)',
     `adapter ${auditCounts.adapter}, broker ${auditCounts.broker}`,
     // A stack started by `up` may have served other requests before this demo.
-    auditCounts.adapter >= 6 && auditCounts.broker >= 1,
+    auditCounts.adapter >= 8 && auditCounts.broker >= 1,
   );
   return { steps, auditCounts };
 }

@@ -178,6 +178,25 @@ export async function generateDevWorld(dir: string, now: number, maxStalenessSec
             required_key_binding: 'attested_workload',
             allowed_sources: [software, workloads],
           },
+          {
+            // An MCP endpoint with a per-tool policy (docs/mcp.md): the demo API answers tools/call.
+            route_id: 'tools.mcp',
+            method: 'POST',
+            path_template: '/mcp',
+            allowed_sources: [software, workloads],
+            mcp: {
+              methods: ['tools/list', 'tools/call'],
+              tools: [
+                {
+                  name: 'transfer_funds',
+                  arguments: [
+                    { pointer: '/amount', required: true, type: 'number', min: 0, max: 100 },
+                    { pointer: '/to', required: true, pattern: 'acct-[0-9]{1,12}' },
+                  ],
+                },
+              ],
+            },
+          },
         ],
       },
     ],
@@ -222,8 +241,16 @@ export async function generateDevWorld(dir: string, now: number, maxStalenessSec
 function startUpstream(listen: string): Promise<Server> {
   const server = createServer((req, res) => {
     let size = 0;
-    req.on('data', (chunk: Buffer) => (size += chunk.length));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (req.url === '/mcp' && size <= 65_536) chunks.push(chunk);
+    });
     req.on('end', () => {
+      if (req.url === '/mcp') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(mcpAnswer(Buffer.concat(chunks)));
+        return;
+      }
       const h = req.headers;
       const body = JSON.stringify({
         upstream: 'demo-api',
@@ -247,6 +274,27 @@ function startUpstream(listen: string): Promise<Server> {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
+}
+
+/** The demo API as a minimal MCP tool server: answers `tools/call` of `transfer_funds`. */
+function mcpAnswer(body: Buffer): string {
+  let call: {
+    id?: unknown;
+    method?: unknown;
+    params?: { name?: unknown; arguments?: Record<string, unknown> };
+  };
+  try {
+    call = JSON.parse(body.toString('utf8')) as typeof call;
+  } catch {
+    call = {};
+  }
+  const id = typeof call.id === 'string' || typeof call.id === 'number' ? call.id : null;
+  if (call.method !== 'tools/call' || call.params?.name !== 'transfer_funds') {
+    return JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32601, message: 'method not found' } });
+  }
+  const { amount, to } = call.params.arguments ?? {};
+  const text = `transferred ${String(amount)} to ${String(to)}`;
+  return JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }] } });
 }
 
 function splitListen(listen: string): [string, number] {
