@@ -33,6 +33,7 @@ const EXPECTED: Record<string, string> = {
   './adapter': 'startAdapter',
   './broker': 'Broker',
   './client': 'ProtectedClient',
+  './mcp': 'decideMcp',
 };
 
 let consumer: string;
