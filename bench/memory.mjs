@@ -3,7 +3,8 @@
 // run at peak load.
 //
 // Run: npm run build && node --expose-gc bench/memory.mjs   (bench/main.mjs --only memory does this)
-//      BENCH_QUICK=1 / BENCH_SMOKE=1 as for the other benches; --json <file> or BENCH_JSON_OUT=<file>.
+//      BENCH_QUICK=1 / BENCH_SMOKE=1 as for the other benches; --json <file> or BENCH_JSON_OUT=<file>;
+//      BENCH_MEMORY_PHASES=reload (a comma list of replay, reload, rss) runs only those phases.
 //
 // Phases (each in this process unless said otherwise):
 //   replay store  MemoryReplayStore filled to N live entries (full and quick: 1,000,000; smoke:
@@ -52,6 +53,8 @@ const RSS_SECONDS = pick(60, 10, 2);
 const RSS_WARMUP_SECONDS = pick(10, 2, 0);
 const CONNECTIONS = 16;
 const READY_TIMEOUT_MS = 30_000;
+/** BENCH_MEMORY_PHASES=replay,reload,rss (default all): run only some phases. */
+const PHASES = new Set((process.env.BENCH_MEMORY_PHASES ?? 'replay,reload,rss').split(','));
 
 const results = createResults('memory');
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -480,12 +483,18 @@ async function main() {
     console.log(
       `# Memory benchmarks (${MODE} mode, node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'})`,
     );
-    log('replay store ...');
-    benchReplayStore();
-    log('reload ...');
-    await benchReload(dir);
-    log('adapter RSS ...');
-    await benchAdapterRss(dir);
+    if (PHASES.has('replay')) {
+      log('replay store ...');
+      benchReplayStore();
+    }
+    if (PHASES.has('reload')) {
+      log('reload ...');
+      await benchReload(dir);
+    }
+    if (PHASES.has('rss')) {
+      log('adapter RSS ...');
+      await benchAdapterRss(dir);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
