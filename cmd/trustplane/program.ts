@@ -8,6 +8,7 @@ import { registerInit } from './commands/init.js';
 import { registerGenKey } from './commands/keys.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerIssue, registerVerify } from './commands/passport.js';
+import { registerPolicyTest } from './commands/policy-test.js';
 import { registerReceipt } from './commands/receipt.js';
 import { registerSign } from './commands/sign.js';
 import { errnoCode, formatError } from './io.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerDevStack(program);
   registerAudit(program);
   registerLedger(program);
+  registerPolicyTest(program);
   const override = (cmd: Command): void => {
     cmd.exitOverride();
     for (const sub of cmd.commands) override(sub);
