@@ -3,6 +3,7 @@
  * (server.ts) and by in-process hosts (the Hono test mounts it with the Web-standard transport).
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 /** One JSON-RPC message as it reached the server. */
@@ -52,6 +53,31 @@ function latch(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
+const object = (properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object' as const,
+  properties,
+  required,
+});
+
+/** What tools/list answers: the three tools (the policy in front decides which a caller sees). */
+const TOOL_LIST = [
+  {
+    name: 'search_docs',
+    description: 'Search the documentation',
+    inputSchema: object({ query: { type: 'string' }, hold: { type: 'boolean' } }, ['query']),
+  },
+  {
+    name: 'transfer_funds',
+    description: 'Transfer funds to an account',
+    inputSchema: object({ amount: { type: 'number' }, to: { type: 'string' } }, ['amount', 'to']),
+  },
+  {
+    name: 'delete_repository',
+    description: 'Delete a repository',
+    inputSchema: object({ name: { type: 'string' } }, ['name']),
+  },
+];
+
 /** The MCP server with its three tools (a fresh one per request: stateless Streamable HTTP). */
 export function buildToolServer(state: ToolServerState): McpServer {
   const server = new McpServer({ name: 'mcp-agent-example', version: '1.0.0' });
@@ -92,5 +118,22 @@ export function buildToolServer(state: ToolServerState): McpServer {
     { description: 'Delete a repository', inputSchema: { name: z.string() } },
     async ({ name }) => ({ content: [{ type: 'text', text: `deleted ${name}` }] }),
   );
+  // tools/list as a stream: a progress event first (when the client asks for progress), then, for
+  // the cursor "hold", the list only once release() was called (at most 20 s, else an error). So a
+  // test sees that the first event of a list answer reached it through the enforcement point (and
+  // its list filter) before the server produced the last one.
+  server.server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
+    const token = request.params?._meta?.progressToken;
+    if (token !== undefined) {
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: 1, total: 2, message: 'listing' },
+      });
+    }
+    if (request.params?.cursor === 'hold' && !(await state.held(20_000))) {
+      throw new McpError(ErrorCode.InternalError, 'the list was held and never released');
+    }
+    return { tools: TOOL_LIST };
+  });
   return server;
 }

@@ -244,6 +244,98 @@ describe('list filtering', () => {
   });
 });
 
+/** The MCP routes of the case table, plus a dry-run MCP route and a tool with a receipt. */
+function kernelPatch(doc: Record<string, unknown>): void {
+  mcpPolicyPatch(doc);
+  const groups = doc.route_groups as { route_group_id: string; routes: Record<string, unknown>[] }[];
+  const tools = groups.find((g) => g.route_group_id === 'tools')!;
+  const post = tools.routes.find((r) => r.route_id === 'mcp.post')!;
+  tools.routes.push(
+    { ...post, route_id: 'mcp.dry', path_template: '/mcp-dry', enforcement: 'dry-run' },
+    {
+      ...post,
+      route_id: 'mcp.receipt',
+      path_template: '/mcp-receipt',
+      mcp: { methods: ['tools/call'], tools: [{ name: 'sign_me', receipt: true }, { name: 'plain' }] },
+    },
+  );
+}
+
+async function kernelWorld(component: 'library' | 'forward-auth') {
+  const world = await createWorld({ policyPatch: kernelPatch });
+  const audit = new MemoryAuditSink();
+  const kernel = createEnforcementKernel({
+    component,
+    trust: world.trust,
+    policy: world.policy,
+    replayStore: new MemoryReplayStore(),
+    audit,
+    clock: () => NOW,
+    receipts: { sign: () => Promise.resolve('receipt') },
+  });
+  let sent: Request | undefined;
+  const client = new ProtectedClient({
+    baseUrl: 'http://tools.local',
+    audience: MCP_AUDIENCE,
+    passports: selfIssuedPassports({
+      issuer: SOFTWARE_ISSUER,
+      subject: 'service:orders-client',
+      trustDomain: TRUST_DOMAIN,
+      signingKey: world.caller,
+      kid: 'caller-1',
+      clock: () => NOW,
+    }),
+    fetch: (url, init) => {
+      sent = new Request(url, init);
+      return Promise.resolve(new Response(null, { status: 204 }));
+    },
+  });
+  const enforce = async (path: string, routeId: string, body: unknown) => {
+    await client.request({
+      method: 'POST',
+      path,
+      routeId,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return kernel.enforce({ request: sent!, facts: { method: 'POST', path }, startedMs: performance.now() });
+  };
+  return { audit, enforce };
+}
+
+describe('the kernel on MCP routes: forward-auth, dry-run, receipts', () => {
+  it('forward-auth answers an MCP deny with the normal deny (its gateway reads any 2xx as an allow)', async () => {
+    const { enforce } = await kernelWorld('forward-auth');
+    const e = await enforce('/mcp', 'mcp.post', call('delete_repository', { name: 'x' }));
+    expect(e.outcome).toBe('deny');
+    if (e.outcome !== 'deny') return;
+    expect(e.answer.status).toBe(403);
+    expect(JSON.parse(e.answer.body)).toEqual({ allowed: false, reason: 'mcp_tool_denied' });
+  });
+
+  it('a dry-run MCP route records the deny (would_deny) and lets the call through, unfiltered', async () => {
+    const { enforce, audit } = await kernelWorld('library');
+    const e = await enforce('/mcp-dry', 'mcp.dry', call('delete_repository', { name: 'x' }));
+    expect(e.outcome).toBe('pass');
+    expect(audit.events.at(-1)).toMatchObject({
+      decision: 'deny',
+      reason: 'mcp_tool_denied',
+      enforcement: 'dry-run',
+    });
+    const list = await enforce('/mcp-dry', 'mcp.dry', { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    expect(list.outcome).toBe('allow');
+    if (list.outcome === 'allow') expect(list.mcp).toBeUndefined();
+  });
+
+  it('a tool with receipt: true asks for a receipt; another tool of the same route does not', async () => {
+    const { enforce } = await kernelWorld('library');
+    const signed = await enforce('/mcp-receipt', 'mcp.receipt', call('sign_me', {}));
+    const plain = await enforce('/mcp-receipt', 'mcp.receipt', call('plain', {}));
+    expect(signed.outcome === 'allow' && signed.receipt).toBe(true);
+    expect(plain.outcome === 'allow' && plain.receipt).toBe(false);
+  });
+});
+
 describe('the kernel (library) on an MCP route', () => {
   it('a denied batch: one error per id with the reason, one audit record per message, nothing allowed', async () => {
     const world = await createWorld({ policyPatch: mcpPolicyPatch });

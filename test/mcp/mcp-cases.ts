@@ -272,7 +272,28 @@ export function mcpCaseTable(world: () => World, harness: () => McpHarness): voi
     expect(JSON.parse(r.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600 } });
   });
 
-  it('SSE streams through the filter: the first event reaches the agent before the last is produced', async () => {
+  it('SSE tools/list streams through the list filter: the first event reaches the agent before the last is produced', async () => {
+    const h = harness();
+    const agent = await connect(world(), h);
+    let progressAt = 0;
+    const { tools } = await agent.listTools(
+      { cursor: 'hold' },
+      {
+        onprogress: () => {
+          progressAt = Date.now();
+          // The server holds the list until this release: a point that buffered the stream would
+          // never deliver the progress event, and the server would answer an error after 20 s.
+          void h.release();
+        },
+        timeout: 40_000,
+      },
+    );
+    expect(progressAt).toBeGreaterThan(0);
+    expect(tools.map((t) => t.name).sort()).toEqual(['search_docs', 'transfer_funds']);
+    await agent.close();
+  }, 45_000);
+
+  it('SSE tools/call streams: the first event reaches the agent before the last is produced', async () => {
     const h = harness();
     const agent = await connect(world(), h);
     let progressAt = 0;
