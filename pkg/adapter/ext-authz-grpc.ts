@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type * as GrpcJs from '@grpc/grpc-js';
 import type * as ProtoLoader from '@grpc/proto-loader';
 import { TrustplaneError } from '../authcore/errors.js';
+import { requireOptional } from '../internal/node/require-optional.js';
 import { auditRequestInfo, assertSafeHeaderLines, originFormTarget } from '../internal/node-http/index.js';
 import type { NodeRequestView } from '../internal/node-http/index.js';
 import { WIRE_HEADERS } from '../proof/wire.js';
@@ -39,27 +40,19 @@ interface GrpcModules {
   readonly loader: typeof ProtoLoader;
 }
 
-let modules: Promise<GrpcModules> | undefined;
+/** What needs the optional peers, for the one-line `dependency_missing` message. */
+const FEATURE = 'the Envoy ext_authz gRPC listener';
 
-async function importOptional<T>(name: string, load: () => Promise<T>): Promise<T> {
-  try {
-    const mod = (await load()) as T & { default?: T };
-    return mod.default ?? mod;
-  } catch {
-    throw new Error(
-      `the ext_authz gRPC listener needs the package ${name} (npm install @grpc/grpc-js @grpc/proto-loader)`,
-    );
-  }
-}
-
-/** @grpc/grpc-js and @grpc/proto-loader, imported on first use (a Hono-only install has neither). */
-function grpcModules(): Promise<GrpcModules> {
-  modules ??= (async () => ({
-    grpc: await importOptional('@grpc/grpc-js', () => import('@grpc/grpc-js')),
-    loader: await importOptional('@grpc/proto-loader', () => import('@grpc/proto-loader')),
-  }))();
-  modules.catch(() => (modules = undefined));
-  return modules;
+/**
+ * @grpc/grpc-js and @grpc/proto-loader, optional peer dependencies loaded on first use (a Hono-only
+ * install has neither).
+ * @throws DependencyMissingError (`dependency_missing`) naming the package that is not installed
+ */
+function grpcModules(): GrpcModules {
+  return {
+    grpc: requireOptional<typeof GrpcJs>('@grpc/grpc-js', FEATURE),
+    loader: requireOptional<typeof ProtoLoader>('@grpc/proto-loader', FEATURE),
+  };
 }
 
 /**
@@ -330,13 +323,14 @@ export interface ExtAuthzGrpcServerOptions {
  * ({@link checkExtAuthzRequest}) and `grpc.health.v1.Health/Check` (SERVING only while the adapter's
  * readiness is ok; `Watch` is not implemented). Plaintext HTTP/2. Calls beyond `maxInFlight` are
  * denied 503 `overloaded` before they are decided.
- * @throws Error when @grpc/grpc-js or @grpc/proto-loader is not installed, or the address is taken
+ * @throws DependencyMissingError (`dependency_missing`) when @grpc/grpc-js or @grpc/proto-loader is
+ *   not installed; Error when the address is taken
  */
 export async function startExtAuthzGrpcServer(
   rt: EnforcementRuntime,
   options: ExtAuthzGrpcServerOptions,
 ): Promise<ExtAuthzGrpcServer> {
-  const { grpc, loader } = await grpcModules();
+  const { grpc, loader } = grpcModules();
   const root = protoRoot();
   const definition = await loader.load(
     ['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto'],
