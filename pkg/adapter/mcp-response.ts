@@ -30,12 +30,18 @@ export function respondWithMcpFilter(
   requestId: string,
 ): void {
   const type = mediaTypeOf(upRes.headers['content-type']);
+  const encoding = (upRes.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   const fail = (message: string) => {
     upRes.destroy();
     rt.log.warn('mcp answer not filtered', { request_id: requestId, error: message });
     if (!res.headersSent) writeDeny(res, denyAnswer({ reason: 'upstream_unavailable' }), { requestId });
     else res.destroy();
   };
+  if (encoding !== 'identity' && (type === 'text/event-stream' || type === 'application/json')) {
+    // A compressed list answer cannot be filtered: fail closed rather than pass it unfiltered.
+    fail(`a list answer with Content-Encoding ${encoding} cannot be filtered`);
+    return;
+  }
   upRes.on('error', () => fail('the upstream response failed'));
   upRes.on('aborted', () => fail('the upstream response was aborted'));
   if (type === 'text/event-stream') {

@@ -25,7 +25,8 @@ export function mcpSseTransform(spec: McpListFilterSpec): TransformStream<Uint8A
 }
 
 /**
- * Filter an MCP endpoint's Web `Response` to a request with list calls: `text/event-stream`
+ * Filter an MCP endpoint's Web `Response` to a request with list calls (a compressed JSON or SSE
+ * answer, which cannot be read, is refused: RangeError): `text/event-stream`
  * answers stream through {@link mcpSseTransform}; `application/json` answers (at most
  * {@link MAX_MCP_FILTERED_MESSAGE_BYTES}) are read, filtered and re-sent with a new length; other
  * answers pass unchanged.
@@ -35,6 +36,12 @@ export async function filterMcpResponse(response: Response, spec: McpListFilterS
   const type = mediaTypeOf(response.headers.get('content-type'));
   if (response.body === null || (type !== 'text/event-stream' && type !== 'application/json'))
     return response;
+  const encoding = (response.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') {
+    // A compressed list answer cannot be filtered: fail closed rather than pass it unfiltered.
+    await response.body.cancel();
+    throw new RangeError('a compressed MCP list answer cannot be filtered');
+  }
   const headers = new Headers(response.headers);
   headers.delete('content-length');
   const init = { status: response.status, statusText: response.statusText, headers };

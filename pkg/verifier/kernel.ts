@@ -52,7 +52,7 @@ export interface AllowEnforcement {
    * Routes with `mcp` (enforced): the MCP verdict. When `mcp.lists` is set, the point filters the
    * upstream's answer to the list requests (`filterMcpResponse`, `McpSseFilter` in `trustplane/mcp`).
    */
-  readonly mcp?: McpVerdict;
+  readonly mcp?: McpVerdict | undefined;
 }
 
 /** The request is denied: send `answer` (status, headers, body); the upstream sees nothing. */
@@ -244,7 +244,8 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
         mode,
         receipt: (route?.receipt === true || verdict?.receipt === true) && receipts !== undefined,
         facts,
-        ...(verdict !== undefined && mode === 'enforce' ? { mcp: verdict } : {}),
+        // Always the same members (no spread on the hot path): undefined off MCP routes.
+        mcp: mode === 'enforce' ? verdict : undefined,
       };
       label = 'allow';
     } else if (mode === 'dry-run' && observable(decision)) {

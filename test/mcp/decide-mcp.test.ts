@@ -6,6 +6,7 @@ import {
   compileGlob,
   decideMcp,
   filterJsonAnswerBytes,
+  filterMcpResponse,
   mcpDenyBody,
   McpSseFilter,
   type McpListFilterSpec,
@@ -233,6 +234,18 @@ describe('list filtering', () => {
       expect(all).toContain('id: 2\n');
       expect(all).toContain('"name":"ok"');
     }
+  });
+
+  it('attack: a compressed list answer is refused, never passed unfiltered', async () => {
+    const gz = new Response(enc(tools), {
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
+    await expect(filterMcpResponse(gz, spec)).rejects.toThrow(RangeError);
+    const plain = await filterMcpResponse(
+      new Response(enc(tools), { headers: { 'content-type': 'application/json' } }),
+      spec,
+    );
+    expect(await plain.text()).not.toContain('secret');
   });
 
   it('SSE: multi-byte characters split across chunks pass intact', () => {
