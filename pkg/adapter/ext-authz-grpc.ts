@@ -269,7 +269,8 @@ export async function checkExtAuthzRequest(
         headers: header,
         bodySha256: '',
         bodyLength: 0,
-        readBody: async () => ({ sha256: hash('sha256', body, 'hex'), length: body.length }),
+        // The bytes too: a route with `mcp` decides its JSON-RPC calls on them.
+        readBody: async () => ({ sha256: hash('sha256', body, 'hex'), length: body.length, bytes: body }),
       };
       const bound = gatewayBody(read, {
         // Envoy marks every body it passes; a body cut at max_request_bytes is never the whole one.
