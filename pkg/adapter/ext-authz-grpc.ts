@@ -290,6 +290,13 @@ export async function checkExtAuthzRequest(
     const grant = gatewayGrant(enforcement, verified);
     const remove = [...grant.unset];
     if (!rt.config.forwardAuthorization) remove.push(WIRE_HEADERS.authorization);
+    // The rest of the X-TrustPlane-* namespace the caller sent (proof, nonce, body digest, covered
+    // headers, anything else) stops here, as in proxy mode; the headers set above are not listed.
+    for (const [name] of checked?.lines ?? []) {
+      if (name.startsWith('x-trustplane-') && !Object.hasOwn(grant.set, name) && !remove.includes(name)) {
+        remove.push(name);
+      }
+    }
     return {
       status: { code: GRPC_OK, message: '' },
       ok_response: {

@@ -330,6 +330,23 @@ describe('ext_authz gRPC: identity headers', () => {
     expect(upstream.has('authorization')).toBe(false);
   });
 
+  it('the proof material and any other caller-sent X-TrustPlane-* header never reach the upstream (as in proxy mode)', async () => {
+    const s = await signed(world, {});
+    const sent: [string, string][] = [...lines(s), ['x-trustplane-made-up', 'x']];
+    const res = await client.check(
+      envoyCheckRequest({ method: 'GET', target: '/v1/orders/search', headers: sent, rawHeaders: true }),
+    );
+    expect(verdict(res)).toEqual(['ok', 200, 0]);
+    const upstream = applyOkResponse(headerLines(sent), res.ok_response!);
+    const leftover = [...upstream.keys()].filter(
+      (n) =>
+        n.startsWith('x-trustplane-') && !IDENTITY_HEADERS.includes(n) && n !== 'x-trustplane-body-verified',
+    );
+    // Before: the proof, nonce and every other caller-sent X-TrustPlane-* header went through.
+    expect(leftover).toEqual([]);
+    expect(sent.some(([n]) => n === 'x-trustplane-proof' || n === 'x-trustplane-nonce')).toBe(true);
+  });
+
   it('attack: spoofed identity on a dry-run pass: headers_to_remove lists every identity header, none is set', async () => {
     const s = await signed(world, { target: '/v1/dry/orders', routeId: 'orders.dryrun' });
     const sent: [string, string][] = [
