@@ -6,7 +6,13 @@ export const AUDIT_EVENT_SCHEMA = 'trustplane-auth-audit-event-v0.1';
 
 /** Which enforcement point (or broker) made the decision. */
 export type AuditComponent =
-  'library' | 'middleware-hono' | 'middleware-node' | 'adapter' | 'forward-auth' | 'broker';
+  | 'library'
+  | 'middleware-hono'
+  | 'middleware-node'
+  | 'middleware-fastify'
+  | 'adapter'
+  | 'forward-auth'
+  | 'broker';
 
 const reasonCode = z.string().refine((s) => Object.hasOwn(REASON_CODES, s), 'unknown reason code');
 const short = (max: number) => z.string().max(max);
@@ -22,7 +28,15 @@ export const auditEventSchema = z.strictObject({
   /** RFC 3339 UTC with milliseconds. */
   time: short(40),
   event_type: z.enum(['authorization_decision', 'passport_issued', 'passport_denied', 'receipt_issued']),
-  component: z.enum(['library', 'middleware-hono', 'middleware-node', 'adapter', 'forward-auth', 'broker']),
+  component: z.enum([
+    'library',
+    'middleware-hono',
+    'middleware-node',
+    'middleware-fastify',
+    'adapter',
+    'forward-auth',
+    'broker',
+  ]),
   /** Instance name of the component (`--instance`, default the host name). */
   instance: short(256).optional(),
   decision: z.enum(['allow', 'deny']),

@@ -100,7 +100,7 @@ describe('trustplane/middleware/fastify: allow', () => {
     expect(res.headers['x-trustplane-reason']).toBe('request_binding_mismatch');
     expect(calls.n).toBe(0);
     expect(audit.events).toHaveLength(1);
-    expect(audit.events[0]).toMatchObject({ component: 'middleware-node', decision: 'deny' });
+    expect(audit.events[0]).toMatchObject({ component: 'middleware-fastify', decision: 'deny' });
   });
 
   it('request.query holds the query as verified: a + is a plus, never a space', async () => {

@@ -71,7 +71,7 @@ const plugin: TrustplaneFastifyPlugin = async (fastify, options) => {
   const parseQuery = querystringParser ?? ((q: string) => parseQueryString(q));
   const kernel = createEnforcementKernel({
     ...options,
-    component: 'middleware-node',
+    component: 'middleware-fastify',
     instance: options.instance ?? hostname(),
   });
   const trustProxy = options.trustProxy === true;
@@ -166,7 +166,7 @@ Object.defineProperties(plugin, {
  * the context it is registered in and every child, 404 handler included. Register it at the root
  * to guard the whole app, or inside a `register`ed context to guard only that context's routes.
  *
- * Audit events carry component `middleware-node` (the Node request reading they share) and
+ * Audit events carry component `middleware-fastify` and
  * `client_address` (the socket's peer).
  *
  * Reason codes answered: those of the Node middleware (every code of `verifyRequest`,
