@@ -3,6 +3,7 @@ import { registerAdapter } from './commands/adapter.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBroker } from './commands/broker.js';
 import { registerDevStack } from './commands/devstack.js';
+import { registerExplain } from './commands/explain.js';
 import { registerBundle, loadTrustRegistry, policyCheck } from './commands/bundle.js';
 import { registerInit } from './commands/init.js';
 import { registerGenKey } from './commands/keys.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerIssue(program);
   registerVerify(program, loadTrustRegistry, policyCheck);
   registerSign(program);
+  registerExplain(program);
   registerBundle(program);
   registerReceipt(program);
   registerAdapter(program);

@@ -108,6 +108,10 @@ export function createEnforcementRuntime(
         jti: d.jti,
         request_id: o.request.requestId,
         latency_ms: Math.round(o.seconds * 1e6) / 1e3,
+        // A deny says why: request_binding_mismatch names the transcript inputs the verifier
+        // used (origin and where it came from, method, path, query, covered header names, body
+        // digest), never a secret.
+        ...(d.allowed ? {} : { message: d.message, ...detailFields(d.details) }),
       });
     }
   };
@@ -154,4 +158,13 @@ export function requestIdOf(req: IncomingMessage): string {
 /** The request id for a given `X-Request-Id` value: it when well-formed, else a new UUID. */
 export function requestIdFrom(given: string | undefined): string {
   return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** A deny's details as flat log fields, `detail_<name>` (deny path only). */
+function detailFields(
+  details: Readonly<Record<string, string | number | boolean>>,
+): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(details)) out[`detail_${k}`] = v;
+  return out;
 }

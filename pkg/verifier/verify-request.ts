@@ -24,6 +24,7 @@ import { evaluateRoutePolicy } from './route-policy.js';
 import type { RouteMatch } from '../bundle/route-table.js';
 import type { LoadedPolicy } from '../bundle/load-policy-bundle.js';
 import { getHeader, normalizeWebRequest, type NormalizedRequest } from './normalized-request.js';
+import { bindingDetails, originSource } from './binding-explanation.js';
 
 /** Everything a decision is made from. */
 export interface VerifierContext {
@@ -85,6 +86,29 @@ function resolveOrigin(
   if (configured === undefined) return { scheme: req.scheme, authority: req.authority };
   const { scheme, authority } = parseRequestTarget(configured);
   return { scheme, authority };
+}
+
+/** Deny path only: what the transcript was rebuilt from, for the operator (never a secret). */
+function explainBinding(
+  origin: { scheme: string; authority: string },
+  publicOrigin: string | undefined,
+  baseUrl: string | undefined,
+  req: NormalizedRequest,
+  normalizedQuery: string,
+  coveredHeaders: readonly string[],
+  bodySha256: string,
+): Record<string, string> {
+  return bindingDetails({
+    scheme: origin.scheme,
+    authority: origin.authority,
+    publicOrigin,
+    baseUrl,
+    method: req.method,
+    path: req.path,
+    normalizedQuery,
+    coveredHeaders,
+    bodySha256,
+  });
 }
 
 /** The passport, proof and nonce headers, checked for shape. */
@@ -281,6 +305,11 @@ async function pipeline(
       throw new TrustplaneError(
         'request_binding_mismatch',
         'the request Host is not the origin the caller signed',
+        {
+          origin: `${o.scheme}://${o.authority}`,
+          origin_from: originSource(context.publicOrigin, api.base_url),
+          request_authority: req.authority,
+        },
       );
     }
     return o;
@@ -299,7 +328,19 @@ async function pipeline(
     const contentEncoding = getHeader(req.headers, 'content-encoding')?.trim().toLowerCase() || 'identity';
     const claimedBody = getHeader(req.headers, WIRE_HEADERS.bodySha256)?.trim().toLowerCase();
     if (claimedBody !== undefined && !timingSafeEqualString(claimedBody, body.sha256)) {
-      throw new TrustplaneError('request_binding_mismatch', 'body digest mismatch');
+      throw new TrustplaneError(
+        'request_binding_mismatch',
+        'body digest mismatch',
+        explainBinding(
+          origin,
+          context.publicOrigin,
+          api.base_url,
+          req,
+          normalizedQuery,
+          covered,
+          body.sha256,
+        ),
+      );
     }
     const transcript = buildTranscriptSync({
       method: req.method,
@@ -321,10 +362,34 @@ async function pipeline(
     });
     const claimedTranscript = getHeader(req.headers, WIRE_HEADERS.transcriptSha256)?.trim().toLowerCase();
     if (claimedTranscript !== undefined && !timingSafeEqualString(claimedTranscript, transcript.sha256)) {
-      throw new TrustplaneError('request_binding_mismatch', 'request differs from the signed transcript');
+      throw new TrustplaneError(
+        'request_binding_mismatch',
+        'request differs from the signed transcript',
+        explainBinding(
+          origin,
+          context.publicOrigin,
+          api.base_url,
+          req,
+          normalizedQuery,
+          covered,
+          body.sha256,
+        ),
+      );
     }
     if (!(await verifyProof(transcript.digest, proof, passport.cnfKey))) {
-      throw new TrustplaneError('invalid_request_proof', 'request proof verification failed');
+      throw new TrustplaneError(
+        'invalid_request_proof',
+        'request proof verification failed',
+        explainBinding(
+          origin,
+          context.publicOrigin,
+          api.base_url,
+          req,
+          normalizedQuery,
+          covered,
+          body.sha256,
+        ),
+      );
     }
     return transcript.sha256;
   });
