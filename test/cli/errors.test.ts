@@ -120,6 +120,22 @@ describe('files and ports', () => {
     let server: Server;
     let port: number;
     beforeAll(async () => {
+      // Fresh documents of our own (the examples' issued_at may be ahead of this machine's clock).
+      const set = f('set');
+      expect((await cli(['init', set])).code).toBe(0);
+      for (const args of [
+        [
+          '--kind',
+          'trust-material',
+          '--config',
+          path.join(set, 'trust.config.json'),
+          '--out',
+          f('trust.json'),
+        ],
+        ['--config', path.join(set, 'policy.config.json'), '--out', f('policy.json')],
+      ]) {
+        expect((await cli(['bundle', 'build', ...args])).code).toBe(0);
+      }
       server = createServer();
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       port = (server.address() as { port: number }).port;
@@ -137,9 +153,9 @@ describe('files and ports', () => {
         '127.0.0.1:0',
         '--dev-allow-unsigned',
         '--trust-material',
-        path.resolve('bundles/example.trust-material.json'),
+        f('trust.json'),
         '--policy-bundle',
-        path.resolve('bundles/example.policy-bundle.json'),
+        f('policy.json'),
         '--replay-journal',
         f('replay.journal'),
       ]);
