@@ -400,7 +400,8 @@ const table = {
   bundle_conflict: {
     status: 500,
     layer: 'bundle',
-    summary: 'A merge would overwrite an existing kid or source selector without `replace`.',
+    summary:
+      'A merge would overwrite an existing kid or source selector without `replace`; or a bundle is older than the one in force (`issued_at` rollback), or has its `issued_at` with other content: the last good one stays.',
     retryable: false,
   },
   bundle_source_not_found: {
@@ -415,6 +416,13 @@ const table = {
     summary:
       'A bundle URL cannot be fetched (or serves a document that does not verify) and no last good copy is persisted in the state directory: the verifier cannot start.',
     retryable: true,
+  },
+  bundle_not_yet_valid: {
+    status: 500,
+    layer: 'bundle',
+    summary:
+      'A bundle is dated (`issued_at`) more than the clock-skew tolerance (30 s) in the future: refused at load, the last good one stays (a signer clock ahead, or a document that would lock out later ones as rollbacks).',
+    retryable: false,
   },
   invalid_key: {
     status: 500,

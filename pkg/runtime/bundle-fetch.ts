@@ -59,6 +59,22 @@ export function isBundleUrl(location: string): boolean {
   return /^https?:\/\//i.test(location);
 }
 
+/**
+ * Whether a bundle URL sends what it carries in cleartext beyond this machine: `http:` to a host
+ * other than `localhost`, `127.0.0.0/8` or `::1`.
+ */
+export function isCleartextRemoteUrl(location: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(location);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== 'http:') return false;
+  const host = u.hostname.toLowerCase();
+  return !(host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));
+}
+
 /** A URL without its query or credentials, for logs and errors (a file path as is). */
 export function redactUrl(url: string): string {
   if (!isBundleUrl(url)) return url;
@@ -114,10 +130,18 @@ export function fetchDocument(
   const limitMs = state.waitSeconds * 1000 + options.timeoutMs;
   return new Promise((resolve, reject) => {
     let settled = false;
-    const fail = (reason: FetchFailure, message: string) => {
-      if (settled) return;
+    // One listener per request on a signal shared by every poll: removed when the request settles,
+    // or a long-running verifier accumulates one (holding its request) per fetch.
+    const onAbort = () => fail('network', 'aborted');
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(timer);
+      state.signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const fail = (reason: FetchFailure, message: string) => {
+      if (!settle()) return;
       req.destroy();
       reject(new BundleFetchError(reason, message));
     };
@@ -129,9 +153,12 @@ export function fetchDocument(
         const longPoll = /(?:^|[,;\s])wait=\d+/.test(String(res.headers['preference-applied'] ?? ''));
         if (status === 304) {
           res.resume();
-          settled = true;
-          clearTimeout(timer);
-          resolve({ status: 304, longPoll });
+          // Not modified from nothing: no document was ever fetched, so this is no contact.
+          if (state.etag === undefined) {
+            fail('http_status', 'HTTP 304 to a request without If-None-Match');
+            return;
+          }
+          if (settle()) resolve({ status: 304, longPoll });
           return;
         }
         if (status !== 200) {
@@ -147,9 +174,7 @@ export function fetchDocument(
           else chunks.push(c);
         });
         res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
+          if (!settle()) return;
           const etag = res.headers.etag;
           resolve({
             status: 200,
@@ -163,7 +188,11 @@ export function fetchDocument(
     );
     const timer = setTimeout(() => fail('timeout', `no answer within ${limitMs} ms`), limitMs);
     req.on('error', (e) => fail('network', e.message));
-    state.signal?.addEventListener('abort', () => fail('network', 'aborted'), { once: true });
+    if (state.signal?.aborted === true) {
+      fail('network', 'aborted');
+      return;
+    }
+    state.signal?.addEventListener('abort', onAbort, { once: true });
     req.end();
   });
 }

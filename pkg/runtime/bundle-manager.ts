@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { HEALTHY, unhealthy, type ComponentHealth } from '../authcore/component-health.js';
 import { TrustplaneError } from '../authcore/errors.js';
+import { DEFAULT_SKEW_SECONDS } from '../authcore/verify-passport.js';
 import {
   describePolicyFreshness,
   describeTrustFreshness,
@@ -13,12 +14,13 @@ import {
   type LoadedPolicy,
   type LoadedTrustMaterial,
 } from '../bundle/index.js';
-import { digest, parseJson, readBounded } from './bundle-file.js';
+import { contentDigest, digest, parseJson, readBounded } from './bundle-file.js';
 import {
   BundleFetchError,
   closeFetchAgent,
   fetchDocument,
   isBundleUrl,
+  isCleartextRemoteUrl,
   persistDocument,
   redactUrl,
   type RemoteBundleOptions,
@@ -128,14 +130,17 @@ export class BundleManager {
    * Load both bundles (startup: any failure throws). A document at a URL is fetched once (bounded
    * by `remote.timeoutMs`); when the source cannot be reached, or answers with a document older than
    * the one persisted in `remote.stateDir` or one that does not verify, the persisted document is
-   * used instead (logged). With neither, start fails.
+   * used instead (logged). With neither, start fails. A fetched document with the persisted one's
+   * `issued_at` but other content is refused the same way (`bundle_conflict`), and any document
+   * dated beyond the clock skew is refused (`bundle_not_yet_valid`).
    * @throws TrustplaneError `invalid_bundle`, `bundle_signature_invalid`, `unsigned_bundle_rejected`,
-   *   `bundle_source_unavailable`
+   *   `bundle_source_unavailable`, `bundle_not_yet_valid` (a file dated in the future)
    */
   static async open(sources: BundleSources, options: BundleManagerOptions): Promise<BundleManager> {
     const now = (options.clock ?? (() => Math.floor(Date.now() / 1000)))();
     const remotes = new Map<BundleName, RemoteDocument>();
-    const initial = async <T extends { issuedAt?: number | undefined }>(
+    const warned = new Set<string>();
+    const initial = async <T extends Versioned>(
       name: BundleName,
       location: string,
       load: (bytes: Uint8Array) => Promise<T>,
@@ -146,6 +151,14 @@ export class BundleManager {
       }
       const remote = sources.remote;
       if (remote === undefined) throw new TypeError(`${name}: a bundle URL needs the remote options`);
+      const host = isCleartextRemoteUrl(location) ? new URL(location).host : undefined;
+      if (remote.token !== undefined && host !== undefined && !warned.has(host)) {
+        // Warned, not refused: a private network may carry it; the token is only as safe as that.
+        warned.add(host);
+        options.log.warn('bundle fetch token sent in cleartext (http:// to a non-loopback host): use https', {
+          url: redactUrl(location),
+        });
+      }
       const state: RemoteDocument = {
         url: location,
         etag: undefined,
@@ -172,12 +185,13 @@ export class BundleManager {
           state.latest = r.bytes;
           fetched = { doc: await load(r.bytes), bytes: r.bytes };
           options.metrics?.bundleFetches.inc({ bundle: name, result: 'success', reason: 'none' });
-          if (
-            persisted?.doc.issuedAt !== undefined &&
-            (fetched.doc.issuedAt ?? -Infinity) < persisted.doc.issuedAt
-          ) {
+          const conflict = persisted !== undefined ? orderProblem(persisted.doc, fetched.doc) : undefined;
+          if (conflict !== undefined) {
             fetched = undefined;
-            why = 'the source serves a document older than the persisted one (issued_at rollback)';
+            why =
+              conflict === 'older'
+                ? 'the source serves a document older than the persisted one (issued_at rollback)'
+                : "the source serves a document with the persisted one's issued_at but other content";
             options.metrics?.bundleFetches.inc({
               bundle: name,
               result: 'failure',
@@ -237,6 +251,7 @@ export class BundleManager {
     const trust = await loadWith(doc, sources.trustMaterialKeys, sources.devAllowUnsigned, (signers) =>
       loadTrustMaterial(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
+    checkNotFuture('trust material', trust.issuedAt, now);
     if (!trust.signed)
       log.warn('UNSIGNED trust material accepted (--dev-allow-unsigned)', {
         file: sources.trustMaterialPath,
@@ -249,6 +264,7 @@ export class BundleManager {
     const policy = await loadWith(doc, sources.policyBundleKeys, sources.devAllowUnsigned, (signers) =>
       loadPolicyBundle(doc, { signers, allowUnsigned: sources.devAllowUnsigned, now }),
     );
+    checkNotFuture('policy bundle', policy.issuedAt, now);
     if (!policy.signed)
       log.warn('UNSIGNED policy bundle accepted (--dev-allow-unsigned)', { file: sources.policyBundlePath });
     return policy;
@@ -355,12 +371,12 @@ export class BundleManager {
         }
         if (name === 'trust_material') {
           const trust = await BundleManager.#loadTrust(this.#sources, bytes, now, this.#log);
-          checkRollback(name, cur.trust.issuedAt, trust.issuedAt);
+          checkRollback(name, cur.trust, trust);
           this.#current = { ...this.#current, trust, trustDigest: d, trustLoadedAt: now };
           this.#record(name, trust, now);
         } else {
           const policy = await BundleManager.#loadPolicy(this.#sources, bytes, now, this.#log);
-          checkRollback(name, cur.policy.issuedAt, policy.issuedAt);
+          checkRollback(name, cur.policy, policy);
           this.#current = { ...this.#current, policy, policyDigest: d, policyLoadedAt: now };
           this.#record(name, policy, now);
         }
@@ -434,21 +450,26 @@ export class BundleManager {
   async #pull(name: BundleName): Promise<void> {
     const remote = this.#remotes.get(name)!;
     const options = this.#sources.remote!;
+    const signal = this.#abort.signal;
+    // The listener goes when the sleep ends either way: one per poll would pile up on the signal.
     const sleep = (ms: number) =>
       new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms);
+        const done = () => {
+          clearTimeout(t);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
         t.unref();
-        this.#abort.signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t);
-            resolve();
-          },
-          { once: true },
-        );
+        if (signal.aborted) done();
+        else signal.addEventListener('abort', done, { once: true });
       });
+    // A source that says it long-polls but answers at once is not asked again at once: at most one
+    // request per poll interval (at most 1 s) then.
+    const minGapMs = Math.min(options.pollIntervalMs, 1_000);
     while (!this.#closed) {
       let pause = 0;
+      const started = Date.now();
       try {
         const r = await fetchDocument(remote.url, options, {
           etag: remote.etag,
@@ -479,7 +500,7 @@ export class BundleManager {
           else this.#metrics?.bundleFetches.inc({ bundle: name, result: 'success', reason: 'none' });
         }
         // A source that answers at once (a static server, or long-poll off) is polled on an interval.
-        if (!r.longPoll) pause = options.pollIntervalMs;
+        pause = r.longPoll ? minGapMs - (Date.now() - started) : options.pollIntervalMs;
       } catch (e) {
         if (this.#closed) return;
         remote.failures += 1;
@@ -523,13 +544,50 @@ export class BundleManager {
 
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-function checkRollback(name: BundleName, current: number | undefined, next: number | undefined): void {
-  if (current !== undefined && (next === undefined || next < current)) {
+/** What the order of documents is decided on: `issued_at`, then the content at one `issued_at`. */
+interface Versioned {
+  readonly issuedAt?: number | undefined;
+  readonly document: object;
+}
+
+/**
+ * Why `next` may not replace `current`, or undefined: older (`issued_at` rollback), or the same
+ * `issued_at` with other content (two documents a client cannot order: replaying the one without a
+ * revocation would undo it). The same `issued_at` and content is no change.
+ */
+function orderProblem(current: Versioned, next: Versioned): 'older' | 'other_content' | undefined {
+  if (current.issuedAt === undefined) return undefined;
+  if (next.issuedAt === undefined || next.issuedAt < current.issuedAt) return 'older';
+  if (
+    next.issuedAt === current.issuedAt &&
+    contentDigest(next.document as Record<string, unknown>) !==
+      contentDigest(current.document as Record<string, unknown>)
+  )
+    return 'other_content';
+  return undefined;
+}
+
+function checkRollback(name: BundleName, current: Versioned, next: Versioned): void {
+  const problem = orderProblem(current, next);
+  if (problem !== undefined)
     throw new TrustplaneError(
       'bundle_conflict',
-      `refusing ${name} older than the one in force (issued_at rollback)`,
+      problem === 'older'
+        ? `refusing ${name} older than the one in force (issued_at rollback)`
+        : `refusing ${name} with the issued_at of the one in force but other content`,
     );
-  }
+}
+
+/**
+ * A document dated beyond the clock skew is refused: freshness would deny it anyway, and once in
+ * force every correctly dated document would be refused as a rollback until its `issued_at`.
+ */
+function checkNotFuture(what: string, issuedAt: number | undefined, now: number): void {
+  if (issuedAt !== undefined && issuedAt > now + DEFAULT_SKEW_SECONDS)
+    throw new TrustplaneError(
+      'bundle_not_yet_valid',
+      `${what} issued ${issuedAt - now} s in the future (beyond the ${DEFAULT_SKEW_SECONDS} s clock skew): check the signer's clock`,
+    );
 }
 
 /**

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, basename } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { TrustplaneError } from '../authcore/errors.js';
+import { DEFAULT_SKEW_SECONDS } from '../authcore/verify-passport.js';
 import type { SigningKey } from '../authcore/signing-key.js';
 import type { VerifyKey } from '../authcore/verify-key.js';
 import {
@@ -22,6 +23,7 @@ import {
   signDocument,
   type PolicyBundle,
 } from '../bundle/index.js';
+import { contentDigest } from './bundle-file.js';
 import { createLogger, type Logger } from './logger.js';
 
 /** File names of the two documents under the server's root (and of a static mirror). */
@@ -111,6 +113,12 @@ export interface BundleServerOptions {
   readonly resignIntervalSeconds?: number;
   /** Longest long-poll a request may ask for (`?wait=N` / `Prefer: wait=N`), seconds (default 60). */
   readonly maxWaitSeconds?: number;
+  /**
+   * Most long-poll requests held at once, all documents and fetchers together (default 1,000).
+   * Beyond it a request is answered at once (200 or 304, no `Preference-Applied`, so the fetcher
+   * falls back to its poll interval) and counted in `trustplane_bundle_server_waits_refused_total`.
+   */
+  readonly maxWaitingRequests?: number;
   /** Fetchers must send `Authorization: Bearer <token>` (compared in constant time, never logged). */
   readonly bearerToken?: string;
   /** Serve HTTPS (PEM text); with `clientCa`, fetchers must present a certificate it issued (mTLS). */
@@ -143,6 +151,7 @@ export interface BundleServer {
 }
 
 const MAX_WAIT_DEFAULT = 60;
+const MAX_WAITING_DEFAULT = 1_000;
 const OFFLINE_RESIGN_SECONDS = 3_600;
 
 function etagOf(bytes: Buffer): string {
@@ -175,11 +184,16 @@ function splitListen(listen: string): { host: string; port: number } {
  * - `GET /healthz`: 200 while documents are served; `GET /metrics`: Prometheus text.
  *
  * It re-signs with a fresh `issued_at` every `resignIntervalSeconds` and at once when a watched
- * file changes. A publication that fails (bad config, signer error, a document that does not verify,
- * an `issued_at` older than the one served) is logged and counted, and the last good documents stay:
- * it never serves an unsigned or older document. The first publication must succeed, or start fails.
+ * file changes. Each publication's `issued_at` is later than the last one's (the clock, or the last
+ * plus 1 s when the clock has not moved on), so no two different documents share one. A publication
+ * that fails (bad config, signer error, a document that does not verify, an `issued_at` older than
+ * the one served, or the one served with other content, or one beyond the 30 s clock skew, which is
+ * also what the clock going back more than that leads to) is logged and counted, and the last good
+ * documents stay: it never serves an unsigned or older document. The first publication must
+ * succeed, or start fails.
  *
- * @throws TrustplaneError `invalid_bundle` (first publication), or the listen error
+ * @throws TrustplaneError `invalid_bundle` (first publication), or the listen error; RangeError for
+ *   a `maxWaitingRequests` that is not a positive integer
  * @example
  * const server = await startBundleServer({ signer: keyBundleSigner(key, { issuer, kid }),
  *   build: configFileBuilder({ trustConfig, policyConfig }), watchFiles: [trustConfig, policyConfig] })
@@ -188,6 +202,9 @@ export async function startBundleServer(options: BundleServerOptions): Promise<B
   const log = options.log ?? createLogger('info');
   const clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
   const maxWait = options.maxWaitSeconds ?? MAX_WAIT_DEFAULT;
+  const maxWaiting = options.maxWaitingRequests ?? MAX_WAITING_DEFAULT;
+  if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 1)
+    throw new RangeError('startBundleServer: maxWaitingRequests must be a positive integer');
   const registry = new Registry();
   const registers = [registry];
   const publications = new Counter({
@@ -207,6 +224,11 @@ export async function startBundleServer(options: BundleServerOptions): Promise<B
     help: 'Long-poll requests waiting for a newer document.',
     registers,
   });
+  const waitsRefused = new Counter({
+    name: 'trustplane_bundle_server_waits_refused_total',
+    help: 'Long-poll requests answered at once because maxWaitingRequests were already waiting.',
+    registers,
+  });
   const issuedGauge = new Gauge({
     name: 'trustplane_bundle_server_issued_timestamp_seconds',
     help: 'issued_at of the document served, by bundle.',
@@ -216,7 +238,7 @@ export async function startBundleServer(options: BundleServerOptions): Promise<B
   const tokenDigest =
     options.bearerToken !== undefined ? createHash('sha256').update(options.bearerToken).digest() : undefined;
 
-  let current: Record<BundleDocumentName, PublishedDocument> | undefined;
+  let current: Record<BundleDocumentName, PublishedDocument & { readonly content: string }> | undefined;
   let resignSeconds = options.resignIntervalSeconds ?? OFFLINE_RESIGN_SECONDS;
   const waiters = new Set<{ name: BundleDocumentName; etag: string; wake: () => void }>();
 
@@ -232,29 +254,81 @@ export async function startBundleServer(options: BundleServerOptions): Promise<B
   }
 
   let chain: Promise<unknown> = Promise.resolve();
+  type Published = PublishedDocument & { readonly content: string };
+  const signers = [{ kid: options.signer.kid, key: options.signer.publicKey }];
+  /** Build and sign at `now`, then the self-check: exactly what a verifier pinned to this signer runs. */
+  const buildSigned = async (now: number) => {
+    const unsigned = await options.build(now);
+    const [trust, policy] = [await sign(unsigned.trust), await sign(unsigned.policy)];
+    const loadedTrust = await loadTrustMaterial(trust, { signers, now });
+    const loadedPolicy = await loadPolicyBundle(policy, { signers, now });
+    const docs = [
+      ['trust_material', trust, loadedTrust.issuedAt],
+      ['policy', policy, loadedPolicy.issuedAt],
+    ] as const;
+    return { docs, loadedPolicy };
+  };
+  /** A document with the issued_at of the one served but other content (verifiers refuse it). */
+  const conflicts = (docs: Awaited<ReturnType<typeof buildSigned>>['docs']) =>
+    docs.some(([name, doc, issuedAt]) => {
+      const served = current?.[name];
+      return served !== undefined && issuedAt === served.issuedAt && contentDigest(doc) !== served.content;
+    });
+  const checkClock = (now: number, clockNow: number, last: number) => {
+    if (now > clockNow + DEFAULT_SKEW_SECONDS)
+      throw new TrustplaneError(
+        'bundle_conflict',
+        `the clock went back: it is ${last - clockNow} s behind the last issued_at (${last}); publication resumes when it is within ${DEFAULT_SKEW_SECONDS} s of it, or restart the server to publish at the clock's time`,
+      );
+  };
   const publishNow = async (trigger: string): Promise<boolean> => {
     try {
-      const now = clock();
-      const unsigned = await options.build(now);
-      const [trust, policy] = [await sign(unsigned.trust), await sign(unsigned.policy)];
-      // Self-check: exactly what a verifier pinned to this signer will run.
-      const signers = [{ kid: options.signer.kid, key: options.signer.publicKey }];
-      const loadedTrust = await loadTrustMaterial(trust, { signers, now });
-      const loadedPolicy = await loadPolicyBundle(policy, { signers, now });
-      const next = {} as Record<BundleDocumentName, PublishedDocument>;
-      for (const [name, doc, issuedAt] of [
-        ['trust_material', trust, loadedTrust.issuedAt],
-        ['policy', policy, loadedPolicy.issuedAt],
-      ] as const) {
+      const clockNow = clock();
+      // Never two different documents under one issued_at: verifiers could not order them
+      // (replaying the one without a revocation would undo it). A publication in the second of
+      // the last one (or with the clock gone back a little) keeps its issued_at when nothing
+      // changed, so verifiers see no new document, and takes the last plus 1 s when something did.
+      const last =
+        current !== undefined
+          ? Math.max(current.trust_material.issuedAt, current.policy.issuedAt)
+          : undefined;
+      let now = last !== undefined ? Math.max(clockNow, last) : clockNow;
+      if (last !== undefined) checkClock(now, clockNow, last);
+      let built = await buildSigned(now);
+      if (last !== undefined && now === last && conflicts(built.docs)) {
+        now = last + 1;
+        checkClock(now, clockNow, last);
+        built = await buildSigned(now);
+      }
+      const { docs, loadedPolicy } = built;
+      const next = {} as Record<BundleDocumentName, Published>;
+      for (const [name, doc, issuedAt] of docs) {
         if (issuedAt === undefined) throw new TrustplaneError('invalid_bundle', `${name} has no issued_at`);
+        if (issuedAt > clockNow + DEFAULT_SKEW_SECONDS)
+          throw new TrustplaneError(
+            'bundle_not_yet_valid',
+            `refusing to publish ${name} issued ${issuedAt - clockNow} s in the future (verifiers refuse it)`,
+          );
         const served = current?.[name];
         if (served !== undefined && issuedAt < served.issuedAt)
           throw new TrustplaneError(
             'bundle_conflict',
             `refusing to publish ${name} older than the one served (issued_at ${issuedAt} < ${served.issuedAt}): the clock went back`,
           );
+        const content = contentDigest(doc);
+        if (served !== undefined && issuedAt === served.issuedAt) {
+          // The same content under the same issued_at is no change; other content (a builder that
+          // keeps its own issued_at) is refused, as verifiers refuse it.
+          if (content !== served.content)
+            throw new TrustplaneError(
+              'bundle_conflict',
+              `refusing to publish ${name} with the issued_at of the one served (${issuedAt}) and other content`,
+            );
+          next[name] = served;
+          continue;
+        }
         const bytes = Buffer.from(`${JSON.stringify(doc)}\n`);
-        next[name] = { bytes, etag: etagOf(bytes), issuedAt };
+        next[name] = { bytes, etag: etagOf(bytes), issuedAt, content };
       }
       current = next;
       if (options.resignIntervalSeconds === undefined) {
@@ -374,6 +448,12 @@ export async function startBundleServer(options: BundleServerOptions): Promise<B
     const doc = current![name];
     if (wait === 0 || inm === undefined || !inm.split(/\s*,\s*/).includes(doc.etag)) {
       answer(res, name, doc, inm, wait, head);
+      return;
+    }
+    if (waiters.size >= maxWaiting) {
+      // Anyone who can reach an unauthenticated server could otherwise hold any number of sockets.
+      waitsRefused.inc();
+      answer(res, name, doc, inm, 0, head);
       return;
     }
     // Long-poll: hold the request until a publication changes this document or the wait ends.

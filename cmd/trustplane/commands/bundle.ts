@@ -285,6 +285,11 @@ export function registerBundle(program: Command): void {
       parseIntOption('--max-wait-seconds'),
     )
     .option(
+      '--max-waiting-requests <n>',
+      'most long-polls held at once; beyond it a request is answered at once (default 1000)',
+      parseIntOption('--max-waiting-requests'),
+    )
+    .option(
       '--token <token>',
       'fetchers must send Authorization: Bearer <token> (@file; prefer env TRUSTPLANE_BUNDLE_SERVE_TOKEN)',
     )
@@ -315,6 +320,7 @@ Example:
         listen: string;
         resignIntervalSeconds?: number;
         maxWaitSeconds?: number;
+        maxWaitingRequests?: number;
         token?: string;
         tlsCert?: string;
         tlsKey?: string;
@@ -327,6 +333,8 @@ Example:
           throw new CliError('--tls-cert and --tls-key go together', 'usage', 2);
         if (opts.clientCa !== undefined && opts.tlsCert === undefined)
           throw new CliError('--client-ca needs --tls-cert and --tls-key', 'usage', 2);
+        if (opts.maxWaitingRequests !== undefined && opts.maxWaitingRequests < 1)
+          throw new CliError('--max-waiting-requests must be at least 1', 'usage', 2);
         const key = await loadPrivateKey(opts.privateKey);
         const tokenValue = opts.token ?? process.env.TRUSTPLANE_BUNDLE_SERVE_TOKEN;
         const token = tokenValue !== undefined ? readValue(tokenValue).trim() : undefined;
@@ -342,6 +350,7 @@ Example:
             ? { resignIntervalSeconds: opts.resignIntervalSeconds }
             : {}),
           ...(opts.maxWaitSeconds !== undefined ? { maxWaitSeconds: opts.maxWaitSeconds } : {}),
+          ...(opts.maxWaitingRequests !== undefined ? { maxWaitingRequests: opts.maxWaitingRequests } : {}),
           ...(token !== undefined ? { bearerToken: token } : {}),
           ...(opts.tlsCert !== undefined && opts.tlsKey !== undefined
             ? {
