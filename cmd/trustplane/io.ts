@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isReasonCode, TrustplaneError } from '../../pkg/authcore/index.js';
+import { jsonErrorPosition } from '../../pkg/runtime/index.js';
 
 /** A CLI failure: one line on stderr, non-zero exit. */
 export class CliError extends Error {
@@ -55,13 +56,8 @@ export function readText(path: string): string {
 export function parseJsonText(text: string, what: string): unknown {
   try {
     return JSON.parse(text) as unknown;
-  } catch (e) {
-    const at = /at position (\d+)/.exec(e instanceof Error ? e.message : '');
-    const offset = at ? Number(at[1]) : text.length;
-    const before = text.slice(0, offset).split('\n');
-    const where = `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
-    const end = offset >= text.trimEnd().length ? ' (unexpected end)' : '';
-    throw new CliError(`${what} is not valid JSON: ${where}${end}`, 'invalid_json');
+  } catch {
+    throw new CliError(`${what} is not valid JSON: ${jsonErrorPosition(text)}`, 'invalid_json');
   }
 }
 

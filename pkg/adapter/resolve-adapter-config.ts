@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config-error.js';
 import { adapterConfigSchema, type AdapterConfig } from './config.js';
+import { jsonErrorPosition } from '../internal/json-position.js';
 
 /** Environment variables read by {@link resolveAdapterConfig}, by config key. */
 export const ADAPTER_ENV: Readonly<Record<string, keyof AdapterConfig>> = Object.freeze({
@@ -121,14 +122,20 @@ export function resolveAdapterConfig(sources: ConfigSources): AdapterConfig {
   const problems: string[] = [];
   let file: Record<string, unknown> = {};
   if (sources.configFile !== undefined) {
+    let text: string | undefined;
     try {
-      const parsed = JSON.parse(readFileSync(sources.configFile, 'utf8')) as unknown;
+      text = readFileSync(sources.configFile, 'utf8');
+      const parsed = JSON.parse(text) as unknown;
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
         problems.push(`config file ${sources.configFile}: must be a JSON object`);
       } else file = parsed as Record<string, unknown>;
     } catch (e) {
       problems.push(
-        `config file ${sources.configFile}: ${e instanceof SyntaxError ? 'invalid JSON' : 'cannot read'}`,
+        `config file ${sources.configFile}: ${
+          e instanceof SyntaxError && text !== undefined
+            ? `invalid JSON at ${jsonErrorPosition(text)}`
+            : 'cannot read'
+        }`,
       );
     }
   }

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { TrustplaneError } from '../authcore/errors.js';
 import { fromUtf8Strict } from '../internal/bytes.js';
 import { canonicalizeJson } from '../internal/jcs.js';
+import { jsonErrorPosition } from '../internal/json-position.js';
 
 /** Largest document text accepted by the `parse*Text` functions: 8 MiB of UTF-8. */
 export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
@@ -99,8 +100,8 @@ export function parseJsonText(text: string | Uint8Array, label: string): unknown
   try {
     return JSON.parse(source) as unknown;
   } catch {
-    // The parser's message quotes the input; ours does not.
-    throw new TrustplaneError('invalid_bundle', `${label} is not valid JSON`);
+    // The parser's message quotes the input; ours does not: only where.
+    throw new TrustplaneError('invalid_bundle', `${label} is not valid JSON at ${jsonErrorPosition(source)}`);
   }
 }
 

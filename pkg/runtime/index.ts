@@ -24,3 +24,4 @@ export {
 } from './bundle-server.js';
 export { isBundleUrl, type RemoteBundleOptions } from './bundle-fetch.js';
 export { openBundles, type OpenBundlesOptions } from './open-bundles.js';
+export { jsonErrorPosition } from '../internal/json-position.js';

@@ -124,7 +124,7 @@ describe('adapter config', () => {
     ]);
     writeFileSync(file, '{not json');
     expect(problems(() => resolveAdapterConfig({ configFile: file }))).toEqual([
-      `config file ${file}: invalid JSON`,
+      `config file ${file}: invalid JSON at line 1, column 2`,
     ]);
   });
 

@@ -296,7 +296,10 @@ describe('parse*Text size and encoding bounds', () => {
 
   it('rejects invalid JSON without echoing it', () => {
     expect(() => parseTrustMaterialText('{"version": SECRET')).toThrow(
-      expect.objectContaining({ reason: 'invalid_bundle', message: 'trust material is not valid JSON' }),
+      expect.objectContaining({
+        reason: 'invalid_bundle',
+        message: 'trust material is not valid JSON at line 1, column 13',
+      }),
     );
   });
 

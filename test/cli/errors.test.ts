@@ -116,6 +116,26 @@ describe('files and ports', () => {
     expect(cut.stderr).toMatch(/line 1, column 12/);
   });
 
+  it('a bad adapter config file and a bad bundle file name the line and column too', async () => {
+    writeFileSync(
+      f('adapter.json'),
+      '{\n  "upstream": "http://127.0.0.1:3000",\n  "listen": "127.0.0.1:0"\n  "oops": 1\n}\n',
+    );
+    const config = await cli(['adapter', '--config', f('adapter.json')]);
+    expect(config.code).toBe(2);
+    expect(config.stderr).toContain(`config file ${f('adapter.json')}: invalid JSON at line 4, column 3`);
+    writeFileSync(f('broken-bundle.json'), '{"version": "trustplane-bundle-v1",\n "kind": }');
+    const bundle = await cli([
+      'bundle',
+      'verify',
+      '--bundle',
+      f('broken-bundle.json'),
+      '--dev-allow-unsigned',
+    ]);
+    expect(bundle.code).toBe(1);
+    expect(bundle.stderr).toMatch(/^trustplane: invalid_\w+: .*is not valid JSON.*line 2, column 10/);
+  });
+
   describe('an address in use', () => {
     let server: Server;
     let port: number;
