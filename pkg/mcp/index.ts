@@ -31,7 +31,8 @@ export {
   McpSseFilter,
   MAX_MCP_FILTERED_MESSAGE_BYTES,
 } from './filter-response.js';
-export { filterMcpResponse, mcpSseTransform, mediaTypeOf } from './filter-web-response.js';
+export { filterMcpResponse, mcpSseTransform } from './filter-web-response.js';
+export { McpAnswerFilter, mediaTypeOf, type McpAnswerMode, type McpAnswerHead } from './answer-filter.js';
 export {
   mcpDenyBody,
   MCP_DENIED_CODE,

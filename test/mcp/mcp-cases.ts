@@ -124,8 +124,16 @@ export interface SignedCall {
   readonly claims: { readonly jti: string };
 }
 
-/** Sign a `POST /mcp` with `body` through the signing client, without sending it (tampering, replay). */
-export async function signedCall(world: World, h: McpHarness, body: string): Promise<SignedCall> {
+/**
+ * Sign a `POST /mcp` (or `/mcp-json`) with `body` through the signing client, without sending it
+ * (tampering, replay, raw answers).
+ */
+export async function signedCall(
+  world: World,
+  h: McpHarness,
+  body: string,
+  path: '/mcp' | '/mcp-json' = '/mcp',
+): Promise<SignedCall> {
   let captured: { url: string; init: RequestInit } | undefined;
   const client = new ProtectedClient({
     baseUrl: h.base,
@@ -138,8 +146,8 @@ export async function signedCall(world: World, h: McpHarness, body: string): Pro
   });
   await client.request({
     method: 'POST',
-    path: '/mcp',
-    routeId: 'mcp.post',
+    path,
+    routeId: path === '/mcp-json' ? 'mcp.json' : 'mcp.post',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body,
   });

@@ -1,19 +1,28 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express from 'express';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { buildToolServer, ToolServerState } from '../../examples/mcp-agent/tools.js';
+import { MemoryAuditSink } from '../../pkg/audit/index.js';
 import { MemoryReplayStore } from '../../pkg/authcore/index.js';
 import { trustplane } from '../../pkg/middleware/node/index.js';
+import { sendSigned } from '../helpers/adapter.js';
 import { createWorld, NOW, type World } from '../helpers/fixture.js';
-import { mcpPolicyPatch, signedCall, type McpHarness } from './mcp-cases.js';
+import { mcpCaseTable, mcpPolicyPatch } from './mcp-cases.js';
+import { mcpNodeAnswerCases, unfilteredToolsAnswer, type McpNodeHarness } from './node-answer-cases.js';
 
-// The Node (Express) middleware on an MCP route: the kernel's MCP stage decides there too (the
-// body bytes it digested are the ones decided on). It does not filter list answers (docs/mcp.md).
+// The same case table as test/mcp/adapter.test.ts, in the Node middleware in a real Express app
+// over loopback, with the example MCP server (official SDK, Node Streamable HTTP transport)
+// mounted in-process behind express.json(): the kernel's MCP stage decides on the bytes the
+// middleware digested, and list answers (JSON and SSE) are filtered as the handler writes them.
 
 let world: World;
 let server: http.Server;
 let base: string;
-const reached: string[] = [];
+const state = new ToolServerState();
+const audit = new MemoryAuditSink();
+let compress = false;
 
 beforeAll(async () => {
   world = await createWorld({ policyPatch: mcpPolicyPatch });
@@ -23,19 +32,34 @@ beforeAll(async () => {
       trust: world.trust,
       policy: world.policy,
       replayStore: new MemoryReplayStore(),
+      audit,
       clock: () => NOW,
     }),
   );
   app.use(express.json());
-  app.post('/mcp', (req, res) => {
-    const body = req.body as { id: number; params: { name: string } };
-    reached.push(body.params.name);
-    res.json({
-      jsonrpc: '2.0',
-      id: body.id,
-      result: { content: [{ type: 'text', text: `ran ${body.params.name}` }] },
+  const mount = (json: boolean) => async (req: express.Request, res: express.Response) => {
+    const body: unknown = req.body;
+    state.note(body);
+    if (json && compress) {
+      // What a compression middleware behind the point sends.
+      compress = false;
+      const id = (body as { id?: unknown }).id;
+      res.set({ 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(unfilteredToolsAnswer(id));
+      return;
+    }
+    const mcp = buildToolServer(state);
+    const transport = new StreamableHTTPServerTransport({ enableJsonResponse: json });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
     });
-  });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+  app.post('/mcp', mount(false));
+  app.post('/mcp-json', mount(true));
+  app.get('/mcp', (_req, res) => void res.status(405).end());
   server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -46,36 +70,19 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-const call = (name: string, args: Record<string, unknown>) =>
-  JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name, arguments: args } });
+const harness = (): McpNodeHarness => ({
+  base,
+  async send(s, body) {
+    const r = await sendSigned(base, s, { body });
+    return { status: r.status, header: (n) => r.headers[n] as string | undefined, body: r.body };
+  },
+  received: () => Promise.resolve(state.received),
+  release: () => Promise.resolve(state.release()),
+  events: () => audit.events,
+  compressNext: () => void (compress = true),
+});
 
-async function send(body: string) {
-  const s = await signedCall(world, { base } as McpHarness, body);
-  const r = await fetch(s.url, { method: 'POST', headers: s.headers, body });
-  return { status: r.status, reason: r.headers.get('x-trustplane-reason'), body: await r.text() };
-}
-
-describe('MCP in the Node middleware (Express)', () => {
-  it('a permitted call reaches the handler with its body intact', async () => {
-    const r = await send(call('transfer_funds', { amount: 1, to: 'acct-1' }));
-    expect(r.status).toBe(200);
-    expect(JSON.parse(r.body)).toMatchObject({
-      id: 5,
-      result: { content: [{ text: 'ran transfer_funds' }] },
-    });
-    expect(reached).toContain('transfer_funds');
-  });
-
-  it('a forbidden tool and an argument over its limit are JSON-RPC errors; the handler never runs', async () => {
-    const before = reached.length;
-    const tool = await send(call('delete_repository', { name: 'x' }));
-    expect([tool.status, tool.reason]).toEqual([200, 'mcp_tool_denied']);
-    expect(JSON.parse(tool.body)).toMatchObject({
-      id: 5,
-      error: { code: -32001, data: { reason: 'mcp_tool_denied' } },
-    });
-    const arg = await send(call('transfer_funds', { amount: 101, to: 'acct-1' }));
-    expect([arg.status, arg.reason]).toEqual([200, 'mcp_argument_denied']);
-    expect(reached.length).toBe(before);
-  });
+describe('MCP in the Node middleware (Express, MCP server mounted in-process)', () => {
+  mcpCaseTable(() => world, harness);
+  mcpNodeAnswerCases(() => world, harness);
 });

@@ -33,3 +33,8 @@ export {
   type EnforceNodeRequestOptions,
   type NodeRequestGranted,
 } from './enforce-node-request.js';
+export {
+  filterMcpAnswer,
+  type FilterMcpAnswerOptions,
+  type McpAnswerFiltering,
+} from './filter-mcp-answer.js';

@@ -6,6 +6,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   canonicalizeNodeRequest,
   enforceNodeRequest,
+  filterMcpAnswer,
   firstHeaderValue,
   requestScheme,
   writeDeny,
@@ -107,6 +108,11 @@ const plugin: TrustplaneFastifyPlugin = async (fastify, options) => {
       const query = canonicalizeNodeRequest(req, allow);
       (request as { query: unknown }).query = parseQuery(query);
       verified.set(req, granted.body);
+      // MCP list answers: filtered on the raw response, so a route that replies through
+      // reply.send() (string, Buffer, stream, Response) and one that takes the reply over
+      // (reply.hijack(), as the MCP SDK's Node transport is mounted) are both covered.
+      const lists = granted.enforcement.outcome === 'allow' ? granted.enforcement.mcp?.lists : undefined;
+      if (lists !== undefined) filterMcpAnswer(reply.raw, lists);
     } catch {
       // The kernel never throws; anything else failing here fails closed.
       if (!hijacked) reply.hijack();
@@ -161,6 +167,11 @@ Object.defineProperties(plugin, {
  *   failure is a 500 `internal_error` deny (fail closed).
  * - A deny on a `dry-run` route is recorded (`enforcement: "dry-run"`) but not enforced: the route
  *   runs with `request.trustplane` null.
+ * - MCP routes: a `tools/list`, `resources/list`, `resources/templates/list` or `prompts/list`
+ *   answer is filtered to what the caller may use on `reply.raw`, after Fastify's `onSend` hooks
+ *   (so also when the route took the reply over with `reply.hijack()`): `text/event-stream` event
+ *   by event as it streams, `application/json` once complete with its new `Content-Length`; a
+ *   compressed list answer is replaced by a 502 `upstream_unavailable`. See docs/mcp.md.
  *
  * Scope: the plugin skips Fastify's encapsulation (like `fastify-plugin`), so its hooks apply to
  * the context it is registered in and every child, 404 handler included. Register it at the root
@@ -170,7 +181,8 @@ Object.defineProperties(plugin, {
  * `client_address` (the socket's peer).
  *
  * Reason codes answered: those of the Node middleware (every code of `verifyRequest`,
- * `body_too_large` 413, `malformed_request` 400, `policy_unavailable` 503, `internal_error` 500).
+ * `body_too_large` 413, `malformed_request` 400, `policy_unavailable` 503, `internal_error` 500,
+ * `upstream_unavailable` 502 for an MCP list answer that cannot be filtered).
  *
  * @param fastify the instance (Fastify passes it)
  * @param options trust material and policy (static or a provider), replay store, limits, audit

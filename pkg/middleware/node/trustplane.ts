@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import {
   canonicalizeNodeRequest,
   enforceNodeRequest,
+  filterMcpAnswer,
   firstHeaderValue,
   requestScheme,
   writeDeny,
@@ -96,6 +97,13 @@ function rawTarget(req: IncomingMessage): string {
  * scheme is the socket's (`https` on TLS), or `X-Forwarded-Proto` with `trustProxy`; the authority
  * is `Host`. Both only matter when neither `publicOrigin` nor the API's `base_url` is set.
  *
+ * MCP routes: a `tools/list`, `resources/list`, `resources/templates/list` or `prompts/list`
+ * answer is filtered to what the caller may use as the handler writes it (`res.writeHead`,
+ * `res.write`, `res.end` are wrapped for those requests only): a `text/event-stream` answer event
+ * by event as it streams, an `application/json` answer once complete with its new
+ * `Content-Length`; a compressed list answer is replaced by a 502 `upstream_unavailable` (never
+ * sent unfiltered). See docs/mcp.md.
+ *
  * Fastify: use the plugin of `trustplane/middleware/fastify` (the same kernel and deny answer, the verified
  * bytes handed to Fastify's body parsers, `request.trustplane`).
  *
@@ -106,8 +114,9 @@ function rawTarget(req: IncomingMessage): string {
  * `unsafe_request_path` 400, `invalid_request_proof` 401, `request_binding_mismatch` 401,
  * `jti_replay` 401, `bundle_route_missing` 403, `replay_store_unavailable` 503), plus
  * `body_too_large` 413, `malformed_request` 400 (non-origin-form target, repeated critical header,
- * body read failure), `policy_unavailable` 503 (the material provider returned `undefined`) and
- * `internal_error` 500 (provider or `onDecision` threw, body consumed by an earlier parser).
+ * body read failure), `policy_unavailable` 503 (the material provider returned `undefined`),
+ * `internal_error` 500 (provider or `onDecision` threw, body consumed by an earlier parser) and
+ * `upstream_unavailable` 502 (an MCP list answer that cannot be filtered).
  *
  * @param options trust material and policy (static or a provider), replay store, limits, audit
  * @returns the middleware
@@ -155,6 +164,9 @@ export function trustplane(options: TrustplaneOptions): TrustplaneRequestHandler
     const allow = granted.enforcement.outcome === 'allow' ? granted.enforcement.decision : undefined;
     if (allow !== undefined) req.trustplane = allow;
     canonicalizeNodeRequest(req, allow);
+    // MCP list answers: only what this caller may use, filtered as the handler writes them.
+    const lists = granted.enforcement.outcome === 'allow' ? granted.enforcement.mcp?.lists : undefined;
+    if (lists !== undefined) filterMcpAnswer(res, lists);
     next();
   };
 
