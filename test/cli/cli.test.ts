@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,18 +10,18 @@ import {
   type LoadedTrustMaterial,
 } from '../../pkg/bundle/index.js';
 import { verifyRequest, type Decision } from '../../pkg/verifier/index.js';
+import { cliInProcess } from '../helpers/cli.js';
 import { DEV_ISSUER, devPolicyConfig, devTrustConfig } from '../../scripts/dev-configs.js';
 
-const BIN = path.resolve('dist/cmd/trustplane/main.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'trustplane-cli-'));
 const f = (name: string) => path.join(dir, name);
 
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', input, timeout: 20_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/** Verbs run in-process (test/helpers/cli.ts): ~40 processes were slow on a loaded 2-core machine. */
+async function cli(args: string[]) {
+  return cliInProcess(args);
 }
-function ok(args: string[]): string {
-  const r = cli(args);
+async function ok(args: string[]): Promise<string> {
+  const r = await cli(args);
   expect(r.stderr, r.stderr).not.toMatch(/trustplane: (?!WARNING)/);
   expect(r.code).toBe(0);
   return r.stdout;
@@ -50,15 +49,15 @@ let policy: LoadedPolicy;
 const NOW = Math.floor(Date.now() / 1000);
 
 beforeAll(async () => {
-  const caller = JSON.parse(ok(['gen-key', '--out', f('caller.key'), '--kid', 'caller-1'])) as {
+  const caller = JSON.parse(await ok(['gen-key', '--out', f('caller.key'), '--kid', 'caller-1'])) as {
     public_key: string;
   };
   callerPub = caller.public_key;
-  const signer = JSON.parse(ok(['gen-key', '--out', f('signer.key')])) as { public_key: string };
+  const signer = JSON.parse(await ok(['gen-key', '--out', f('signer.key')])) as { public_key: string };
   signerPub = signer.public_key;
   writeFileSync(f('trust.config.json'), JSON.stringify(devTrustConfig(callerPub)));
   writeFileSync(f('policy.config.json'), JSON.stringify(devPolicyConfig()));
-  ok([
+  await ok([
     'bundle',
     'build',
     '--kind',
@@ -68,7 +67,7 @@ beforeAll(async () => {
     '--out',
     f('trust.json'),
   ]);
-  ok(['bundle', 'build', '--config', f('policy.config.json'), '--out', f('policy.json')]);
+  await ok(['bundle', 'build', '--config', f('policy.config.json'), '--out', f('policy.json')]);
   const signFlags = [
     '--private-key',
     `@${f('signer.key')}`,
@@ -77,8 +76,8 @@ beforeAll(async () => {
     '--kid',
     'bundle-1',
   ];
-  ok(['bundle', 'sign', '--bundle', f('trust.json'), ...signFlags, '--out', f('trust.signed.json')]);
-  ok(['bundle', 'sign', '--bundle', f('policy.json'), ...signFlags, '--out', f('policy.signed.json')]);
+  await ok(['bundle', 'sign', '--bundle', f('trust.json'), ...signFlags, '--out', f('trust.signed.json')]);
+  await ok(['bundle', 'sign', '--bundle', f('policy.json'), ...signFlags, '--out', f('policy.signed.json')]);
   const signers = [
     { kid: 'bundle-1', key: await (await import('../../pkg/authcore/index.js')).parsePublicKey(signerPub) },
   ];
@@ -86,8 +85,8 @@ beforeAll(async () => {
   policy = await loadPolicyBundle(JSON.parse(readFileSync(f('policy.signed.json'), 'utf8')), { signers });
 });
 
-function signJson(extra: string[]): Record<string, string> {
-  return JSON.parse(ok(['sign', ...passportFlags, ...extra, '--json'])) as Record<string, string>;
+async function signJson(extra: string[]): Promise<Record<string, string>> {
+  return JSON.parse(await ok(['sign', ...passportFlags, ...extra, '--json'])) as Record<string, string>;
 }
 
 async function verify(
@@ -106,14 +105,14 @@ async function verify(
 }
 
 describe('trustplane CLI', () => {
-  it('gen-key writes an owner-only key file', () => {
+  it('gen-key writes an owner-only key file', async () => {
     expect(statSync(f('caller.key')).mode & 0o777).toBe(0o600);
     expect(callerPub).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
-  it('bundle verify accepts the signed documents and reports a summary', () => {
+  it('bundle verify accepts the signed documents and reports a summary', async () => {
     const p = JSON.parse(
-      ok(['bundle', 'verify', '--bundle', f('policy.signed.json'), '--public-key', signerPub]),
+      await ok(['bundle', 'verify', '--bundle', f('policy.signed.json'), '--public-key', signerPub]),
     );
     expect(p).toMatchObject({
       valid: true,
@@ -123,34 +122,48 @@ describe('trustplane CLI', () => {
       routes: 3,
     });
     const t = JSON.parse(
-      ok(['bundle', 'verify', '--bundle', f('trust.signed.json'), '--public-key', signerPub]),
+      await ok(['bundle', 'verify', '--bundle', f('trust.signed.json'), '--public-key', signerPub]),
     );
     expect(t).toMatchObject({ valid: true, kind: 'trust_material', issuers: [ISSUER] });
   });
 
-  it('bundle verify refuses a tampered document, an unsigned one without the dev flag, and a wrong key', () => {
+  it('bundle verify refuses a tampered document, an unsigned one without the dev flag, and a wrong key', async () => {
     const doc = JSON.parse(readFileSync(f('policy.signed.json'), 'utf8'));
     doc.route_groups[0].routes[0].path_template = '/v1/orders/everything';
     writeFileSync(f('tampered.json'), JSON.stringify(doc));
-    const tampered = cli(['bundle', 'verify', '--bundle', f('tampered.json'), '--public-key', signerPub]);
+    const tampered = await cli([
+      'bundle',
+      'verify',
+      '--bundle',
+      f('tampered.json'),
+      '--public-key',
+      signerPub,
+    ]);
     expect(tampered.code).toBe(1);
     expect(tampered.stderr.trim().split('\n')).toEqual([
       'trustplane: bundle_signature_invalid: signature verification failed',
     ]);
-    const unsigned = cli(['bundle', 'verify', '--bundle', f('policy.json'), '--public-key', signerPub]);
+    const unsigned = await cli(['bundle', 'verify', '--bundle', f('policy.json'), '--public-key', signerPub]);
     expect(unsigned.code).toBe(1);
     expect(unsigned.stderr).toMatch(/^trustplane: unsigned_bundle_rejected: /);
-    const dev = cli(['bundle', 'verify', '--bundle', f('policy.json'), '--dev-allow-unsigned']);
+    const dev = await cli(['bundle', 'verify', '--bundle', f('policy.json'), '--dev-allow-unsigned']);
     expect(dev.code).toBe(0);
     expect(dev.stderr).toMatch(/WARNING: .* is UNSIGNED/);
-    const wrong = cli(['bundle', 'verify', '--bundle', f('policy.signed.json'), '--public-key', callerPub]);
+    const wrong = await cli([
+      'bundle',
+      'verify',
+      '--bundle',
+      f('policy.signed.json'),
+      '--public-key',
+      callerPub,
+    ]);
     expect(wrong.stderr).toMatch(/^trustplane: bundle_signature_invalid: /);
   });
 
-  it('issue + verify round trip (public key and trust material)', () => {
-    const token = ok(['issue', ...passportFlags, '--ttl', '120']).trim();
+  it('issue + verify round trip (public key and trust material)', async () => {
+    const token = (await ok(['issue', ...passportFlags, '--ttl', '120'])).trim();
     const byKey = JSON.parse(
-      ok([
+      await ok([
         'verify',
         '--token',
         token,
@@ -168,7 +181,7 @@ describe('trustplane CLI', () => {
     );
     expect(byKey).toMatchObject({ valid: true, claims: { sub: 'service:orders-client', aud: 'orders-api' } });
     const byTrust = JSON.parse(
-      ok([
+      await ok([
         'verify',
         '--token',
         token,
@@ -181,7 +194,7 @@ describe('trustplane CLI', () => {
       ]),
     );
     expect(byTrust.claims.iss).toBe(ISSUER);
-    const wrongAud = cli([
+    const wrongAud = await cli([
       'verify',
       '--token',
       token,
@@ -194,8 +207,10 @@ describe('trustplane CLI', () => {
     ]);
     expect(wrongAud.code).toBe(1);
     expect(wrongAud.stderr).toBe('trustplane: audience_mismatch: passport audience mismatch\n');
-    const expired = ok(['issue', ...passportFlags, '--iat', String(NOW - 1000), '--ttl', '60']).trim();
-    const exp = cli([
+    const expired = (
+      await ok(['issue', ...passportFlags, '--iat', String(NOW - 1000), '--ttl', '60'])
+    ).trim();
+    const exp = await cli([
       'verify',
       '--token',
       expired,
@@ -210,7 +225,7 @@ describe('trustplane CLI', () => {
     expect(exp.stderr).not.toContain(expired.slice(0, 20));
   });
 
-  it('verify --policy-bundle --route-id applies the route policy (audience from the route)', () => {
+  it('verify --policy-bundle --route-id applies the route policy (audience from the route)', async () => {
     const policyFlags = [
       '--trust-material',
       f('trust.signed.json'),
@@ -221,9 +236,9 @@ describe('trustplane CLI', () => {
       '--policy-bundle-public-key',
       signerPub,
     ];
-    const token = ok(['issue', ...passportFlags]).trim();
+    const token = (await ok(['issue', ...passportFlags])).trim();
     const allowed = JSON.parse(
-      ok(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.search']),
+      await ok(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.search']),
     );
     expect(allowed.policy).toEqual({
       route_id: 'orders.search',
@@ -231,16 +246,18 @@ describe('trustplane CLI', () => {
       source_type: 'software_jwks',
       freshness_class: 'bounded',
     });
-    const intruder = ok([
-      'issue',
-      ...passportFlags.map((v) => (v === 'service:orders-client' ? 'service:intruder' : v)),
-    ]).trim();
-    const denied = cli(['verify', '--token', intruder, ...policyFlags, '--route-id', 'orders.search']);
+    const intruder = (
+      await ok([
+        'issue',
+        ...passportFlags.map((v) => (v === 'service:orders-client' ? 'service:intruder' : v)),
+      ])
+    ).trim();
+    const denied = await cli(['verify', '--token', intruder, ...policyFlags, '--route-id', 'orders.search']);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/^trustplane: source_subject_mismatch: /);
-    const missing = cli(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.nope']);
+    const missing = await cli(['verify', '--token', token, ...policyFlags, '--route-id', 'orders.nope']);
     expect(missing.stderr).toMatch(/^trustplane: bundle_route_missing: /);
-    const alone = cli([
+    const alone = await cli([
       'verify',
       '--token',
       token,
@@ -254,7 +271,7 @@ describe('trustplane CLI', () => {
     expect(alone.code).toBe(2);
   });
 
-  it('sign is reproducible with --iat, --jti and --nonce', () => {
+  it('sign is reproducible with --iat, --jti and --nonce', async () => {
     const fixed = [
       '--url',
       'https://orders.example/v1/orders/search?b=2&a=1',
@@ -267,8 +284,8 @@ describe('trustplane CLI', () => {
       '--nonce',
       'nonce-fixed',
     ];
-    expect(signJson(fixed)).toEqual(signJson(fixed));
-    const curl = ok(['sign', ...passportFlags, ...fixed, '--curl']);
+    expect(await signJson(fixed)).toEqual(await signJson(fixed));
+    const curl = await ok(['sign', ...passportFlags, ...fixed, '--curl']);
     expect(curl).toMatch(
       /^curl -sS --path-as-is -X GET 'https:\/\/orders\.example\/v1\/orders\/search\?b=2&a=1' -H 'x-trustplane-nonce: nonce-fixed'/,
     );
@@ -277,8 +294,8 @@ describe('trustplane CLI', () => {
   it('a request produced by trustplane sign is accepted by the verifier; a one-byte change of any covered part is denied', async () => {
     const body = '{"order_id":"ord_123","amount":"42.00"}';
     const target = { method: 'POST', url: 'https://orders.example/v1/orders?currency=USD', body };
-    const make = () =>
-      signJson([
+    const make = async () =>
+      await signJson([
         '--method',
         'POST',
         '--path',
@@ -292,7 +309,7 @@ describe('trustplane CLI', () => {
         '--body',
         body,
       ]);
-    expect(await verify(make(), target)).toMatchObject({
+    expect(await verify(await make(), target)).toMatchObject({
       allowed: true,
       routeId: 'orders.create',
       subject: 'service:orders-client',
@@ -322,7 +339,7 @@ describe('trustplane CLI', () => {
       nonce: 'request_binding_mismatch',
     };
     for (const [name, mutate] of cases) {
-      const [headers, req] = mutate(make());
+      const [headers, req] = mutate(await make());
       const d = await verify(headers, req);
       expect({ name, reason: d.allowed ? 'allowed' : d.reason }).toEqual({ name, reason: expected[name] });
     }
@@ -331,15 +348,15 @@ describe('trustplane CLI', () => {
       const { ['x-trustplane-transcript-sha256']: _t, ['x-trustplane-body-sha256']: _b, ...rest } = h;
       return rest;
     };
-    const d = await verify(strip(make()), { ...target, body: body.replace('42', '43') });
+    const d = await verify(strip(await make()), { ...target, body: body.replace('42', '43') });
     expect(d.allowed ? 'allowed' : d.reason).toBe('invalid_request_proof');
-    const passport = make();
+    const passport = await make();
     const flipped = passport.authorization!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
     const p = await verify({ ...passport, authorization: flipped }, target);
     expect(p.allowed ? 'allowed' : p.reason).toMatch(/^(invalid_passport_signature|malformed_passport)$/);
   });
 
-  it('merge-source and remove-source are non-destructive and guarded', () => {
+  it('merge-source and remove-source are non-destructive and guarded', async () => {
     const extra = {
       source_type: 'software_jwks',
       issuer: ISSUER,
@@ -348,7 +365,7 @@ describe('trustplane CLI', () => {
     };
     writeFileSync(f('source.json'), JSON.stringify(extra));
     const merged = JSON.parse(
-      ok([
+      await ok([
         'bundle',
         'merge-source',
         '--bundle',
@@ -362,7 +379,7 @@ describe('trustplane CLI', () => {
     expect(merged.route_groups[0].routes[0].allowed_sources).toHaveLength(2);
     expect(merged.signature).toBeUndefined();
     writeFileSync(f('merged.json'), JSON.stringify(merged));
-    const dup = cli([
+    const dup = await cli([
       'bundle',
       'merge-source',
       '--bundle',
@@ -374,7 +391,7 @@ describe('trustplane CLI', () => {
     ]);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toMatch(/^trustplane: bundle_conflict: /);
-    ok([
+    await ok([
       'bundle',
       'merge-source',
       '--bundle',
@@ -385,7 +402,7 @@ describe('trustplane CLI', () => {
       `@${f('source.json')}`,
       '--replace-existing',
     ]);
-    const unconfirmed = cli([
+    const unconfirmed = await cli([
       'bundle',
       'remove-source',
       '--bundle',
@@ -398,7 +415,7 @@ describe('trustplane CLI', () => {
     expect(unconfirmed.code).toBe(2);
     expect(unconfirmed.stdout).toBe('');
     const removed = JSON.parse(
-      ok([
+      await ok([
         'bundle',
         'remove-source',
         '--bundle',
@@ -411,7 +428,7 @@ describe('trustplane CLI', () => {
       ]),
     );
     expect(removed.route_groups[0].routes[0].allowed_sources).toHaveLength(1);
-    const missing = cli([
+    const missing = await cli([
       'bundle',
       'remove-source',
       '--bundle',
@@ -423,14 +440,14 @@ describe('trustplane CLI', () => {
     expect(missing.stderr).toMatch(/^trustplane: bundle_source_not_found: /);
   });
 
-  it('errors are one line with a reason code and a non-zero exit; secrets never echoed', () => {
-    const bad = cli(['issue', ...passportFlags.slice(2), '--private-key', 'not-a-key-SECRET']);
+  it('errors are one line with a reason code and a non-zero exit; secrets never echoed', async () => {
+    const bad = await cli(['issue', ...passportFlags.slice(2), '--private-key', 'not-a-key-SECRET']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe('trustplane: invalid_key: invalid Ed25519 private key\n');
-    const usage = cli(['sign', ...passportFlags, '--route-id', 'x']);
+    const usage = await cli(['sign', ...passportFlags, '--route-id', 'x']);
     expect(usage.code).toBe(2);
     expect(usage.stderr.trim().split('\n')).toHaveLength(1);
-    const unsafe = cli([
+    const unsafe = await cli([
       'sign',
       ...passportFlags,
       '--route-id',
@@ -441,7 +458,7 @@ describe('trustplane CLI', () => {
     expect(unsafe.stderr).toMatch(/^trustplane: unsafe_request_path: /);
   });
 
-  it('--help on every verb, with an example', () => {
+  it('--help on every verb, with an example', async () => {
     const verbs = [
       ['gen-key'],
       ['issue'],
@@ -455,7 +472,7 @@ describe('trustplane CLI', () => {
       ['bundle', 'remove-source'],
     ];
     for (const verb of verbs) {
-      const r = cli([...verb, '--help']);
+      const r = await cli([...verb, '--help']);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout, verb.join(' ')).toMatch(/Usage: trustplane/);
       expect(r.stdout, verb.join(' ')).toMatch(/Example/);
