@@ -2,14 +2,14 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildToolServer, ToolServerState } from '../../examples/mcp-agent/tools.js';
 import { MemoryAuditSink } from '../../pkg/audit/index.js';
 import { MemoryReplayStore } from '../../pkg/authcore/index.js';
 import { trustplane } from '../../pkg/middleware/fastify/index.js';
 import { sendSigned } from '../helpers/adapter.js';
 import { createWorld, NOW, type World } from '../helpers/fixture.js';
-import { mcpCaseTable, mcpPolicyPatch } from './mcp-cases.js';
+import { mcpCaseTable, mcpPolicyPatch, signedCall } from './mcp-cases.js';
 import { mcpNodeAnswerCases, unfilteredToolsAnswer, type McpNodeHarness } from './node-answer-cases.js';
 
 // The same case table as test/mcp/adapter.test.ts, on the Fastify plugin in a real Fastify 5 app
@@ -25,6 +25,7 @@ let base: string;
 const state = new ToolServerState();
 const audit = new MemoryAuditSink();
 let compress = false;
+let sendResponse = false;
 
 beforeAll(async () => {
   world = await createWorld({ policyPatch: mcpPolicyPatch });
@@ -70,6 +71,12 @@ beforeAll(async () => {
       body: JSON.stringify(request.body),
     });
     const answer = await transport.handleRequest(web, { parsedBody: request.body });
+    if (sendResponse) {
+      // Fastify 5 sends a Web Response itself (status, headers, its body as a Web stream).
+      sendResponse = false;
+      reply.raw.on('close', () => void transport.close().then(() => mcp.close()));
+      return reply.send(answer);
+    }
     const text = await answer.text();
     await transport.close();
     await mcp.close();
@@ -101,4 +108,15 @@ const harness = (): McpNodeHarness => ({
 describe('MCP in the Fastify plugin (MCP server mounted in-process)', () => {
   mcpCaseTable(() => world, harness);
   mcpNodeAnswerCases(() => world, harness);
+
+  it('a list answer sent as a Web Response through reply.send() is filtered too', async () => {
+    const h = harness();
+    sendResponse = true;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 31, method: 'tools/list', params: {} });
+    const r = await h.send(await signedCall(world, h, body, '/mcp-json'), body);
+    expect(r.status).toBe(200);
+    const answer = JSON.parse(r.body) as { id: number; result: { tools: { name: string }[] } };
+    expect(answer.id).toBe(31);
+    expect(answer.result.tools.map((t) => t.name).sort()).toEqual(['search_docs', 'transfer_funds']);
+  });
 });

@@ -80,6 +80,14 @@ describe('filterMcpAnswer (the Node answer filter)', () => {
     };
     const implicit = await get();
     expect([implicit.status, implicit.body]).toEqual([202, filtered]);
+    writer = (res) => {
+      // As Fastify ends a streamed payload: end(null, null, null).
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(listAnswer);
+      res.end(null, null as unknown as BufferEncoding, null as unknown as () => void);
+    };
+    const nullEnd = await get();
+    expect([nullEnd.status, nullEnd.body]).toEqual([200, filtered]);
   });
 
   it('an answer that is neither JSON nor SSE passes untouched', async () => {

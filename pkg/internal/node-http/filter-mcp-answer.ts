@@ -189,9 +189,12 @@ export function filterMcpAnswer(
     return true;
   } as unknown as ServerResponse['write'];
 
-  res.end = function end(...args: [(Chunk | Callback)?, (BufferEncoding | Callback)?, Callback?]) {
+  res.end = function end(
+    ...args: [(Chunk | Callback | null)?, (BufferEncoding | Callback | null)?, Callback?]
+  ) {
     const [c, e, cb] = args;
-    const chunk = typeof c === 'function' ? undefined : c;
+    // `end(null, null, null)` (Fastify, after a stream) is an end without a chunk.
+    const chunk = typeof c === 'function' || c === null ? undefined : c;
     const encoding = typeof e === 'string' ? e : undefined;
     const callback = typeof c === 'function' ? c : typeof e === 'function' ? e : cb;
     const f = filter ?? start();
