@@ -340,7 +340,9 @@ describe('ext_authz gRPC: identity headers', () => {
     const upstream = applyOkResponse(headerLines(sent), res.ok_response!);
     const leftover = [...upstream.keys()].filter(
       (n) =>
-        n.startsWith('x-trustplane-') && !IDENTITY_HEADERS.includes(n) && n !== 'x-trustplane-body-verified',
+        n.startsWith('x-trustplane-') &&
+        !(IDENTITY_HEADERS as readonly string[]).includes(n) &&
+        n !== 'x-trustplane-body-verified',
     );
     // Before: the proof, nonce and every other caller-sent X-TrustPlane-* header went through.
     expect(leftover).toEqual([]);
