@@ -9,6 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
+  MAX_MCP_PATTERN_INPUT,
+  mcpArgumentRuleSchema,
   policyBundleSchema,
   policySourceSchema,
   spiffeBundleKeySchema,
@@ -39,6 +41,14 @@ function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
       { required: ['subject_exact'], not: { required: ['subject_prefix'] } },
       { required: ['subject_prefix'], not: { required: ['subject_exact'] } },
     ];
+  }
+  if (ctx.zodSchema === mcpArgumentRuleSchema) {
+    // A rule with `pattern` needs a bounded `max_length` (the string a pattern runs on).
+    ctx.jsonSchema.if = { required: ['pattern'] };
+    ctx.jsonSchema.then = {
+      required: ['max_length'],
+      properties: { max_length: { maximum: MAX_MCP_PATTERN_INPUT } },
+    };
   }
   if (ctx.zodSchema === spiffeBundleKeySchema) {
     ctx.jsonSchema.allOf = [

@@ -109,6 +109,7 @@ export { type RouteSourceEdit, type SourceSelector } from './source-edit.js';
 export {
   mcpArgumentRuleSchema,
   MAX_MCP_PATTERN_LENGTH,
+  MAX_MCP_PATTERN_INPUT,
   MAX_MCP_RULES,
   MAX_MCP_ARGUMENT_RULES,
 } from './mcp-policy-schema.js';

@@ -9,6 +9,8 @@ import { keyBindingSchema } from '../authcore/claims.js';
 
 /** Longest `pattern` of an argument rule (characters): patterns are compiled once per loaded bundle. */
 export const MAX_MCP_PATTERN_LENGTH = 256;
+/** Largest `max_length` of a rule with a `pattern`: the longest string a pattern ever runs on. */
+export const MAX_MCP_PATTERN_INPUT = 4096;
 /** Most rules of one kind (tools, resources, prompts) in one `mcp` option. */
 export const MAX_MCP_RULES = 256;
 /** Most argument constraints of one rule. */
@@ -46,35 +48,50 @@ function compiles(source: string): boolean {
  * One argument constraint: the value at `pointer` (RFC 6901 JSON Pointer into the call's
  * `arguments`) must satisfy every check given. A value that is absent passes unless `required`.
  */
-export const mcpArgumentRuleSchema = z.strictObject({
-  /** RFC 6901 JSON Pointer into the arguments object: `/amount`, `/to/account`, `/items/0`. */
-  pointer: z
-    .string()
-    .max(512)
-    .regex(/^(?:\/(?:[^~/]|~[01])*)+$/, 'must be an RFC 6901 JSON Pointer such as /amount'),
-  /** The value must be present. */
-  required: z.boolean().optional(),
-  /** The JSON type the value must have. */
-  type: z.enum(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null']).optional(),
-  /** The value must equal one of these (strings, numbers, booleans, null). */
-  enum: z.array(scalar).min(1).max(256).optional(),
-  /** A number no smaller than this. A non-number fails. */
-  min: z.number().optional(),
-  /** A number no larger than this. A non-number fails. */
-  max: z.number().optional(),
-  /**
-   * An ECMAScript regular expression (flag `u`) the whole string must match: it is anchored
-   * (`^(?:pattern)$`). A non-string fails. At most 256 characters, compiled once per bundle.
-   */
-  pattern: z
-    .string()
-    .min(1)
-    .max(MAX_MCP_PATTERN_LENGTH)
-    .refine(compiles, 'must be a valid ECMAScript regular expression')
-    .optional(),
-  /** A string of at most this many characters (UTF-16 code units), or an array of at most this many items. */
-  max_length: z.number().int().nonnegative().max(1_000_000).optional(),
-});
+export const mcpArgumentRuleSchema = z
+  .strictObject({
+    /** RFC 6901 JSON Pointer into the arguments object: `/amount`, `/to/account`, `/items/0`. */
+    pointer: z
+      .string()
+      .max(512)
+      .regex(/^(?:\/(?:[^~/]|~[01])*)+$/, 'must be an RFC 6901 JSON Pointer such as /amount'),
+    /** The value must be present. */
+    required: z.boolean().optional(),
+    /** The JSON type the value must have. */
+    type: z.enum(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null']).optional(),
+    /** The value must equal one of these (strings, numbers, booleans, null). */
+    enum: z.array(scalar).min(1).max(256).optional(),
+    /** A number no smaller than this. A non-number fails. */
+    min: z.number().optional(),
+    /** A number no larger than this. A non-number fails. */
+    max: z.number().optional(),
+    /**
+     * An ECMAScript regular expression (flag `u`) the whole string must match: it is anchored
+     * (`^(?:pattern)$`). A non-string fails. At most 256 characters, compiled once per bundle.
+     */
+    pattern: z
+      .string()
+      .min(1)
+      .max(MAX_MCP_PATTERN_LENGTH)
+      .refine(compiles, 'must be a valid ECMAScript regular expression')
+      .optional(),
+    /** A string of at most this many characters (UTF-16 code units), or an array of at most this many items. */
+    max_length: z.number().int().nonnegative().max(1_000_000).optional(),
+  })
+  .superRefine((rule, ctx) => {
+    // A backtracking pattern costs time exponential in the input's length: with `pattern`, the
+    // length is bounded (and checked before the pattern runs), so the policy author sees the bound.
+    if (
+      rule.pattern !== undefined &&
+      (rule.max_length === undefined || rule.max_length > MAX_MCP_PATTERN_INPUT)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a rule with pattern needs max_length (at most ${MAX_MCP_PATTERN_INPUT})`,
+        path: ['max_length'],
+      });
+    }
+  });
 
 /**
  * Build the `mcp` route option's schema from the bundle's source and context-policy schemas.

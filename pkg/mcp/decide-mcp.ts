@@ -6,11 +6,13 @@ import type { McpPolicy } from '../bundle/policy-bundle-schema.js';
 import {
   compileMcpPolicy,
   type CompiledArgumentRule,
+  type CompiledMcpPolicy,
   type CompiledRule,
   type McpCallerRules,
 } from './compile-policy.js';
 import { parseJsonRpcBody, type JsonRpcId, type McpMessage } from './json-rpc.js';
 import { resolvePointer } from './json-pointer.js';
+import { isCanonicalResourceUri } from './resource-uri.js';
 
 /**
  * Whether the verified caller meets a rule's own caller rules (sources narrowing the route's,
@@ -61,10 +63,21 @@ export interface McpListFilterSpec {
   visible(kind: 'tool' | 'resource' | 'prompt', name: string): boolean;
 }
 
+/** Methods that name one resource by `params.uri`, decided by the resource rules. */
+const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
+
 const LIST_METHODS = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list']);
 
 const typeOf = (v: unknown): string =>
   v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? 'number' : typeof v;
+
+/** True when the rule constrains a number (its checks compare doubles). */
+const numericRule = (rule: CompiledArgumentRule['rule']): boolean =>
+  rule.type === 'number' ||
+  rule.type === 'integer' ||
+  rule.min !== undefined ||
+  rule.max !== undefined ||
+  rule.enum !== undefined;
 
 /** The first argument constraint `args` breaks (its pointer), or undefined. */
 function argumentProblem(rules: readonly CompiledArgumentRule[], args: unknown): string | undefined {
@@ -76,6 +89,12 @@ function argumentProblem(rules: readonly CompiledArgumentRule[], args: unknown):
     }
     const v = at.value;
     const t = typeOf(v);
+    // JSON.parse rounds a number to a double: beyond 2^53 the text the upstream parses (Python,
+    // Go int64, Java long read it exactly) may not be the value compared here (10000000000000001
+    // reads as 1e16). A constrained number must be exactly representable: |v| <= 2^53 - 1.
+    if (typeof v === 'number' && numericRule(rule) && !(Math.abs(v) <= Number.MAX_SAFE_INTEGER)) {
+      return rule.pointer;
+    }
     if (rule.type !== undefined) {
       const ok = rule.type === 'integer' ? typeof v === 'number' && Number.isInteger(v) : t === rule.type;
       if (!ok) return rule.pointer;
@@ -83,11 +102,13 @@ function argumentProblem(rules: readonly CompiledArgumentRule[], args: unknown):
     if (rule.enum !== undefined && !rule.enum.some((e) => e === v)) return rule.pointer;
     if (rule.min !== undefined && (typeof v !== 'number' || v < rule.min)) return rule.pointer;
     if (rule.max !== undefined && (typeof v !== 'number' || v > rule.max)) return rule.pointer;
-    if (pattern !== undefined && (typeof v !== 'string' || !pattern.test(v))) return rule.pointer;
     if (rule.max_length !== undefined) {
       const length = typeof v === 'string' ? v.length : Array.isArray(v) ? v.length : undefined;
       if (length === undefined || length > rule.max_length) return rule.pointer;
     }
+    // Last: the regular expression only ever runs on a string within max_length (the schema
+    // requires max_length with pattern), so its cost is bounded by the policy's own limit.
+    if (pattern !== undefined && (typeof v !== 'string' || !pattern.test(v))) return rule.pointer;
   }
   return undefined;
 }
@@ -122,8 +143,9 @@ const stringParam = (m: McpMessage, name: string): string | undefined => {
  * - `tools/call`: the first rule whose name pattern matches; none, or the caller fails its
  *   sources/key binding/context: `mcp_tool_denied`; an argument constraint broken:
  *   `mcp_argument_denied`;
- * - `resources/read` by URI (`mcp_resource_denied`), `prompts/get` by name (`mcp_prompt_denied`,
- *   arguments as for tools).
+ * - `resources/read`, `resources/subscribe` and `resources/unsubscribe` by URI, which must be in
+ *   canonical form (`mcp_resource_denied`); `prompts/get` by name (`mcp_prompt_denied`, arguments
+ *   as for tools); `completion/complete` by its `ref` (a prompt name or a resource template).
  * @param policy the route's `mcp` option
  * @param body the exact verified body bytes
  * @param check the caller check of a rule (the verifier's source policy)
@@ -188,10 +210,15 @@ export function decideMcp(policy: McpPolicy, body: Uint8Array, check: McpCallerC
       const name = stringParam(m, 'name');
       if (name !== undefined) call.tool = name;
       refusal = decideNamed(compiled.prompts, name, args, 'mcp_prompt_denied', callerFails);
-    } else if (refusal === undefined && m.method === 'resources/read') {
+    } else if (refusal === undefined && RESOURCE_METHODS.has(m.method)) {
       const uri = stringParam(m, 'uri');
       if (uri !== undefined) call.uri = uri.slice(0, 2048);
-      refusal = decideNamed(compiled.resources, uri, undefined, 'mcp_resource_denied', callerFails);
+      refusal =
+        uri !== undefined && !isCanonicalResourceUri(uri)
+          ? new TrustplaneError('mcp_resource_denied', 'the resource URI is not in canonical form')
+          : decideNamed(compiled.resources, uri, undefined, 'mcp_resource_denied', callerFails);
+    } else if (refusal === undefined && m.method === 'completion/complete') {
+      refusal = decideCompletion(compiled, m, call, callerFails);
     } else if (refusal === undefined && LIST_METHODS.has(m.method) && m.id !== undefined) {
       lists.set(m.id, m.method);
     }
@@ -242,4 +269,32 @@ function decideNamed(
     );
   }
   return undefined;
+}
+
+/**
+ * `completion/complete` asks the server for argument values of a prompt (`ref/prompt`, by name)
+ * or of a resource template (`ref/resource`, by its template text): the prompt or resource rules
+ * decide it as they decide `prompts/get` and `resources/templates/list` (the template text is
+ * matched as it is, as the list filter does; a template is not a URI).
+ */
+function decideCompletion(
+  compiled: CompiledMcpPolicy,
+  m: McpMessage,
+  call: Record<string, unknown>,
+  callerFails: (rule: CompiledRule) => ReasonCode | undefined,
+): TrustplaneError | undefined {
+  const ref = m.params?.ref;
+  if (typeof ref !== 'object' || ref === null || Array.isArray(ref)) {
+    return new TrustplaneError('mcp_invalid_jsonrpc', 'the completion names no prompt or resource');
+  }
+  const { type, name, uri } = ref as Record<string, unknown>;
+  if (type === 'ref/prompt' && typeof name === 'string' && name.length <= 4096) {
+    call.tool = name;
+    return decideNamed(compiled.prompts, name, undefined, 'mcp_prompt_denied', callerFails);
+  }
+  if (type === 'ref/resource' && typeof uri === 'string' && uri.length <= 4096) {
+    call.uri = uri.slice(0, 2048);
+    return decideNamed(compiled.resources, uri, undefined, 'mcp_resource_denied', callerFails);
+  }
+  return new TrustplaneError('mcp_invalid_jsonrpc', 'the completion names no prompt or resource');
 }

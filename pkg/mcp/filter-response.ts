@@ -84,6 +84,9 @@ export class McpSseFilter {
   readonly #decoder = new TextDecoder('utf-8');
   readonly #encoder = new TextEncoder();
   #pending = '';
+  /** Where the scan of `#pending` goes on, and where its current line starts. */
+  #scan = 0;
+  #lineStart = 0;
 
   constructor(spec: McpListFilterSpec) {
     this.#spec = spec;
@@ -95,14 +98,7 @@ export class McpSseFilter {
    */
   push(chunk: Uint8Array): Uint8Array {
     this.#pending += this.#decoder.decode(chunk, { stream: true });
-    let out = '';
-    for (;;) {
-      const end = /\r\n\r\n|\n\n|\r\r/.exec(this.#pending);
-      if (end === null) break;
-      const cut = end.index + end[0].length;
-      out += this.#event(this.#pending.slice(0, cut));
-      this.#pending = this.#pending.slice(cut);
-    }
+    const out = this.#drain(false);
     if (this.#pending.length > MAX_MCP_FILTERED_MESSAGE_BYTES) {
       throw new RangeError('an event of the MCP answer stream is too large to filter');
     }
@@ -111,9 +107,45 @@ export class McpSseFilter {
 
   /** The stream ended: the rest (an unterminated last event passes through the filter too). */
   end(): Uint8Array {
-    const rest = this.#pending + this.#decoder.decode();
+    this.#pending += this.#decoder.decode();
+    let out = this.#drain(true);
+    if (this.#pending !== '') out += this.#event(this.#pending);
     this.#pending = '';
-    return rest === '' ? new Uint8Array(0) : this.#encoder.encode(this.#event(rest));
+    this.#scan = 0;
+    this.#lineStart = 0;
+    return out === '' ? new Uint8Array(0) : this.#encoder.encode(out);
+  }
+
+  /**
+   * Cut the complete events off `#pending` as the SSE specification frames them (the SDK client's
+   * parser does the same): a line ends with CRLF, LF or CR, and an empty line ends an event, so
+   * `\n\r\n` and `\r\n\r` end one too. A CR at the end of the text waits for the next chunk
+   * (it may be the first half of a CRLF), unless the stream ended.
+   */
+  #drain(final: boolean): string {
+    const text = this.#pending;
+    const eol = /\r\n|\n|\r/g;
+    eol.lastIndex = this.#scan;
+    let lineStart = this.#lineStart;
+    let start = 0;
+    let scan = text.length;
+    let out = '';
+    for (let m = eol.exec(text); m !== null; m = eol.exec(text)) {
+      const after = m.index + m[0].length;
+      if (!final && m[0] === '\r' && after === text.length) {
+        scan = m.index;
+        break;
+      }
+      if (m.index === lineStart) {
+        out += this.#event(text.slice(start, after));
+        start = after;
+      }
+      lineStart = after;
+    }
+    this.#pending = text.slice(start);
+    this.#scan = Math.max(0, scan - start);
+    this.#lineStart = lineStart - start;
+    return out;
   }
 
   /** One raw event (its text with the terminating blank line): rewritten or as is. */
@@ -125,11 +157,15 @@ export class McpSseFilter {
       else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
     }
     if (data.length === 0) return raw;
+    const text = data.join('\n');
+    if (text === '') return raw;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(data.join('\n'));
+      parsed = JSON.parse(text);
     } catch {
-      return raw;
+      // Fail closed: data that is not JSON may be a list answer this filter could not read (the
+      // agent's SDK could not parse it either). The event is dropped, not passed unfiltered.
+      return '';
     }
     const filtered = filterJsonRpcAnswer(parsed, this.#spec);
     if (filtered === undefined) return raw;

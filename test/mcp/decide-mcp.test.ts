@@ -37,7 +37,7 @@ const base = policy({
         { pointer: '/kind', enum: ['a', 'b'] },
       ],
     },
-    { name: 'mail', arguments: [{ pointer: '/to', pattern: '[a-z]+@example\\.org' }] },
+    { name: 'mail', arguments: [{ pointer: '/to', pattern: '[a-z]+@example\\.org', max_length: 254 }] },
     {
       name: 'admin_*',
       allowed_sources: [

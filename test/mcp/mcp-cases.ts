@@ -25,7 +25,7 @@ export const MCP_POLICY = {
       name: 'transfer_funds',
       arguments: [
         { pointer: '/amount', required: true, type: 'number', min: 0, max: 100 },
-        { pointer: '/to', required: true, pattern: 'acct-[0-9]{1,12}' },
+        { pointer: '/to', required: true, pattern: 'acct-[0-9]{1,12}', max_length: 17 },
       ],
     },
   ],
