@@ -378,8 +378,8 @@ async function adapterHarness(
   const sink = new MemoryAuditSink();
   const replay = new HookedReplayStore();
   const files = writeWorld(world);
-  const docs = { A: await policyDoc('A'), B: await policyDoc('B') };
-  writeFileSync(files.policyBundle, docs.A);
+  let generation = 0;
+  writeFileSync(files.policyBundle, await policyDoc('A'));
   const config = resolveAdapterConfig({
     flags: {
       mode,
@@ -408,7 +408,7 @@ async function adapterHarness(
   const grpc =
     mode === 'ext-authz-grpc' ? new ExtAuthzClient(`127.0.0.1:${adapter.address.port}`) : undefined;
   const load = async (v: 'A' | 'B') => {
-    writeFileSync(files.policyBundle, docs[v]);
+    writeFileSync(files.policyBundle, await policyDoc(v, ++generation));
     const outcome = await adapter.reload();
     expect(outcome.policy).not.toBe('failed');
   };
@@ -519,11 +519,16 @@ async function checkOutcome(client: ExtAuthzClient, req: CaseRequest): Promise<O
   };
 }
 
-async function policyDoc(version: 'A' | 'B'): Promise<string> {
+/**
+ * Policy version A or B as signed file text. `generation` moves `issued_at` forward: a file reload
+ * refuses an older document, and another document under the same `issued_at` (bundle_conflict).
+ */
+async function policyDoc(version: 'A' | 'B', generation = 0): Promise<string> {
   const doc = structuredClone(world.policyDoc);
   delete doc.signature;
   delete doc.signed_by;
   tableRoutes(doc, version);
+  doc.issued_at = (doc.issued_at as number) + generation;
   const { signDocument } = await import('../pkg/bundle/index.js');
   const signedDoc = await signDocument(doc, world.bundleSigner, {
     issuer: 'https://bundles.example',
