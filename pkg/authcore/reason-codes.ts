@@ -219,7 +219,7 @@ const table = {
     status: 400,
     layer: 'policy',
     summary:
-      'On an MCP route, the body is not a JSON-RPC 2.0 message (or batch) within the limits: not JSON, a missing `jsonrpc`/`method`, nesting or size over the caps.',
+      'On an MCP route, the body is not a JSON-RPC 2.0 message (or batch) within the limits: not JSON, a missing `jsonrpc`/`method`, nesting or size over the caps; or the request is not `Content-Type: application/json` with no charset or `charset=utf-8`, or its body is encoded (`Content-Encoding`).',
     retryable: false,
   },
   mcp_method_denied: {

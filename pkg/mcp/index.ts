@@ -8,6 +8,8 @@ export {
   type McpBody,
 } from './json-rpc.js';
 export { compileGlob } from './glob.js';
+export { isCanonicalResourceUri } from './resource-uri.js';
+export { mcpRequestEncodingProblem } from './request-encoding.js';
 export { resolvePointer, pointerTokens, type PointerResult } from './json-pointer.js';
 export {
   compileMcpPolicy,

@@ -7,12 +7,13 @@ import {
   JSONRPC_INVALID_REQUEST,
   JSONRPC_PARSE_ERROR,
   mcpDenyBody,
+  mcpRequestEncodingProblem,
   type McpCallerCheck,
   type McpVerdict,
 } from '../mcp/index.js';
 import { denyFrom, type AllowDecision, type Decision } from './decision.js';
 import type { DenyAnswer } from './deny-answer.js';
-import type { NormalizedRequest } from './normalized-request.js';
+import { getHeader, type NormalizedRequest } from './normalized-request.js';
 import { evaluateSourcePolicy, type SourcePolicySubject } from './source-policy.js';
 
 /** What the MCP stage concluded for one request on an MCP route. */
@@ -114,6 +115,15 @@ export async function runMcpStage(
   request: Request | NormalizedRequest,
   maxBodyBytes: number,
 ): Promise<McpStageResult> {
+  // The body is decided as UTF-8 JSON: a request the upstream would decode otherwise is refused
+  // before its bytes are read (a charset such as utf-7 makes the same bytes another call).
+  const header = (name: string) =>
+    request instanceof Request ? (request.headers.get(name) ?? undefined) : getHeader(request.headers, name);
+  const problem = mcpRequestEncodingProblem(header('content-type'), header('content-encoding'));
+  if (problem !== undefined) {
+    const deny = new TrustplaneError('mcp_invalid_jsonrpc', problem);
+    return { decision: denyFrom(deny, 'mcp', allow), verdict: { calls: [], ids: [], deny, receipt: false } };
+  }
   let bytes: Uint8Array;
   try {
     bytes = await bodyBytes(request, maxBodyBytes);
