@@ -13,6 +13,7 @@ import { registerPolicyTest } from './commands/policy-test.js';
 import { registerReceipt } from './commands/receipt.js';
 import { registerSign } from './commands/sign.js';
 import { errnoCode, formatError } from './io.js';
+import { usageLine } from './usage.js';
 
 /** Build the `trustplane` program (exported for tests). */
 export function buildProgram(): Command {
@@ -47,20 +48,6 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** The verbs of `args` (`bundle verify`), as far as they name commands of `program`. */
-function verbPath(program: Command, args: readonly string[]): string[] {
-  const path: string[] = [];
-  let cmd = program;
-  for (const arg of args) {
-    if (arg.startsWith('-')) break;
-    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
-    if (sub === undefined) break;
-    path.push(sub.name());
-    cmd = sub;
-  }
-  return path;
-}
-
 /**
  * Run the CLI with `argv` (`process.argv` shape: node, script, args...) and return its exit status.
  * Importing this module has no side effect, so tests run verbs in-process; `main.ts` is the entry.
@@ -76,11 +63,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // Help and version exit 0; `trustplane bundle` alone prints its help to stderr (exit 2).
       if (e.exitCode === 0 || e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
-      const message = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
-      const verbs = verbPath(program, argv.slice(2));
-      process.stderr.write(
-        `trustplane: usage: ${message} (see trustplane ${[...verbs, '--help'].join(' ')})\n`,
-      );
+      process.stderr.write(`${usageLine(program, argv, e)}\n`);
       return 2;
     }
     if (errnoCode(e) === 'EPIPE') return 0;

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -189,6 +190,23 @@ describe('files and ports', () => {
 });
 
 describe('usage errors are one line, not the whole help', () => {
+  it('trustplane-adapter too (a process: its own binary)', async () => {
+    const bin = path.resolve('dist/cmd/trustplane-adapter/main.js');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [bin, '--bogus'],
+        { encoding: 'utf8', timeout: 60_000 },
+        (error, _out, stderr) =>
+          resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stderr }),
+      );
+    });
+    expect(r).toEqual({
+      code: 2,
+      stderr: "trustplane-adapter: usage: unknown option '--bogus' (see trustplane-adapter --help)\n",
+    });
+  }, 60_000);
+
   it.each([
     [
       ['gen-key', '--bogus'],
