@@ -255,6 +255,13 @@ const table = {
     summary: 'On an MCP route, `prompts/get` names a prompt no `mcp.prompts` rule admits for this caller.',
     retryable: false,
   },
+  mcp_session_mismatch: {
+    status: 403,
+    layer: 'policy',
+    summary:
+      'On an MCP route, the `Mcp-Session-Id` was first used by another caller (issuer and subject): a session belongs to the caller that used it first at this verifier.',
+    retryable: false,
+  },
   unverifiable_body: {
     status: 403,
     layer: 'policy',

@@ -59,6 +59,12 @@ export interface McpVerdict {
 export interface McpListFilterSpec {
   /** Request id → list method (`tools/list`, `resources/list`, `resources/templates/list`, `prompts/list`). */
   readonly requests: ReadonlyMap<JsonRpcId, string>;
+  /**
+   * Filter every answer whose result holds a `tools`, `resources`, `resourceTemplates` or
+   * `prompts` array, whatever its id (a `GET` stream, which may replay answers to earlier
+   * requests). Default false: only the answers to `requests`.
+   */
+  readonly anyAnswer?: boolean;
   /** True when the caller may see (and use) the tool, resource URI or prompt of that name. */
   visible(kind: 'tool' | 'resource' | 'prompt', name: string): boolean;
 }
@@ -225,12 +231,7 @@ export function decideMcp(policy: McpPolicy, body: Uint8Array, check: McpCallerC
     deny ??= refusal;
     calls.push(call as unknown as McpAuditCall);
   });
-  const visible = (kind: 'tool' | 'resource' | 'prompt', name: string): boolean => {
-    const rules =
-      kind === 'tool' ? compiled.tools : kind === 'prompt' ? compiled.prompts : compiled.resources;
-    const rule = firstMatch(rules, name);
-    return rule !== undefined && callerFails(rule) === undefined;
-  };
+  const visible = visibility(compiled, callerFails);
   return {
     calls,
     ids,
@@ -238,6 +239,38 @@ export function decideMcp(policy: McpPolicy, body: Uint8Array, check: McpCallerC
     ...(deny !== undefined ? { deny } : {}),
     ...(lists.size > 0 ? { lists: { requests: lists, visible } } : {}),
   };
+}
+
+/** What the caller may see in a list: the first matching rule admits the caller. */
+function visibility(
+  compiled: CompiledMcpPolicy,
+  callerFails: (rule: CompiledRule) => ReasonCode | undefined,
+): McpListFilterSpec['visible'] {
+  return (kind, name) => {
+    const rules =
+      kind === 'tool' ? compiled.tools : kind === 'prompt' ? compiled.prompts : compiled.resources;
+    const rule = firstMatch(rules, name);
+    return rule !== undefined && callerFails(rule) === undefined;
+  };
+}
+
+/**
+ * The verdict on a request without a JSON-RPC body on an MCP route (`GET`: the server's event
+ * stream; `DELETE`: the session's end): nothing to decide per call; a `GET` stream is filtered as
+ * a list answer wherever a message's result holds a list (`anyAnswer`), since a server with an
+ * event store replays answers to earlier list requests on it (`Last-Event-ID`).
+ * @param policy the route's `mcp` option
+ * @param method the HTTP method
+ * @param check the caller check of a rule (the verifier's source policy)
+ * @returns the verdict (never a deny)
+ */
+export function decideMcpStream(policy: McpPolicy, method: string, check: McpCallerCheck): McpVerdict {
+  const compiled = compileMcpPolicy(policy);
+  const lists: McpListFilterSpec | undefined =
+    method === 'GET'
+      ? { requests: new Map(), anyAnswer: true, visible: visibility(compiled, callerCache(check)) }
+      : undefined;
+  return { calls: [], ids: [], receipt: false, ...(lists !== undefined ? { lists } : {}) };
 }
 
 function decideNamed(

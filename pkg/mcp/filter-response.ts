@@ -6,8 +6,17 @@ export const MAX_MCP_FILTERED_MESSAGE_BYTES = 8 * 1024 * 1024;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const LIST_KEYS = ['tools', 'resources', 'resourceTemplates', 'prompts'];
+
+/** The result holds a list the filter narrows. */
+const holdsList = (result: Record<string, unknown>) => LIST_KEYS.some((k) => Array.isArray(result[k]));
+
 /** Filter one list result in place-free fashion: a new result with only the visible entries. */
-function filterResult(method: string, result: Record<string, unknown>, spec: McpListFilterSpec) {
+function filterResult(
+  method: string,
+  result: Record<string, unknown>,
+  spec: McpListFilterSpec,
+): Record<string, unknown> {
   const keep = (key: string, kind: 'tool' | 'resource' | 'prompt', field: string) => {
     const list = result[key];
     if (!Array.isArray(list)) return result;
@@ -28,6 +37,14 @@ function filterResult(method: string, result: Record<string, unknown>, spec: Mcp
       return keep('resources', 'resource', 'uri');
     case 'resources/templates/list':
       return keep('resourceTemplates', 'resource', 'uriTemplate');
+    case '*': {
+      // Any answer (a GET stream): every list the result holds.
+      let out = result;
+      for (const m of ['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']) {
+        out = filterResult(m, out, spec);
+      }
+      return out;
+    }
     default:
       return result;
   }
@@ -44,7 +61,8 @@ export function filterJsonRpcAnswer(answer: unknown, spec: McpListFilterSpec): u
     if (!isObject(m) || !isObject(m.result)) return m;
     const id = m.id;
     if (typeof id !== 'string' && typeof id !== 'number') return m;
-    const method = spec.requests.get(id);
+    const method =
+      spec.requests.get(id) ?? (spec.anyAnswer === true && holdsList(m.result) ? '*' : undefined);
     if (method === undefined) return m;
     changed = true;
     return { ...m, result: filterResult(method, m.result, spec) };

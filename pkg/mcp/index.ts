@@ -10,6 +10,7 @@ export {
 export { compileGlob } from './glob.js';
 export { isCanonicalResourceUri } from './resource-uri.js';
 export { mcpRequestEncodingProblem } from './request-encoding.js';
+export { McpSessionBindings, MAX_MCP_SESSIONS, MAX_MCP_SESSION_ID_LENGTH } from './session-bindings.js';
 export { resolvePointer, pointerTokens, type PointerResult } from './json-pointer.js';
 export {
   compileMcpPolicy,
@@ -21,6 +22,7 @@ export {
 } from './compile-policy.js';
 export {
   decideMcp,
+  decideMcpStream,
   MAX_AUDITED_ARGUMENTS,
   type McpCallerCheck,
   type McpAuditCall,

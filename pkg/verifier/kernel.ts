@@ -15,7 +15,7 @@ import {
   type TrustplaneMaterial,
 } from './kernel-options.js';
 import { DEFAULT_MAX_BODY_BYTES, type NormalizedRequest } from './normalized-request.js';
-import type { McpVerdict } from '../mcp/index.js';
+import { McpSessionBindings, type McpVerdict } from '../mcp/index.js';
 import { mcpDenyAnswer, runMcpStage } from './mcp-stage.js';
 import { verifyRequest, type VerifierContext } from './verify-request.js';
 
@@ -136,6 +136,8 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
   });
   const { observe, receipts, clock } = options;
   const receiptIssuer = options.instance ?? options.component;
+  // MCP routes: which caller used each Mcp-Session-Id first (bounded, per kernel).
+  const mcpSessions = new McpSessionBindings();
 
   /**
    * The verifier context of a material snapshot, built once per snapshot (a reload makes a new
@@ -188,6 +190,7 @@ export function createEnforcementKernel(options: EnforcementKernelOptions): Enfo
             decision,
             input.request,
             v.maxBodyBytes,
+            mcpSessions,
           );
           decision = stage.decision;
           verdict = stage.verdict;

@@ -4,7 +4,10 @@ import type { PassportClaims } from '../authcore/claims.js';
 import type { McpPolicy, PolicyRoute } from '../bundle/policy-bundle-schema.js';
 import {
   decideMcp,
+  decideMcpStream,
   JSONRPC_INVALID_REQUEST,
+  MAX_MCP_SESSION_ID_LENGTH,
+  type McpSessionBindings,
   JSONRPC_PARSE_ERROR,
   mcpDenyBody,
   mcpRequestEncodingProblem,
@@ -107,6 +110,7 @@ function callerCheck(route: PolicyRoute, allow: AllowDecision): McpCallerCheck {
  * @param allow the pipeline's allow
  * @param request what the point handed the kernel
  * @param maxBodyBytes the point's body limit
+ * @param sessions the kernel's MCP session bindings (`Mcp-Session-Id` → first caller)
  * @returns the decision that stands and the verdict
  */
 export async function runMcpStage(
@@ -114,11 +118,31 @@ export async function runMcpStage(
   allow: AllowDecision,
   request: Request | NormalizedRequest,
   maxBodyBytes: number,
+  sessions?: McpSessionBindings,
 ): Promise<McpStageResult> {
-  // The body is decided as UTF-8 JSON: a request the upstream would decode otherwise is refused
-  // before its bytes are read (a charset such as utf-7 makes the same bytes another call).
   const header = (name: string) =>
     request instanceof Request ? (request.headers.get(name) ?? undefined) : getHeader(request.headers, name);
+  // A session belongs to the caller that used it first (its event stream replays earlier answers):
+  // another caller is refused with the normal deny, as any identity failure.
+  const sessionId = header('mcp-session-id');
+  if (sessionId !== undefined && sessions !== undefined) {
+    const refusal =
+      sessionId.length > MAX_MCP_SESSION_ID_LENGTH
+        ? new TrustplaneError('mcp_invalid_jsonrpc', 'the Mcp-Session-Id is too long')
+        : !sessions.bind(sessionId, `${allow.issuer}\n${allow.subject}`)
+          ? new TrustplaneError('mcp_session_mismatch', 'the MCP session was first used by another caller')
+          : undefined;
+    if (refusal !== undefined) return { decision: denyFrom(refusal, 'mcp', allow) };
+  }
+  if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'DELETE') {
+    // No JSON-RPC body: the server's event stream (filtered as list answers) or the session's end.
+    return {
+      decision: allow,
+      verdict: decideMcpStream(route.mcp, request.method, callerCheck(route, allow)),
+    };
+  }
+  // The body is decided as UTF-8 JSON: a request the upstream would decode otherwise is refused
+  // before its bytes are read (a charset such as utf-7 makes the same bytes another call).
   const problem = mcpRequestEncodingProblem(header('content-type'), header('content-encoding'));
   if (problem !== undefined) {
     const deny = new TrustplaneError('mcp_invalid_jsonrpc', problem);
