@@ -7,8 +7,12 @@ import { RECEIPT_VERSION, signReceipt, type ReceiptPayload } from '../../pkg/aud
 import { generateSigningKey, type SigningKey } from '../../pkg/authcore/signing-key.js';
 import { signDocument, type TrustMaterial } from '../../pkg/bundle/index.js';
 import { CLI } from '../helpers/adapter-process.js';
+import { cliInProcess } from '../helpers/cli.js';
 
-/* The BUILT CLI (`npm run build` first): `trustplane receipt verify` against signed trust material. */
+/*
+ * `trustplane receipt verify` against signed trust material: in-process, and once as the BUILT CLI
+ * (`npm run build` first) for stdin.
+ */
 
 const dir = mkdtempSync(path.join(tmpdir(), 'trustplane-receipt-'));
 const f = (name: string) => path.join(dir, name);
@@ -18,11 +22,13 @@ const ADAPTER = 'edge-1';
 const T0 = 1_767_225_600;
 const DAY = 86_400;
 
-function cli(args: string[], input?: string) {
+/** The verb in-process (test/helpers/cli.ts); with stdin input, the built CLI as a process. */
+async function cli(args: string[], input?: string) {
+  if (input === undefined) return cliInProcess(args);
   const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
     input,
-    timeout: 20_000,
+    timeout: 60_000,
     env: { ...process.env, NO_COLOR: '1' },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -90,8 +96,8 @@ beforeAll(async () => {
 });
 
 describe('trustplane receipt verify', () => {
-  it('verifies a receipt from a file and prints its summary (exit 0)', () => {
-    const r = cli(['receipt', 'verify', '--receipt', `@${f('receipt.jws')}`, ...trustFlags]);
+  it('verifies a receipt from a file and prints its summary (exit 0)', async () => {
+    const r = await cli(['receipt', 'verify', '--receipt', `@${f('receipt.jws')}`, ...trustFlags]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('receipt valid');
@@ -107,10 +113,10 @@ describe('trustplane receipt verify', () => {
     expect(r.stdout).toContain('2026-01-31T00:00:00.000Z');
   });
 
-  it('takes the receipt literally or on stdin, the key as --bundle-public-key, and prints JSON', () => {
-    const literal = cli(['receipt', 'verify', '--receipt', receipt, ...trustFlags]);
+  it('takes the receipt literally or on stdin, the key as --bundle-public-key, and prints JSON', async () => {
+    const literal = await cli(['receipt', 'verify', '--receipt', receipt, ...trustFlags]);
     expect(literal.code).toBe(0);
-    const r = cli(
+    const r = await cli(
       [
         'receipt',
         'verify',
@@ -138,10 +144,10 @@ describe('trustplane receipt verify', () => {
     });
   });
 
-  it('a tampered receipt exits 1 with receipt_signature_invalid', () => {
+  it('a tampered receipt exits 1 with receipt_signature_invalid', async () => {
     const [h, p, s] = receipt.split('.') as [string, string, string];
     const flipped = `${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
-    const r = cli(['receipt', 'verify', '--receipt', `${h}.${p}.${flipped}`, ...trustFlags]);
+    const r = await cli(['receipt', 'verify', '--receipt', `${h}.${p}.${flipped}`, ...trustFlags]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('trustplane: receipt_signature_invalid: signature verification failed\n');
@@ -154,13 +160,13 @@ describe('trustplane receipt verify', () => {
     ['receipt_malformed', () => Promise.resolve('not-a-receipt'), []],
   ];
   it.each(failures)('exits 1 with %s', async (code, make, extra) => {
-    const r = cli(['receipt', 'verify', '--receipt', await make(), ...trustFlags, ...extra]);
+    const r = await cli(['receipt', 'verify', '--receipt', await make(), ...trustFlags, ...extra]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^trustplane: ${code}: `));
   });
 
-  it('refuses trust material signed by another key, and needs a trust-material key', () => {
-    const other = cli([
+  it('refuses trust material signed by another key, and needs a trust-material key', async () => {
+    const other = await cli([
       'receipt',
       'verify',
       '--receipt',
@@ -172,14 +178,21 @@ describe('trustplane receipt verify', () => {
     ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/^trustplane: bundle_signature_invalid: /);
-    const missing = cli(['receipt', 'verify', '--receipt', receipt, '--trust-material', f('trust.json')]);
+    const missing = await cli([
+      'receipt',
+      'verify',
+      '--receipt',
+      receipt,
+      '--trust-material',
+      f('trust.json'),
+    ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^trustplane: usage: .*--trust-material-public-key/);
   });
 
-  it('--help shows an example of the verb', () => {
+  it('--help shows an example of the verb', async () => {
     for (const verb of [['receipt'], ['receipt', 'verify']]) {
-      const r = cli([...verb, '--help']);
+      const r = await cli([...verb, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Examples?:$/m);
       expect(r.stdout).toMatch(new RegExp(`^ {2}trustplane ${verb.join(' ')} `, 'm'));
