@@ -2,11 +2,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { Hono } from 'hono';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildToolServer, ToolServerState } from '../../examples/mcp-agent/tools.js';
 import { MemoryReplayStore } from '../../pkg/authcore/index.js';
 import { ProtectedClient, selfIssuedPassports } from '../../pkg/client/index.js';
+import { trustplane as honoTrustplane, type TrustplaneEnv } from '../../pkg/middleware/hono/index.js';
 import { trustplane } from '../../pkg/middleware/node/index.js';
 import { sendSigned, startTestAdapter, type TestAdapter } from '../helpers/adapter.js';
 import { createWorld, NOW, SOFTWARE_ISSUER, TRUST_DOMAIN, type World } from '../helpers/fixture.js';
@@ -17,7 +20,9 @@ import { MCP_AUDIENCE, mcpPolicyPatch } from './mcp-cases.js';
 // iconv-lite) as UTF-7: a `search_docs` call becomes a `delete_repository` call, an argument
 // in bounds becomes one out of bounds. Run at the adapter (proxy) in front of the SDK's own
 // Express app (createMcpExpressApp: express.json()), and at the Node middleware in front of
-// express.json(). One adapter and two Express servers for the file.
+// express.json(); the same kernel check at the Hono middleware (Web Request; Request.json() reads
+// UTF-8 whatever the charset, so there it is a refusal, not a differential). One adapter and two
+// Express servers for the file.
 
 let world: World;
 let adapter: TestAdapter;
@@ -26,6 +31,9 @@ let node: http.Server;
 let nodeBase: string;
 const upstreamState = new ToolServerState();
 const nodeState = new ToolServerState();
+const honoState = new ToolServerState();
+const HONO_BASE = 'http://tools.local';
+let hono: Hono<TrustplaneEnv>;
 
 /** The SDK's Streamable HTTP transport over what express.json() parsed (the SDK's own recipe). */
 const mcpHandler = (state: ToolServerState) => async (req: express.Request, res: express.Response) => {
@@ -67,6 +75,24 @@ beforeAll(async () => {
   const n = await listen(app);
   node = n.server;
   nodeBase = n.base;
+  hono = new Hono<TrustplaneEnv>();
+  hono.use(
+    '*',
+    honoTrustplane({
+      trust: world.trust,
+      policy: world.policy,
+      replayStore: new MemoryReplayStore(),
+      clock: () => NOW,
+    }),
+  );
+  hono.post('/mcp', async (c) => {
+    const body: unknown = await c.req.raw.clone().json();
+    honoState.note(body);
+    const server = buildToolServer(honoState);
+    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true });
+    await server.connect(transport);
+    return transport.handleRequest(c.req.raw, { parsedBody: body });
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -79,6 +105,18 @@ afterAll(async () => {
 
 /** Sign `POST /mcp` with `body` and `headers` as a client would, and send it to `base`. */
 async function post(base: string, body: string, headers: Record<string, string>) {
+  const signed = await sign(base, body, headers);
+  if (base === HONO_BASE) {
+    const r = await hono.request(new Request(signed.url, { method: 'POST', headers: signed.headers, body }));
+    const h: Record<string, string> = {};
+    r.headers.forEach((v, k) => (h[k] = v));
+    return { status: r.status, headers: h, body: await r.text() };
+  }
+  return sendSigned(base, signed, { body });
+}
+
+/** The URL and headers a client sends for `POST /mcp` with `body` and `headers`. */
+async function sign(base: string, body: string, headers: Record<string, string>) {
   let captured: { url: string; init: RequestInit } | undefined;
   const client = new ProtectedClient({
     baseUrl: base,
@@ -99,7 +137,7 @@ async function post(base: string, body: string, headers: Record<string, string>)
   await client.request({ method: 'POST', path: '/mcp', routeId: 'mcp.post', headers, body });
   const signed: Record<string, string> = {};
   new Headers(captured!.init.headers).forEach((v, k) => (signed[k] = v));
-  return sendSigned(base, { url: captured!.url, method: 'POST', headers: signed }, { body });
+  return { url: captured!.url, method: 'POST', headers: signed };
 }
 
 /** UTF-7: `+<base64 of UTF-16BE>-` is a run of UTF-16 code units; the rest is ASCII as is. */
@@ -122,6 +160,7 @@ const points = [
     state: upstreamState,
   },
   { name: 'the Node middleware in front of express.json()', base: () => nodeBase, state: nodeState },
+  { name: 'the Hono middleware (a Web Request)', base: () => HONO_BASE, state: honoState },
 ];
 
 describe.each(points)('attack: a request charset other than UTF-8 on an MCP route, at $name', (point) => {

@@ -6,6 +6,7 @@ import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/in
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildToolServer, ToolServerState } from '../../examples/mcp-agent/tools.js';
 import { ProtectedClient, selfIssuedPassports } from '../../pkg/client/index.js';
+import { McpSessionBindings } from '../../pkg/mcp/index.js';
 import { startTestAdapter, type TestAdapter } from '../helpers/adapter.js';
 import {
   createWorld,
@@ -277,5 +278,22 @@ describe('attack: another caller reuses an MCP session id (red team mcp-03)', ()
       status: 200,
       answered: true,
     });
+  });
+});
+
+describe('McpSessionBindings', () => {
+  it('binds an id to its first caller, stays bounded, and forgets the least recently used first', () => {
+    const s = new McpSessionBindings(2);
+    expect([s.bind('a', 'alice'), s.bind('a', 'alice'), s.bind('a', 'mallory')]).toEqual([true, true, false]);
+    expect(s.bind('b', 'bob')).toBe(true);
+    expect(s.bind('a', 'alice')).toBe(true); // a is now the most recently used
+    expect(s.bind('c', 'carol')).toBe(true); // forgets b
+    expect(s.size).toBe(2);
+    expect([s.bind('a', 'mallory'), s.bind('c', 'mallory'), s.bind('b', 'mallory')]).toEqual([
+      false,
+      false,
+      true,
+    ]);
+    expect(() => new McpSessionBindings(0)).toThrow(RangeError);
   });
 });
