@@ -137,8 +137,8 @@ export class McpSseFilter {
   /**
    * Cut the complete events off `#pending` as the SSE specification frames them (the SDK client's
    * parser does the same): a line ends with CRLF, LF or CR, and an empty line ends an event, so
-   * `\n\r\n` and `\r\n\r` end one too. A CR at the end of the text waits for the next chunk
-   * (it may be the first half of a CRLF), unless the stream ended.
+   * `\n\r\n` and `\r\n\r` end one too. A CR that ends a non-empty line at the end of the text
+   * waits for the next chunk (it may be the first half of a CRLF), unless the stream ended.
    */
   #drain(final: boolean): string {
     const text = this.#pending;
@@ -150,7 +150,10 @@ export class McpSseFilter {
     let out = '';
     for (let m = eol.exec(text); m !== null; m = eol.exec(text)) {
       const after = m.index + m[0].length;
-      if (!final && m[0] === '\r' && after === text.length) {
+      // A CR that ends a non-empty line may be half of a CRLF: wait for the next chunk. A CR that
+      // ends the empty line ends the event now (a LF after it is one more empty line, which
+      // passes as it is and dispatches nothing).
+      if (!final && m[0] === '\r' && after === text.length && m.index !== lineStart) {
         scan = m.index;
         break;
       }

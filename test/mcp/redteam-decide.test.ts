@@ -148,6 +148,17 @@ describe('attack: SSE events ended by mixed line endings (red team mcp-07)', () 
     },
   );
 
+  it('an event ended by CR CR at the end of a chunk goes out at once, not with the next chunk', () => {
+    const f = new McpSseFilter(spec);
+    const first = dec(f.push(enc(`data: ${note}\r\r`)));
+    expect(sseEvents(first).map((e) => e.data)).toEqual([note]);
+    const rest = dec(f.push(enc(`\ndata: ${list}\r`))) + dec(f.push(enc('\n\r\n'))) + dec(f.end());
+    const answers = sseEvents(rest).map(
+      (e) => JSON.parse(e.data) as { result: { tools: { name: string }[] } },
+    );
+    expect(answers.map((a) => a.result.tools.map((t) => t.name))).toEqual([['search_docs']]);
+  });
+
   it('an event whose data is not JSON is dropped (fail closed), the others pass', () => {
     const broken = `data: {"jsonrpc":"2.0","id":1,"result":{"tools":${JSON.stringify(tools)}}\ndata: x\n\n`;
     const f = new McpSseFilter(spec);
