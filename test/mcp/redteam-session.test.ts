@@ -133,7 +133,7 @@ interface Answer {
 
 /**
  * Sign and send one request through the adapter; the answer is read until it ends, or until
- * `until` matches it, or 5 s (an SSE stream on GET stays open).
+ * `until` matches it, or 20 s (an SSE stream on GET stays open; a loaded machine is slow).
  */
 async function send(
   caller: Caller,
@@ -162,7 +162,7 @@ async function send(
       { host: u.hostname, port: u.port, method, path: '/mcp', headers: { host: u.host, ...signed } },
       (res) => {
         let text = '';
-        const timer = setTimeout(done, 5_000);
+        const timer = setTimeout(done, 20_000);
         function done() {
           clearTimeout(timer);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
