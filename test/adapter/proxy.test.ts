@@ -420,7 +420,12 @@ describe('adapter: admin listener', () => {
     expect((await fetch(`${tp.admin}/healthz`)).status).toBe(200);
     const ready = await fetch(`${tp.admin}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, checks: { bundles: 'ok', replay_store: 'ok' } });
+    expect(await ready.json()).toEqual({
+      ready: true,
+      checks: { bundles: 'ok', replay_store: 'ok' },
+      // Each bundle's age, limit and time left (docs/operations.md).
+      bundles: { policy: expect.any(Object), trust_material: expect.any(Object) },
+    });
     expect((await fetch(`${tp.admin}/nope`)).status).toBe(404);
   });
   it('/metrics is Prometheus text and decision counters move with decisions', async () => {

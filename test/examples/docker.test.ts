@@ -204,9 +204,20 @@ describe('examples/docker/Dockerfile: static checks', () => {
 
   it('the production dependencies suffice: nothing the adapter or the CLI imports is a devDependency', () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as Record<string, Record<string, string>>;
+    // The deps stage installs every optional peer but the web frameworks (see the Dockerfile).
+    const deps = stageNamed('deps');
+    expect(
+      only(deps!, 'RUN')
+        .map((r) => r.value)
+        .join('\n'),
+    ).toContain(
+      "Object.entries(require('./package.json').peerDependencies).filter(([name]) => !['hono', 'fastify'].includes(name))",
+    );
+    const peers = Object.keys(pkg.peerDependencies ?? {}).filter((n) => n !== 'hono' && n !== 'fastify');
     const production = new Set([
       ...Object.keys(pkg.dependencies ?? {}),
       ...Object.keys(pkg.optionalDependencies ?? {}),
+      ...peers,
     ]);
     const builtins = new Set(builtinModules);
     const seen = new Set<string>();

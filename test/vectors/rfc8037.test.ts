@@ -73,7 +73,8 @@ describe('RFC 8037 appendix A', () => {
   });
 
   it('A.2: the private JWK is refused where a public key is expected', async () => {
-    await expect(parsePublicKey(file.privateJwk)).rejects.toMatchObject({ reason: 'invalid_key' });
+    // A key of the other kind is named as such, with a hint (wrong_key_kind), never accepted.
+    await expect(parsePublicKey(file.privateJwk)).rejects.toMatchObject({ reason: 'wrong_key_kind' });
   });
 
   it('A.3: the JWK thumbprint matches', async () => {
@@ -162,11 +163,12 @@ describe('RFC 8410 section 10 PEM import', () => {
   });
 
   it('PEM labels are not interchangeable', async () => {
+    // The other kind's label is named as such (wrong_key_kind, with a hint).
     await expect(parsePrivateKey(pem('PUBLIC KEY', file.rfc8410.publicKeySpkiB64))).rejects.toMatchObject({
-      reason: 'invalid_key',
+      reason: 'wrong_key_kind',
     });
     await expect(parsePublicKey(pem('PRIVATE KEY', file.rfc8410.privateKeyPkcs8B64))).rejects.toMatchObject({
-      reason: 'invalid_key',
+      reason: 'wrong_key_kind',
     });
     // Right label, wrong DER structure.
     await expect(parsePrivateKey(pem('PRIVATE KEY', file.rfc8410.publicKeySpkiB64))).rejects.toMatchObject({

@@ -851,6 +851,8 @@ afterAll(() => {
     'policy_unavailable',
     'upstream_unavailable',
     'upstream_timeout',
+    // the gRPC ext_authz listener's header budget (test/adapter/ext-authz-grpc.test.ts).
+    'request_headers_too_large',
     // the kernel's MCP stage, after verifyRequest allowed (test/mcp).
     'mcp_invalid_jsonrpc',
     'mcp_method_denied',
@@ -858,6 +860,7 @@ afterAll(() => {
     'mcp_argument_denied',
     'mcp_resource_denied',
     'mcp_prompt_denied',
+    'mcp_session_mismatch',
   ]);
   const verifierLayers = new Set(['request', 'passport', 'policy', 'proof', 'replay', 'dependency']);
   const expected = REASON_CODE_LIST.filter(
