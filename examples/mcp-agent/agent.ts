@@ -80,8 +80,16 @@ async function writeBundles(dir: string, caller: Awaited<ReturnType<typeof gener
               allowed_sources: [source],
               mcp: MCP_RULES,
             },
-            // The SDK opens a GET stream after initialization: signed too; the stateless server answers 405.
-            { route_id: 'tools.mcp.get', method: 'GET', path_template: '/mcp', allowed_sources: [source] },
+            // The SDK opens a GET stream after initialization: signed too, and under the same rules, so
+            // list answers replayed on it are filtered as well (docs/mcp.md); this stateless server
+            // answers it 405.
+            {
+              route_id: 'tools.mcp.get',
+              method: 'GET',
+              path_template: '/mcp',
+              allowed_sources: [source],
+              mcp: MCP_RULES,
+            },
           ],
         },
       ],
