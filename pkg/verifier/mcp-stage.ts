@@ -16,7 +16,7 @@ import {
 } from '../mcp/index.js';
 import { denyFrom, type AllowDecision, type Decision } from './decision.js';
 import type { DenyAnswer } from './deny-answer.js';
-import { getHeader, type NormalizedRequest } from './normalized-request.js';
+import { getHeader, type NormalizedRequest, webBodyBytes } from './normalized-request.js';
 import { evaluateSourcePolicy, type SourcePolicySubject } from './source-policy.js';
 
 /** What the MCP stage concluded for one request on an MCP route. */
@@ -25,31 +25,6 @@ export interface McpStageResult {
   readonly decision: Decision;
   /** The verdict (calls for the audit, list filter, receipt); absent when the body was unavailable. */
   readonly verdict?: McpVerdict;
-}
-
-/** The exact bytes of a Web request's body (a clone; bounded by the point's limit). */
-async function webBodyBytes(request: Request, max: number): Promise<Uint8Array> {
-  if (request.body === null) return new Uint8Array(0);
-  const reader = request.clone().body!.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      reader.cancel().catch(() => undefined);
-      throw new TrustplaneError('body_too_large', 'request body too large');
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /** The verified body's bytes, from what the point handed the kernel. */

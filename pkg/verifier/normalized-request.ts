@@ -83,30 +83,7 @@ export async function normalizeWebRequest(
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > max)
     throw new TrustplaneError('body_too_large', 'request body too large');
-  let body = new Uint8Array(0);
-  if (request.body !== null) {
-    const reader = request.clone().body!.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > max) {
-        // Cancelling a tee'd branch settles only when the other branch is cancelled too, so the
-        // cancel is not awaited; the enforcement point owns the original stream.
-        reader.cancel().catch(() => undefined);
-        throw new TrustplaneError('body_too_large', 'request body too large');
-      }
-      chunks.push(value);
-    }
-    body = new Uint8Array(total);
-    let off = 0;
-    for (const c of chunks) {
-      body.set(c, off);
-      off += c.length;
-    }
-  }
+  const body = await webBodyBytes(request, max);
   return {
     method: request.method,
     scheme: target.scheme,
@@ -117,4 +94,35 @@ export async function normalizeWebRequest(
     bodySha256: await sha256Hex(body),
     bodyLength: body.length,
   };
+}
+
+/**
+ * The exact bytes of a Web request's body, read from a clone (the enforcement point keeps the
+ * original stream for the handler), at most `max` of them.
+ * @throws TrustplaneError `body_too_large` past `max`
+ */
+export async function webBodyBytes(request: Request, max: number): Promise<Uint8Array> {
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.clone().body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      // Cancelling a tee'd branch settles only when the other branch is cancelled too, so the
+      // cancel is not awaited; the enforcement point owns the original stream.
+      reader.cancel().catch(() => undefined);
+      throw new TrustplaneError('body_too_large', 'request body too large');
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    body.set(c, off);
+    off += c.length;
+  }
+  return body;
 }
