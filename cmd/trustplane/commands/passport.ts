@@ -177,7 +177,8 @@ export function registerVerify(
   program
     .command('verify')
     .description(
-      'Verify a passport (signature, issuer key, claims, audience, lifetime) and print its claims.',
+      'Verify a passport (signature, issuer key, claims, audience, lifetime) and print its claims. ' +
+        'For a whole signed request (proof, transcript, which inputs a binding mismatch differs in), use trustplane explain.',
     )
     .requiredOption('--token <passport>', 'the passport, or @file, or - for stdin')
     .option('--audience <aud>', 'expected audience (default: the audience of --route-id in --policy-bundle)')
