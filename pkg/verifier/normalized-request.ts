@@ -1,4 +1,5 @@
 import { TrustplaneError } from '../authcore/errors.js';
+import { concatBytes } from '../internal/bytes.js';
 import { sha256Hex } from '../internal/sha256.js';
 import { parseRequestTarget } from '../proof/request-target.js';
 import { headerNameProblem } from '../proof/header-safety.js';
@@ -118,11 +119,5 @@ export async function webBodyBytes(request: Request, max: number): Promise<Uint8
     }
     chunks.push(value);
   }
-  const body = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    body.set(c, off);
-    off += c.length;
-  }
-  return body;
+  return concatBytes(...chunks);
 }
